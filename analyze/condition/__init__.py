@@ -1,0 +1,1 @@
+"""Falco's condition language: grammar, parser, AST."""

@@ -1,0 +1,5 @@
+"""``python -m fcap`` runs the CLI."""
+
+from fcap.cli import main
+
+main()
