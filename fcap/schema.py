@@ -258,6 +258,9 @@ META_FIELDS: Final[tuple[str, ...]] = (
     "drops_per_cpu",  # list[int], events lost in the kernel per CPU
     "drops_total",  # int
     "complete",  # bool, false when recovered from a crash by fcap repair
+    "repaired",  # bool, true when finalized by fcap repair (or the reader's journal view)
+    "first_ts",  # int, smallest event ts in this file (null when empty)
+    "last_ts",  # int, largest event ts in this file (null when empty)
     "segment",  # int, 0-based index within a rotated directory
     "command",  # list[str], the fcap command line
 )
