@@ -5,15 +5,29 @@ It mirrors falcosecurity/libs ``userspace/libsinsp/filter/ast.h``: boolean
 nodes (``And``, ``Or``, ``Not``), checks (``Compare``, ``Exists``), macro
 references (``Identifier``), and the operand forms of a check: a field
 (``Field``), a transformer applied to operands (``Transform``), a field used as
-a value (``FieldValue``, the ``val(...)`` form), a scalar (``Literal``) and a
-list of scalars (``ListLiteral``). Every node carries the :class:`Span` of the
-text it came from so that errors can point at it.
+a value (``FieldValue``, the ``val(...)`` form), a scalar (``Literal``), a
+list of scalars (``ListLiteral``) and the parenthesised operand list of
+``join``/``concat`` (``TransformerList``). Every node carries the
+:class:`Span` of the text it came from so that errors can point at it.
+
+Normalisations done by the parser (so later passes see one form):
+
+* a list operator (``in``, ``intersects``, ``pmatch``) or an operator with a
+  modifier whose right side is a bare identifier (a name that was not a
+  defined list) gets ``ListLiteral((Literal(name),))``: libs compiles that
+  identifier as a single value;
+* ``Compare.op`` never contains the modifier; ``Compare.modifier`` holds it.
+
+Spans are offsets into the text that was parsed. ``Span.origin`` says which
+text that was when it is not the condition being compiled (after macro
+expansion, nodes coming from a macro carry ``origin="macro:<name>"``); the
+rules loader maps a span back to a file position
+(``fcap.analyze.rules.RuleSet.locate``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -22,6 +36,7 @@ class Span:
 
     start: int = 0
     end: int = 0
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ class Transform:
     """A transformer: ``tolower(proc.name)``, ``len(...)``, ``join(",", (...))`` ...
 
     ``args`` holds the operands in order: fields, nested transforms, literals,
-    or a ``ListLiteral`` for the parenthesised list argument of join/concat.
+    or a ``TransformerList`` for the parenthesised list argument of join/concat.
     ``arg`` is an index or key applied to the result (``getopt(...)[-n]``).
     """
 
@@ -62,6 +77,7 @@ class FieldValue:
     """``val(field)`` on the right side of a comparison: compare two fields."""
 
     field: Field
+    arg: str | None = None
     span: Span = field(default=Span(), compare=False)
 
 
@@ -86,7 +102,18 @@ class ListLiteral:
     span: Span = field(default=Span(), compare=False)
 
 
-Operand = Union[Field, Transform, FieldValue, Literal, ListLiteral]
+@dataclass(frozen=True)
+class TransformerList:
+    """The parenthesised list argument of ``join``/``concat``: ``(fd.name, "x", 1)``.
+
+    Unlike :class:`ListLiteral`, items may be fields and transformers.
+    """
+
+    items: tuple[Field | Transform | Literal, ...]
+    span: Span = field(default=Span(), compare=False)
+
+
+Operand = Field | Transform | FieldValue | Literal | ListLiteral | TransformerList
 
 
 @dataclass(frozen=True)
@@ -141,4 +168,4 @@ class Or:
     span: Span = field(default=Span(), compare=False)
 
 
-Expr = Union[And, Or, Not, Compare, Exists, Identifier]
+Expr = And | Or | Not | Compare | Exists | Identifier
