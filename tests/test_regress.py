@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fcap.analyze.regress.alerts import Alert, Expectation, compare, expectations_from_alerts
 from fcap.analyze.regress.diff import alert_change, render_change, render_result
 from fcap.analyze.regress.runner import Runner, bundled_rule_files, check_alerts
