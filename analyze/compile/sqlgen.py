@@ -1,0 +1,273 @@
+"""SQL generation: a type-checked condition AST -> a DuckDB boolean expression.
+
+Semantics follow libsinsp (``filter_compare.cpp``, ``sinsp_filtercheck.cpp``):
+
+* a check whose field cannot be extracted is false, whatever the operator
+  (``proc.name != x`` is false when ``proc.name`` is missing), so every check is
+  wrapped in ``coalesce(..., false)`` and ``not`` then negates a two-valued
+  result exactly as libs does;
+* strings compare byte-wise (``strcmp``); ``contains``/``startswith``/``endswith``
+  are substring tests, ``icontains`` is ``strcasestr`` (ASCII case folding);
+* ``glob``/``iglob`` are ``fnmatch(3)`` without flags (``*`` also matches
+  ``/``), translated to ``LIKE`` or an anchored regular expression;
+* ``regex`` is an RE2 match anchored at both ends (``regexp_full_match``);
+* ``pmatch`` matches a path equal to or below a listed directory, list items
+  may hold glob wildcards per path component (``prefix_search.h``);
+* ``in``/``intersects`` are set membership; on multi-valued fields (``FieldRef.multi``)
+  a check is true when any element satisfies it;
+* ``oneof``/``anyof``/``allof`` combine the per-item checks (exactly one / at
+  least one / all);
+* IP addresses compare as addresses, ``ipnet`` fields with CIDR networks.
+
+Values are quoted with :func:`fcap.analyze.compile.values.sql_str` and never
+spliced raw.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from fcap.analyze.condition import ast
+from fcap.analyze.fields.types import FieldType
+
+from . import values as V
+from .diagnostics import LOAD_ERR_COMPILE_CONDITION, CompileIssue
+from .typecheck import Operand, Typed
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_CMP = {"=": "=", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def fnmatch_to_regex(pattern: str, *, component: bool = False) -> str:
+    """An RE2 pattern equivalent to ``fnmatch(pattern, s, 0)`` (anchoring left to the caller).
+
+    With ``component`` True, ``*``/``?``/brackets never match ``/`` (used for
+    pmatch path components, which cannot contain one anyway).
+    """
+    any_char = "[^/]" if component else "(?s:.)"
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append(any_char + "*")
+        elif c == "?":
+            out.append(any_char)
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] in "!^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:  # no closing bracket: a literal '['
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : j]
+                neg = body[:1] in ("!", "^")
+                if neg:
+                    body = body[1:]
+                body = body.replace("\\", "\\\\").replace("[", "\\[")
+                out.append("[" + ("^" if neg else "") + body + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def glob_sql(x: str, pattern: str, *, casefold: bool) -> str:
+    """``fnmatch`` of ``x`` against a literal pattern."""
+    if not any(ch in pattern for ch in "?[\\"):
+        like = "%".join(_like_escape(p) for p in pattern.split("*"))
+        return f"({x} {'ILIKE' if casefold else 'LIKE'} {V.sql_str(like)} ESCAPE '\\')"
+    rx = ("(?i)" if casefold else "") + fnmatch_to_regex(pattern)
+    return f"regexp_full_match({x}, {V.sql_str(rx)})"
+
+
+def pmatch_sql(x: str, items: list[str]) -> str:
+    """libs ``path_prefix_search``: ``x`` equals or lies below one of ``items``."""
+    plain: list[str] = []
+    regexes: list[str] = []
+    for item in items:
+        comps = [c for c in item.split("/") if c]
+        if not comps:
+            return "true"  # '/' matches every path
+        has_glob = any(ch in item for ch in "*?[")
+        if not has_glob and item == "/" + "/".join(comps):
+            plain.append(item)
+        else:
+            parts = [fnmatch_to_regex(c, component=True) if has_glob else re.escape(c)
+                     for c in comps]  # fmt: skip
+            regexes.append("/*" + "/+".join(parts) + "(?:/.*)?")
+    terms: list[str] = []
+    if plain:
+        terms.append(f"{x} IN ({', '.join(V.sql_str(p) for p in plain)})")
+        terms += [f"starts_with({x}, {V.sql_str(p + '/')})" for p in plain]
+    if regexes:
+        terms.append(f"regexp_full_match({x}, {V.sql_str('|'.join(regexes))})")
+    return "(" + " OR ".join(terms) + ")" if terms else "false"
+
+
+def _ipv4_int(x: str) -> str:
+    parts = [f"TRY_CAST(split_part({x}, '.', {k}) AS UBIGINT)" for k in (1, 2, 3, 4)]
+    return f"({parts[0]} * 16777216 + {parts[1]} * 65536 + {parts[2]} * 256 + {parts[3]})"
+
+
+def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate: bool) -> str:
+    if isinstance(net, ipaddress.IPv6Network):
+        if net.prefixlen == 128:
+            sql = f"({x} = {V.sql_str(str(net.network_address))})"
+        else:
+            raise V.ValueError_(f"IPv6 networks other than /128 are not supported yet ({net})")
+    else:
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
+    return f"(NOT {sql})" if negate else sql
+
+
+class SqlGenerator:
+    """Emit SQL for a condition checked by :class:`TypeChecker`."""
+
+    def __init__(self, typed: Typed) -> None:
+        self.typed = typed
+        self.issues: list[CompileIssue] = []
+
+    def emit(self, e: ast.Expr) -> str:
+        if isinstance(e, ast.And):
+            return "(" + " AND ".join(self.emit(c) for c in e.children) + ")"
+        if isinstance(e, ast.Or):
+            return "(" + " OR ".join(self.emit(c) for c in e.children) + ")"
+        if isinstance(e, ast.Not):
+            return f"(NOT {self.emit(e.child)})"
+        if isinstance(e, ast.Exists):
+            lhs = self.typed.lhs[id(e)]
+            if lhs.exists_sql:
+                return f"coalesce({lhs.exists_sql}, false)"
+            if lhs.multi:
+                return f"coalesce(len({lhs.sql}) > 0, false)"
+            return f"({lhs.sql} IS NOT NULL)"
+        if isinstance(e, ast.Compare):
+            try:
+                return f"coalesce({self._compare(e)}, false)"
+            except V.ValueError_ as err:
+                self.issues.append(
+                    CompileIssue("error", LOAD_ERR_COMPILE_CONDITION, str(err), e.span)
+                )
+                return "false"
+        raise V.ValueError_(f"cannot compile {type(e).__name__}")  # pragma: no cover
+
+    # -- checks ------------------------------------------------------------
+    def _compare(self, c: ast.Compare) -> str:
+        lhs = self.typed.lhs[id(c)]
+        rhs = self.typed.rhs[id(c)]
+        op = "=" if c.op == "==" else c.op
+        if lhs.multi:
+            if isinstance(rhs, list) and op in ("in", "intersects") and c.modifier is None:
+                items = ", ".join(self._value(v, lhs.type) for v in rhs)
+                return f"list_has_any({lhs.sql}, [{items}])" if rhs else "false"
+            inner = Operand("__v", lhs.type)
+            pred = self._scalar(inner, op, rhs, c.modifier)
+            return f"list_bool_or(list_transform({lhs.sql}, lambda __v: coalesce({pred}, false)))"
+        return self._scalar(lhs, op, rhs, c.modifier)
+
+    def _scalar(self, lhs: Operand, op: str, rhs: object, modifier: str | None) -> str:
+        x = lhs.sql
+        if isinstance(rhs, Operand):  # val(field)
+            return self._field_cmp(x, lhs.type, op, rhs)
+        assert isinstance(rhs, list)
+        if modifier is not None:
+            preds = [self._one(x, lhs.type, op, v) for v in rhs]
+            if not preds:
+                return "false"
+            if modifier == "anyof":
+                return "(" + " OR ".join(preds) + ")"
+            if modifier == "allof":
+                return "(" + " AND ".join(preds) + ")"
+            total = " + ".join(f"CAST(coalesce({p}, false) AS INTEGER)" for p in preds)
+            return f"({total} = 1)"
+        if op == "pmatch":
+            return pmatch_sql(x, [str(v) for v in rhs])
+        if op in ("in", "intersects"):
+            if not rhs:
+                return "false"
+            if lhs.type is FieldType.IPNET:
+                return "(" + " OR ".join(_net_sql(x, v, False) for v in rhs) + ")"  # type: ignore[arg-type]
+            if lhs.type is FieldType.BYTES:
+                return "(" + " OR ".join(self._one(x, lhs.type, "=", v) for v in rhs) + ")"
+            return f"({x} IN ({', '.join(self._value(v, lhs.type) for v in rhs)}))"
+        return self._one(x, lhs.type, op, rhs[0])
+
+    def _value(self, v: object, t: FieldType) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return V.sql_num(v)
+        if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            return V.sql_str(str(v))
+        if isinstance(v, bytes):
+            return V.sql_str(v.hex().upper())
+        return V.sql_str(str(v))
+
+    def _one(self, x: str, t: FieldType, op: str, v: object) -> str:
+        if t is FieldType.IPNET:
+            if op not in ("=", "!="):
+                raise V.ValueError_(f"'{op}' operator not supported for ip address and network filters")
+            return _net_sql(x, v, op == "!=")  # type: ignore[arg-type]
+        if t is FieldType.BYTES:
+            hx = self._value(v if isinstance(v, bytes) else str(v).encode(), t)
+            hex_x = f"hex({x})"
+            if op in ("contains", "bcontains"):
+                return f"regexp_matches({hex_x}, '^(?:..)*?' || {hx})"
+            if op in ("startswith", "bstartswith"):
+                return f"starts_with({hex_x}, {hx})"
+            if op == "endswith":
+                return f"(ends_with({hex_x}, {hx}) AND length({hex_x}) % 2 = 0)"
+            return f"({hex_x} {_CMP[op]} {hx})"
+        if op in _CMP:
+            return f"({x} {_CMP[op]} {self._value(v, t)})"
+        s = str(v)
+        if op == "contains":
+            return f"contains({x}, {V.sql_str(s)})"
+        if op == "icontains":
+            return f"contains(lower({x}), {V.sql_str(s.translate(_ASCII_LOWER))})"
+        if op == "startswith":
+            return f"starts_with({x}, {V.sql_str(s)})"
+        if op == "endswith":
+            return f"ends_with({x}, {V.sql_str(s)})"
+        if op in ("glob", "iglob"):
+            return glob_sql(x, s, casefold=op == "iglob")
+        if op == "regex":
+            return f"regexp_full_match({x}, {V.sql_str(s)})"
+        if op == "pmatch":
+            return pmatch_sql(x, [s])
+        if op in ("in", "intersects"):
+            return f"({x} = {self._value(v, t)})"
+        raise V.ValueError_(f"operator '{op}' is not supported")
+
+    def _field_cmp(self, x: str, t: FieldType, op: str, other: Operand) -> str:
+        y = other.sql
+        if other.multi:
+            raise V.ValueError_("a multi-valued field cannot be the right-hand side")
+        if op in _CMP:
+            return f"({x} {_CMP[op]} {y})"
+        if op == "contains":
+            return f"contains({x}, {y})"
+        if op == "icontains":
+            return f"contains(lower({x}), lower({y}))"
+        if op == "startswith":
+            return f"starts_with({x}, {y})"
+        if op == "endswith":
+            return f"ends_with({x}, {y})"
+        if op in ("in", "intersects"):
+            return f"({x} = {y})"
+        raise V.ValueError_(f"operator '{op}' does not support right-hand side fields in fcap")

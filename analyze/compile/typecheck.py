@@ -1,0 +1,266 @@
+"""Type pass: resolve every field, check operators and convert values.
+
+Runs before SQL generation. For each check of a condition it resolves the
+field through the catalog (``lookup(name, arg) -> FieldRef``), applies the
+transformers' type changes, checks that the operator is valid for the
+resulting type (libs ``filter_compare.cpp`` ``flt_is_comparable``), converts
+every right-hand value to the field's type and validates ``evt.type`` values.
+Problems are collected as :class:`CompileIssue` (all of them, not only the
+first); the result feeds :mod:`fcap.analyze.compile.sqlgen`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fcap.analyze.condition import ast
+from fcap.analyze.fields.types import FieldRef, FieldType
+
+from . import values as V
+from .diagnostics import (
+    EVT_DIR_DEPRECATION,
+    LOAD_DEPRECATED_ITEM,
+    LOAD_ERR_COMPILE_CONDITION,
+    LOAD_UNSAFE_NA_CHECK,
+    CompileIssue,
+)
+from .evtnames import EVENT_NAMES
+
+EVTTYPE_FIELDS = frozenset({"evt.type", "syscall.type"})
+DEPRECATED_FIELDS = frozenset(
+    {"evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns", "evt.latency.human",
+     "evt.wait_latency"}
+)  # fmt: skip
+
+NUMERIC_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "in", "intersects"})
+BOOL_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
+IP_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
+STRING_OPS = frozenset(
+    {"=", "==", "!=", "<", "<=", ">", ">=", "contains", "in", "icontains", "startswith",
+     "glob", "pmatch", "endswith", "intersects", "iglob", "regex"}
+)  # fmt: skip
+BUFFER_OPS = frozenset(
+    {"=", "==", "!=", "contains", "in", "startswith", "endswith", "intersects", "bcontains",
+     "bstartswith"}
+)  # fmt: skip
+LIST_OPS = frozenset({"in", "intersects", "pmatch"})
+STRING_TYPES = frozenset({FieldType.STRING})
+
+
+class Catalog(Protocol):
+    """What the compiler needs from the field catalog."""
+
+    def lookup(self, name: str, arg: str | None = None) -> FieldRef: ...
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A typed left-hand side or ``val()`` operand: SQL over alias ``e`` and its type."""
+
+    sql: str
+    type: FieldType
+    multi: bool = False
+    exists_sql: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+@dataclass
+class Typed:
+    """The type pass's result: per check node (by ``id``), its operands and values."""
+
+    lhs: dict[int, Operand] = field(default_factory=dict)
+    rhs: dict[int, Operand | list[object] | object] = field(default_factory=dict)
+    issues: list[CompileIssue] = field(default_factory=list)
+    fields: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+
+def _ops_for(t: FieldType) -> frozenset[str]:
+    if t in (FieldType.INT, FieldType.UINT, FieldType.ABSTIME, FieldType.RELTIME,
+             FieldType.PORT, FieldType.DOUBLE):  # fmt: skip
+        return NUMERIC_OPS
+    if t is FieldType.BOOL:
+        return BOOL_OPS
+    if t in (FieldType.IPADDR, FieldType.IPNET):
+        return IP_OPS
+    if t is FieldType.BYTES:
+        return BUFFER_OPS
+    return STRING_OPS
+
+
+class TypeChecker:
+    """Resolves and checks one condition AST (macros already expanded)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.out = Typed()
+
+    # -- entry -------------------------------------------------------------
+    def run(self, expr: ast.Expr) -> Typed:
+        self._expr(expr)
+        return self.out
+
+    def _error(self, msg: str, span: ast.Span, **kw: object) -> None:
+        self.out.issues.append(
+            CompileIssue("error", kw.pop("code", LOAD_ERR_COMPILE_CONDITION), msg, span, **kw)  # type: ignore[arg-type]
+        )
+
+    def _expr(self, e: ast.Expr) -> None:
+        if isinstance(e, ast.And | ast.Or):
+            for c in e.children:
+                self._expr(c)
+        elif isinstance(e, ast.Not):
+            self._expr(e.child)
+        elif isinstance(e, ast.Exists):
+            op = self._operand(e.lhs)
+            if op is not None:
+                self.out.lhs[id(e)] = op
+        elif isinstance(e, ast.Compare):
+            self._compare(e)
+        elif isinstance(e, ast.Identifier):
+            self._error(f"undefined macro or list '{e.name}'", e.span)
+        else:  # pragma: no cover - defensive
+            self._error(f"unexpected node {type(e).__name__}", getattr(e, "span", ast.Span()))
+
+    # -- operands ------------------------------------------------------------
+    def resolve_field(self, f: ast.Field) -> FieldRef | None:
+        if f.name in DEPRECATED_FIELDS:
+            self.out.issues.append(
+                CompileIssue("warning", LOAD_DEPRECATED_ITEM, EVT_DIR_DEPRECATION
+                             if f.name == "evt.dir" else
+                             "field is not available due to the drop of enter events.", f.span)
+            )  # fmt: skip
+        try:
+            ref = self.catalog.lookup(f.name, f.arg)
+        except Exception as err:  # the catalog's UnknownFieldError (or any lookup failure)
+            suggestions = list(getattr(err, "suggestions", None) or [])
+            hint = f"did you mean {suggestions[0]}?" if suggestions else getattr(err, "hint", None)
+            msg = getattr(err, "message", None) or str(err)
+            self._error(msg, f.span, hint=hint, unknown_field=str(f))
+            return None
+        self.out.fields.add(ref.name)
+        return ref
+
+    def _operand(self, o: ast.Field | ast.Transform) -> Operand | None:
+        if isinstance(o, ast.Field):
+            ref = self.resolve_field(o)
+            if ref is None:
+                return None
+            return Operand(ref.sql, ref.type, ref.multi, ref.exists_sql, (ref.name,))
+        return self._transform(o)
+
+    def _transform(self, t: ast.Transform) -> Operand | None:
+        from .transformers import apply_transformer
+
+        args: list[Operand | str] = []
+        for a in t.args:
+            if isinstance(a, ast.Field | ast.Transform):
+                op = self._operand(a)
+                if op is None:
+                    return None
+                args.append(op)
+            elif isinstance(a, ast.Literal):
+                args.append(a.value)
+            elif isinstance(a, ast.ListLiteral | ast.TransformerList):
+                for item in a.items:
+                    if isinstance(item, ast.Literal):
+                        args.append(item.value)
+                    else:
+                        op = self._operand(item)
+                        if op is None:
+                            return None
+                        args.append(op)
+            else:
+                self._error(f"unsupported argument of {t.name}()", t.span)
+                return None
+        try:
+            return apply_transformer(t, args)
+        except V.ValueError_ as err:
+            self._error(str(err), t.span)
+            return None
+
+    # -- checks ------------------------------------------------------------
+    def _compare(self, c: ast.Compare) -> None:
+        lhs = self._operand(c.lhs)
+        if lhs is None:
+            return
+        self.out.lhs[id(c)] = lhs
+        op = "=" if c.op == "==" else c.op
+        allowed = _ops_for(lhs.type)
+        if op not in allowed:
+            kind = {NUMERIC_OPS: "numeric", BOOL_OPS: "boolean", IP_OPS: "ip address and network",
+                    BUFFER_OPS: "buffer", STRING_OPS: "string"}[allowed]  # fmt: skip
+            self._error(f"'{c.op}' operator not supported for {kind} filters", c.span)
+            return
+        is_evttype = isinstance(c.lhs, ast.Field) and c.lhs.name in EVTTYPE_FIELDS and not c.lhs.arg
+        rhs = c.rhs
+        if isinstance(rhs, ast.FieldValue):
+            if op in ("pmatch", "regex"):
+                self._error(f"operator '{c.op}' doesn't support right-hand side fields", rhs.span)
+                return
+            if is_evttype:
+                self._error("right-hand field comparisons on `evt.type` checks are not "
+                            "supported by event code search", rhs.span)  # fmt: skip
+                return
+            other = self._operand(rhs.field)
+            if other is not None:
+                self.out.rhs[id(c)] = other
+            return
+        if isinstance(rhs, ast.Field | ast.Transform):
+            self._error("a field cannot be the right-hand side; use val(field)", rhs.span)
+            return
+        items: list[ast.Literal]
+        if isinstance(rhs, ast.ListLiteral):
+            if op not in LIST_OPS and c.modifier is None:
+                self._error(f"'{c.op}' does not take a list", rhs.span)
+                return
+            items = list(rhs.items)
+        elif isinstance(rhs, ast.Literal):
+            if op in LIST_OPS or c.modifier is not None:
+                self._error(f"'{c.op}' requires a list", rhs.span)
+                return
+            items = [rhs]
+        else:  # pragma: no cover - defensive
+            self._error("unexpected right-hand side", c.span)
+            return
+        converted: list[object] = []
+        for item in items:
+            if item.value == "<NA>" and op in ("=", "!=", "in"):
+                self.out.issues.append(
+                    CompileIssue("warning", LOAD_UNSAFE_NA_CHECK,
+                                 "Unsafe <NA> comparison in condition", item.span)
+                )  # fmt: skip
+            if is_evttype and item.value not in EVENT_NAMES:
+                self._error(f"unknown event type {item.value}", item.span,
+                            unknown_field=item.value)  # fmt: skip
+                continue
+            try:
+                converted.append(self._convert(item.value, lhs.type, op))
+            except V.ValueError_ as err:
+                self._error(str(err), item.span)
+        self.out.rhs[id(c)] = converted
+
+    def _convert(self, text: str, t: FieldType, op: str) -> object:
+        if op in ("bcontains", "bstartswith"):
+            try:
+                return bytes.fromhex(text)
+            except ValueError:
+                raise V.ValueError_(f"{text} is not a valid hex string") from None
+        if t is FieldType.IPADDR and op != "pmatch":
+            return V.parse_ip(text)
+        if op == "regex":
+            _check_regex(text)
+        return V.convert(text, t)
+
+
+def _check_regex(pattern: str) -> None:
+    import duckdb
+
+    try:
+        duckdb.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
+    except duckdb.Error as err:
+        raise V.ValueError_(f"invalid regex pattern: {err}") from None

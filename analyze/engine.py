@@ -1,0 +1,198 @@
+"""Replay: evaluate a compiled ruleset over a capture in one DuckDB scan.
+
+One ``SELECT`` over the enriched ``events`` relation computes, per event, the
+matching rule(s): with ``rule_matching="first"`` (Falco's default) a ``CASE``
+returns the first rule in evaluation order whose predicate (event-type
+pre-filter folded in) is true; with ``"all"`` a list of every matching rule is
+unnested. Only matching rows leave DuckDB, together with the JSON values of
+the fields their rule's output needs, so memory is bounded by DuckDB's
+streaming, not by the capture; per-alert Python only formats the (few) alerts.
+Alerts come out ordered by event time, then event number, then rule order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fcap.analyze.compile import CompiledRule, CompiledRuleset
+from fcap.analyze.compile.template import value_sql
+from fcap.analyze.output.format import apply_width, field_text, priority_name
+
+from fcap.errors import UsageError
+
+RULE_MATCHING = ("first", "all")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One rule match, with everything Falco prints about it."""
+
+    ts: int  # event time, ns since the epoch (UTC)
+    evt_num: int
+    rule: str
+    priority: Any
+    source: str
+    tags: tuple[str, ...]
+    message: str  # the expanded rule output (no time/priority prefix)
+    output_fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    hostname: str = ""
+
+    @property
+    def priority_name(self) -> str:
+        return priority_name(self.priority)
+
+
+@dataclass
+class ReplayStats:
+    """Figures for the closing summary."""
+
+    events: int = 0
+    alerts: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    by_priority: Counter[str] = field(default_factory=Counter)
+
+
+def _rule_list(compiled: CompiledRuleset | Sequence[CompiledRule]) -> list[CompiledRule]:
+    rules = compiled.rules if isinstance(compiled, CompiledRuleset) else tuple(compiled)
+    return [r for r in rules if r.enabled]
+
+
+def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
+              relation: str = "events") -> str:  # fmt: skip
+    """The one-pass query: rows ``(ts, evt_num, rule_idx, vals)`` for every match."""
+    if rule_matching not in RULE_MATCHING:
+        raise UsageError(f"--rule-matching must be 'first' or 'all', not {rule_matching!r}")
+    if not rules:
+        return "SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, " \
+               "NULL::VARCHAR[] AS vals WHERE false"  # fmt: skip
+    vals_cases = []
+    for i, r in enumerate(rules):
+        items = ", ".join(value_sql(t.operand) for t in r.template.tokens if t.operand) or ""
+        json_items = ", ".join(value_sql(op) for _, op in r.template.json_fields)
+        both = ", ".join(x for x in (items, json_items) if x)
+        vals_cases.append(f"WHEN {i} THEN [{both}]::VARCHAR[]")
+    vals = "CASE e.__rule " + " ".join(vals_cases) + " END"
+    prefilter = ""
+    if all(r.event_types is not None for r in rules) and len({r.evttype_sql for r in rules}) == 1:
+        from fcap.analyze.compile.ruleset import with_prefilter
+
+        union: frozenset[str] = frozenset().union(*(r.event_types or () for r in rules))
+        prefilter = "WHERE " + with_prefilter("true", union, rules[0].evttype_sql)
+    if rule_matching == "first":
+        case = "CASE " + " ".join(f"WHEN {r.sql} THEN {i}" for i, r in enumerate(rules)) + " END"
+        inner = (f"SELECT e.*, {case} AS __rule FROM {relation} e {prefilter}")
+        matched = f"SELECT * FROM ({inner}) e WHERE e.__rule IS NOT NULL"
+    else:
+        items = ", ".join(f"CASE WHEN {r.sql} THEN {i} END" for i, r in enumerate(rules))
+        inner = f"SELECT e.*, [{items}] AS __m FROM {relation} e {prefilter}"
+        matched = (f"SELECT e.*, unnest(list_filter(e.__m, lambda x: x IS NOT NULL)) AS __rule "
+                   f"FROM ({inner}) e")  # fmt: skip
+    return (
+        f"SELECT e.ts AS ts, e.evt_num AS evt_num, e.__rule AS rule_idx, {vals} AS vals "
+        f"FROM ({matched}) e ORDER BY e.ts, e.evt_num, e.__rule"
+    )
+
+
+def _hostname(con: Any) -> str:
+    env = os.environ.get("FALCO_HOSTNAME")
+    if env:
+        return env
+    try:
+        row = con.execute("SELECT any_value(host) FROM raw_meta WHERE host IS NOT NULL").fetchone()
+        if row and row[0]:
+            return str(row[0])
+    except Exception:  # no raw_meta (a connection prepared by the caller)
+        pass
+    return socket.gethostname()
+
+
+def _alert(rule: CompiledRule, ts: int, evt_num: int, vals: list[str | None],
+           hostname: str) -> Alert:  # fmt: skip
+    decoded = [None if v is None else json.loads(v) for v in vals]
+    pos = 0
+    parts: list[str] = []
+    for tok in rule.template.tokens:
+        if tok.operand is None:
+            parts.append(tok.text)
+            continue
+        value = decoded[pos]
+        pos += 1
+        parts.append(apply_width(field_text(tok.name or "", tok.operand.type, value), tok.width))
+    fields = {name: decoded[pos + k] for k, (name, _) in enumerate(rule.template.json_fields)}
+    return Alert(ts, evt_num, rule.name, rule.priority, rule.source,
+                 tuple(sorted(rule.tags)), "".join(parts), fields, hostname)  # fmt: skip
+
+
+def _connect(capture: Any, threads: int | None) -> Any:
+    import duckdb
+
+    if isinstance(capture, duckdb.DuckDBPyConnection):
+        con = capture
+    else:
+        from fcap.analyze import enrich
+        from fcap.capture.reader import Capture, open_capture
+
+        cap = capture if isinstance(capture, Capture) else open_capture(capture)
+        con = duckdb.connect()
+        cap.attach(con)
+        enrich.build(con)
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def count_events(con: Any) -> int:
+    for rel in ("raw_events", "events"):
+        try:
+            return int(con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0])
+        except Exception:
+            continue
+    return 0
+
+
+def replay(
+    capture: Any,
+    compiled: CompiledRuleset | Sequence[CompiledRule],
+    *,
+    rule_matching: str = "first",
+    threads: int | None = None,
+    stats: ReplayStats | None = None,
+    hostname: str | None = None,
+    batch_rows: int = 4096,
+) -> Iterator[Alert]:
+    """Evaluate ``compiled`` over ``capture`` and yield alerts in order.
+
+    ``capture`` is a path/paths, a ``fcap.capture.reader.Capture``, or a DuckDB
+    connection that already holds the ``events`` relation. ``stats`` (if given)
+    is filled in as alerts stream out; ``stats.events`` is set first.
+    """
+    rules = _rule_list(compiled)
+    sql = build_sql(rules, rule_matching)
+    con = _connect(capture, threads)
+    host = hostname or _hostname(con)
+    if stats is not None:
+        stats.events = count_events(con)
+    cur = con.execute(sql)
+    while True:
+        rows = cur.fetchmany(batch_rows)
+        if not rows:
+            break
+        for ts, evt_num, idx, vals in rows:
+            alert = _alert(rules[idx], int(ts), int(evt_num), list(vals), host)
+            if stats is not None:
+                stats.alerts += 1
+                stats.by_rule[alert.rule] += 1
+                stats.by_priority[alert.priority_name] += 1
+            yield alert
+
+
+def replay_paths(paths: Sequence[str | Path], compiled: CompiledRuleset, **kw: Any) -> list[Alert]:
+    """Convenience: every alert of a replay as a list."""
+    return list(replay(list(paths), compiled, **kw))
