@@ -1,0 +1,287 @@
+"""The public Python API: ``fcap.open(paths, rules=None) -> Capture``.
+
+>>> import fcap
+>>> cap = fcap.open("trace.parquet")                        # doctest: +SKIP
+>>> cap.file_events.filter("path = '/etc/shadow'")          # doctest: +SKIP
+>>> cap.sql("SELECT proc_name, count(*) FROM events GROUP BY 1").df()   # doctest: +SKIP
+>>> cap.filter("proc.name = bash and fd.name startswith /etc")          # doctest: +SKIP
+
+Opening reads only the captures' footers and the small side tables; the
+events stay in the Parquet files and every view is lazy (only the table of
+process images is materialized). Several captures open as one: a list, a
+glob, a directory of rotated segments, or a hive tree (``host=.../date=...``),
+with a ``host`` column telling them apart.
+
+Results are :class:`fcap.analyze.hunt.result.Result` objects: DuckDB
+relations (``.df()`` with the optional pandas, ``.pl()`` with the optional
+polars, ``.to_arrow_table()``, ``.fetchall()``, ``.filter()`` ...) that show
+their schema, row count and first rows in a terminal and in Jupyter. Nothing
+here needs root or bcc.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from fcap.analyze.hunt import contract
+from fcap.analyze.hunt.errors import QueryError, translate, user_relations
+from fcap.analyze.hunt.result import Result
+from fcap.analyze.hunt.views import create_views
+from fcap.errors import CaptureError, FcapError, UsageError
+
+PathsLike = str | Path | Sequence[str | Path]
+
+#: Falco fields shown by :meth:`Capture.filter` and ``fcap hunt`` when no columns are chosen.
+DEFAULT_HUNT_FIELDS = (
+    "evt.time",
+    "evt.type",
+    "proc.name",
+    "proc.pid",
+    "proc.cmdline",
+    "fd.name",
+    "user.name",
+    "container.id",
+)
+
+
+# -- the other helpers' modules, imported where they are used (hooks for tests) ----------
+def _open_capture(paths: PathsLike) -> Any:
+    from fcap.capture.reader import open_capture
+
+    return open_capture(paths)
+
+
+def _build_events(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        from fcap.analyze.enrich import build
+    except ImportError as err:
+        raise FcapError(
+            "the enriched events relation (fcap.analyze.enrich) is not available in this build",
+            hint=str(err),
+        ) from None
+    build(con)
+
+
+def _compile_condition(text: str) -> str:
+    try:
+        from fcap.analyze.compile import compile_condition
+    except ImportError as err:
+        raise FcapError(
+            "the condition compiler (fcap.analyze.compile) is not available in this build",
+            hint=str(err),
+        ) from None
+    return compile_condition(text)
+
+
+def _field_sql(name: str) -> str:
+    """The SQL expression (over alias ``e``) of Falco field ``name``, via the field catalog."""
+    from fcap.analyze.fields.catalog import lookup
+
+    base, arg = name, None
+    if name.endswith("]") and "[" in name:
+        base, arg = name[:-1].split("[", 1)
+    return lookup(base, arg).sql
+
+
+def _load_alerts(con: duckdb.DuckDBPyConnection, capture: Any, rules: Any) -> None:
+    """Run the rules over the capture (the replay engine) and create the ``alerts`` table."""
+    from fcap.analyze.engine import alerts_table  # the engine's bulk replay, as a table
+
+    table = alerts_table(con, capture, rules)
+    con.register("_fcap_alerts_arrow", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE alerts AS SELECT * FROM _fcap_alerts_arrow")
+    con.unregister("_fcap_alerts_arrow")
+
+
+def _check_paths(paths: PathsLike) -> None:
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    if not items:
+        raise UsageError("no capture given", hint="pass a file, a directory, a glob or a list")
+    for item in items:
+        text = str(item)
+        if any(ch in text for ch in "*?[") or Path(item).exists():
+            continue
+        if Path(text + ".partial").exists():
+            continue
+        raise CaptureError(f"{text}: no such file or directory")
+
+
+def open(paths: PathsLike, rules: Any = None) -> Capture:
+    """Open captures for hunting.
+
+    ``paths``: a capture file, a directory of segments, a hive tree, a glob, or
+    a list of them. ``rules``: optional Falco rule files (a path or a list of
+    paths); the ``alerts`` view then holds their matches.
+    Raises :class:`fcap.errors.CaptureError` naming a missing or foreign file.
+    """
+    _check_paths(paths)
+    raw = _open_capture(paths)
+    con = duckdb.connect()
+    try:
+        raw.attach(con)
+        _build_events(con)
+        create_views(con)
+        if rules is not None:
+            _load_alerts(con, raw, rules)
+    except duckdb.Error as err:
+        con.close()
+        raise CaptureError(f"cannot read the capture: {str(err).splitlines()[0]}") from None
+    except BaseException:
+        con.close()
+        raise
+    return Capture(con, raw, rules)
+
+
+class Capture:
+    """Captures opened for hunting: the views as attributes, SQL, Falco conditions, alerts."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, raw: Any, rules: Any = None) -> None:
+        self.con = con
+        self.raw = raw
+        self.rules = rules
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The capture files read."""
+        return tuple(self.raw.paths)
+
+    @property
+    def hosts(self) -> list[str]:
+        """The hosts of the captures."""
+        return [r[0] for r in self.con.execute("SELECT DISTINCT host FROM raw_meta ORDER BY 1").fetchall()]
+
+    @property
+    def views_version(self) -> str:
+        """Version of the view contract (see docs/hunting.md)."""
+        return contract.VIEWS_VERSION
+
+    def views(self) -> list[str]:
+        """Names of the views and tables that can be queried."""
+        return user_relations(self.con)
+
+    # -- queries -------------------------------------------------------------
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
+        """Run ``query`` (DuckDB SQL over the views); ``params`` fill ``?`` or ``$name``."""
+        try:
+            rel = self.con.sql(query, params=params)
+        except duckdb.Error as err:
+            raise translate(err, query, self.con) from None
+        if rel is None:
+            raise UsageError("the query returns no rows (use a SELECT)")
+        return Result(rel)
+
+    def view(self, name: str) -> Result:
+        """View ``name`` as a result; an unknown name lists the valid ones."""
+        names = self.views()
+        if name not in names:
+            raise QueryError(f"unknown view {name!r}", hint="views: " + ", ".join(names))
+        return Result(self.con.table(name))
+
+    def filter(self, condition: str, columns: Sequence[str] | None = None) -> Result:
+        """Events matching a Falco condition, compiled by the rule compiler.
+
+        ``columns``: Falco field names to show (``proc.cmdline``, ``fd.name`` ...);
+        by default all columns of ``events``.
+        """
+        predicate = _compile_condition(condition)
+        select = ", ".join(f'{_field_sql(c)} AS "{c}"' for c in columns) if columns else "e.*"
+        query = f"SELECT {select} FROM events e WHERE {predicate} ORDER BY e.evt_num"
+        try:
+            return Result(self.con.sql(query))
+        except duckdb.Error as err:
+            raise translate(err, query, self.con) from None
+
+    def alerts(self) -> Result:
+        """The rule matches (needs ``rules=`` when opening)."""
+        if self.rules is None:
+            raise UsageError("no rules were given", hint="fcap.open(paths, rules='rules.yaml')")
+        return Result(self.con.table("alerts"))
+
+    # -- views as attributes -------------------------------------------------
+    @property
+    def events(self) -> Result:
+        """Every event with the Falco fields as columns (docs/fields.md)."""
+        return self.view("events")
+
+    @property
+    def processes(self) -> Result:
+        """One row per process image."""
+        return self.view("processes")
+
+    @property
+    def process_events(self) -> Result:
+        """Execs, forks and exits."""
+        return self.view("process_events")
+
+    @property
+    def file_events(self) -> Result:
+        """Opens, renames, unlinks, chmods ... with path and access mode."""
+        return self.view("file_events")
+
+    @property
+    def socket_events(self) -> Result:
+        """Connects, accepts, binds, listens with addresses."""
+        return self.view("socket_events")
+
+    @property
+    def containers(self) -> Result:
+        """The containers seen."""
+        return self.view("containers")
+
+    @property
+    def users(self) -> Result:
+        """User accounts of the host and the containers."""
+        return self.view("users")
+
+    @property
+    def shell_commands(self) -> Result:
+        """Lines typed in interactive shells."""
+        return self.view("shell_commands")
+
+    @property
+    def sessions(self) -> Result:
+        """Interactive shell sessions (when the sessions module is installed)."""
+        return self.view("sessions")
+
+    # -- lifecycle and display -----------------------------------------------
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self.con.close()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _summary(self) -> tuple[int, list[str], list[str]]:
+        n = sum(int(m.get("events_written") or 0) for m in self.raw.meta) or int(
+            getattr(self.raw, "num_events", 0)
+        )
+        return n, self.hosts, self.views()
+
+    def __repr__(self) -> str:
+        n, hosts, views = self._summary()
+        return (
+            f"<fcap.Capture {len(self.paths)} file(s), hosts {', '.join(hosts)}, {n} events; "
+            f"views (contract {contract.VIEWS_VERSION}): {', '.join(views)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        n, hosts, views = self._summary()
+        esc = html.escape
+        items = "".join(f"<li><code>{esc(v)}</code></li>" for v in views)
+        return (
+            f"<p><b>fcap capture</b>: {len(self.paths)} file(s), hosts "
+            f"{esc(', '.join(hosts))}, {n} events</p>"
+            f"<p>views (contract {contract.VIEWS_VERSION}):</p><ul>{items}</ul>"
+        )
+
+
+__all__ = ["Capture", "open"]
