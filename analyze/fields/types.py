@@ -47,3 +47,42 @@ class FieldRef:
     #: Event types for which the field can be non-null (None = any); used by
     #: the compiler for nothing semantic, only for diagnostics.
     note: str | None = None
+
+
+class Status(Enum):
+    """How completely fcap provides a Falco field."""
+
+    SUPPORTED = "supported"
+    PARTIAL = "partial"
+    UNSUPPORTED = "not supported"
+
+
+class ArgKind(Enum):
+    """What a field accepts between brackets (libsinsp ``EPF_ARG_*``)."""
+
+    NONE = "none"  # no argument allowed
+    INDEX = "index"  # required integer, e.g. proc.aname[2] (no-index form: see multi_sql)
+    KEY = "key"  # required key, e.g. evt.arg[flags] / evt.arg.flags
+    INDEX_OR_KEY = "index or key"  # evt.arg[0] and evt.arg[name]; mount.dest[0] / [/src]
+    OPTIONAL_INDEX = "optional index"  # proc.aname, proc.aname[3]
+    OPTIONAL_KEY = "optional key"  # proc.env, proc.env[HOME]
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """One Falco field as the catalog describes it (for lookup and for docs/fields.md).
+
+    ``column`` is the ``events`` view column of the field's plain form (None when
+    the field only exists with an argument or is not supported). ``note``
+    explains a partial status or the reason a field is not supported.
+    """
+
+    name: str
+    type: FieldType
+    status: Status
+    column: str | None
+    desc: str
+    note: str = ""
+    arg: ArgKind = ArgKind.NONE
+    source: str = "syscall"  # "syscall" (libsinsp), "container" (container plugin), "fcap"
+    deprecated: bool = False

@@ -1,0 +1,140 @@
+"""``proc.*``, ``thread.*``, ``user.*`` and ``group.*`` (libsinsp thread/user/group filterchecks)."""
+
+from __future__ import annotations
+
+from fcap.analyze.fields._mk import part, sup, unsup
+from fcap.analyze.fields.types import ArgKind, FieldType
+
+S, N, U, B = FieldType.STRING, FieldType.INT, FieldType.UINT, FieldType.BOOL
+T, R = FieldType.ABSTIME, FieldType.RELTIME
+OI, OK = ArgKind.OPTIONAL_INDEX, ArgKind.OPTIONAL_KEY
+
+_NOT_RECORDED = "not recorded by fcap's probes"
+_ANC = (
+    "ancestor n (0 = the process itself, 1 = parent ...); without an index a filter matches "
+    "any ancestor (LIST column, parent first)"
+)
+
+PROC_FIELDS = (
+    sup("proc.exe", S, "proc_exe", "argv[0] of the process image (as passed to execve)"),
+    sup("proc.pexe", S, "proc_pexe", "proc.exe of the parent"),
+    sup("proc.aexe", S, None, "proc.exe of an ancestor: " + _ANC, arg=OI),
+    sup("proc.exepath", S, "proc_exepath", "full path of the executable of the image"),
+    sup("proc.pexepath", S, "proc_pexepath", "proc.exepath of the parent"),
+    sup("proc.aexepath", S, None, "proc.exepath of an ancestor: " + _ANC, arg=OI),
+    sup("proc.name", S, "proc_name", "process name (comm of the image, up to 15 chars)"),
+    sup("proc.pname", S, "proc_pname", "proc.name of the parent"),
+    sup("proc.aname", S, None, "proc.name of an ancestor: " + _ANC, arg=OI),
+    sup("proc.args", S, "proc_args", "arguments (argv[1:]) joined by spaces; proc.args[n] = argv[n+1]",
+        arg=OI),
+    sup("proc.aargs", S, None, "proc.args of an ancestor: " + _ANC, arg=OI),
+    sup("proc.cmdline", S, "proc_cmdline", "proc.name followed by proc.args"),
+    sup("proc.pcmdline", S, "proc_pcmdline", "proc.cmdline of the parent"),
+    sup("proc.acmdline", S, None, "proc.cmdline of an ancestor: " + _ANC, arg=OI),
+    sup("proc.cmdnargs", U, "proc_cmdnargs", "number of arguments (argv[1:])"),
+    sup("proc.cmdlenargs", U, "proc_cmdlenargs", "total length of the arguments (no separators)"),
+    sup("proc.exeline", S, "proc_exeline", "proc.exe followed by proc.args"),
+    part("proc.env", S, "proc_env", "environment (VAR=value, space separated); proc.env[VAR] = value",
+         "only when the capture recorded environments (--env); snapshot processes only "
+         "otherwise; null when not recorded", arg=OK),
+    part("proc.aenv", S, None, "proc.env of an ancestor",
+         "as proc.env; [VAR] searches the ancestors for the variable", arg=OK),
+    sup("proc.cwd", S, "proc_cwd", "current working directory (exec, chdir, fork inheritance)"),
+    sup("proc.loginshellid", N, "proc_loginshellid",
+        "pid of the most distant ancestor (or self) whose name ends in 'sh'"),
+    sup("proc.tty", U, "proc_tty", "controlling terminal device number (0 = none)"),
+    sup("proc.pid", N, "proc_pid", "process id (thread group id, host pid namespace)"),
+    part("proc.ppid", N, "proc_ppid", "parent process id",
+         "the kernel's real_parent at the event (recorded); reparenting is therefore exact for "
+         "the process itself"),
+    sup("proc.apid", N, None, "pid of an ancestor: " + _ANC, arg=OI),
+    sup("proc.vpid", N, "proc_vpid", "process id inside its pid namespace"),
+    sup("proc.pvpid", N, "proc_pvpid", "proc.vpid of the parent"),
+    sup("proc.sid", N, "proc_sid", "session id"),
+    sup("proc.sname", S, "proc_sname", "name of the session leader (ancestor with pid = sid)"),
+    sup("proc.sid.exe", S, "proc_sid_exe", "proc.exe of the session leader"),
+    sup("proc.sid.exepath", S, "proc_sid_exepath", "proc.exepath of the session leader"),
+    part("proc.vpgid", N, "proc_vpgid", "process group id inside the pid namespace",
+         "exact on the host and for group leaders; null for non-leaders inside a pid namespace "
+         "(only the host pgid is recorded)"),
+    sup("proc.vpgid.name", S, "proc_vpgid_name", "name of the process group leader"),
+    sup("proc.vpgid.exe", S, "proc_vpgid_exe", "proc.exe of the process group leader"),
+    sup("proc.vpgid.exepath", S, "proc_vpgid_exepath", "proc.exepath of the process group leader"),
+    sup("proc.pgid", N, "proc_pgid", "process group id (host pid namespace)"),
+    sup("proc.pgid.name", S, "proc_vpgid_name", "name of the process group leader"),
+    sup("proc.pgid.exe", S, "proc_vpgid_exe", "proc.exe of the process group leader"),
+    sup("proc.pgid.exepath", S, "proc_vpgid_exepath", "proc.exepath of the process group leader"),
+    sup("proc.duration", R, "proc_duration", "ns since the process started (fork, or start time "
+        "from the snapshot)"),
+    sup("proc.ppid.duration", R, "proc_ppid_duration", "proc.duration of the parent"),
+    sup("proc.pid.ts", T, "proc_pid_ts", "start time of the process"),
+    sup("proc.ppid.ts", T, "proc_ppid_ts", "start time of the parent"),
+    part("proc.is_exe_writable", B, "proc_is_exe_writable", "the executable is writable by the user",
+         "known for processes in the start snapshot only; null for images exec'ed during the "
+         "recording (the probe does not record execve's exe flags)"),
+    part("proc.is_exe_upper_layer", B, "proc_is_exe_upper_layer",
+         "the executable lives in an overlayfs upper layer", "as proc.is_exe_writable"),
+    unsup("proc.is_exe_lower_layer", B, _NOT_RECORDED + " (overlayfs layer of the executable)"),
+    part("proc.is_exe_from_memfd", B, "proc_is_exe_from_memfd", "the executable is a memfd",
+         "snapshot processes from /proc/PID/exe; exec'ed images when the exe path is "
+         "'/memfd:...'"),
+    sup("proc.is_sid_leader", B, "proc_is_sid_leader", "the process is its session's leader"),
+    sup("proc.is_vpgid_leader", B, "proc_is_vpgid_leader", "the process leads its process group"),
+    sup("proc.is_pgid_leader", B, "proc_is_vpgid_leader", "the process leads its process group"),
+    part("proc.exe_ino", U, "proc_exe_ino", "inode of the executable",
+         "snapshot processes only"),
+    unsup("proc.exe_ino.ctime", T, _NOT_RECORDED + " (executable inode ctime)"),
+    unsup("proc.exe_ino.mtime", T, _NOT_RECORDED + " (executable inode mtime)"),
+    unsup("proc.exe_ino.ctime_duration_proc_start", R, _NOT_RECORDED + " (executable inode ctime)"),
+    unsup("proc.exe_ino.ctime_duration_pidns_start", R, _NOT_RECORDED + " (executable inode ctime)"),
+    unsup("proc.pidns_init_start_ts", T, _NOT_RECORDED + " (pid namespace init start time)"),
+    unsup("thread.cap_permitted", S, _NOT_RECORDED + " (capability sets)"),
+    unsup("thread.cap_inheritable", S, _NOT_RECORDED + " (capability sets)"),
+    unsup("thread.cap_effective", S, _NOT_RECORDED + " (capability sets)"),
+    unsup("proc.fdopencount", U, "fd table size is not tracked (only fds seen in events)"),
+    unsup("proc.fdlimit", N, _NOT_RECORDED + " (RLIMIT_NOFILE)"),
+    unsup("proc.fdusage", FieldType.DOUBLE, _NOT_RECORDED + " (RLIMIT_NOFILE)"),
+    unsup("proc.vmsize", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("proc.vmrss", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("proc.vmswap", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("thread.pfmajor", U, _NOT_RECORDED + " (page fault counters)"),
+    unsup("thread.pfminor", U, _NOT_RECORDED + " (page fault counters)"),
+    sup("thread.tid", N, "thread_tid", "thread id (host)"),
+    sup("thread.ismain", B, "thread_ismain", "the thread is the thread group leader"),
+    sup("thread.vtid", N, "thread_vtid", "thread id inside the pid namespace"),
+    sup("thread.nametid", S, "thread_nametid", "proc.name and thread.tid joined by ':'"),
+    unsup("thread.exectime", R, "needs scheduler switch events, which fcap does not record"),
+    unsup("thread.totexectime", R, "needs scheduler switch events, which fcap does not record"),
+    part("thread.cgroups", S, "thread_cgroups", "cgroups of the thread",
+         "the cgroup v2 path only (subsys=path), from the capture's cgroup table"),
+    part("thread.cgroup", S, "thread_cgroup", "cgroup of the thread for a subsystem",
+         "every subsystem maps to the cgroup v2 path", arg=ArgKind.KEY),
+    unsup("proc.nthreads", U, "thread counts are not tracked"),
+    unsup("proc.nchilds", U, "thread counts are not tracked"),
+    unsup("thread.cpu", FieldType.DOUBLE, _NOT_RECORDED + " (CPU usage counters)"),
+    unsup("thread.cpu.user", FieldType.DOUBLE, _NOT_RECORDED + " (CPU usage counters)"),
+    unsup("thread.cpu.system", FieldType.DOUBLE, _NOT_RECORDED + " (CPU usage counters)"),
+    unsup("thread.vmsize", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("thread.vmrss", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("thread.vmsize.b", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("thread.vmrss.b", U, _NOT_RECORDED + " (memory counters)"),
+    unsup("proc.stdin.type", S, "per-event lookup of fds 0-2 is not computed (use fd.* on the "
+          "events that use them)"),
+    unsup("proc.stdout.type", S, "per-event lookup of fds 0-2 is not computed"),
+    unsup("proc.stderr.type", S, "per-event lookup of fds 0-2 is not computed"),
+    unsup("proc.stdin.name", S, "per-event lookup of fds 0-2 is not computed"),
+    unsup("proc.stdout.name", S, "per-event lookup of fds 0-2 is not computed"),
+    unsup("proc.stderr.name", S, "per-event lookup of fds 0-2 is not computed"),
+)
+
+USER_FIELDS = (
+    sup("user.uid", U, "user_uid", "effective user id of the thread"),
+    sup("user.name", S, "user_name", "user name (capture's user table for the host or the "
+        "container; 'root' for uid 0, '<NA>' when unknown)"),
+    sup("user.homedir", S, "user_homedir", "home directory ('/root' for uid 0, '<NA>' when unknown)"),
+    sup("user.shell", S, "user_shell", "login shell ('<NA>' when unknown)"),
+    sup("user.loginuid", N, "user_loginuid", "audit login uid (-1 when unset)"),
+    sup("user.loginname", S, "user_loginname", "user name of user.loginuid"),
+    sup("group.gid", U, "group_gid", "effective group id of the thread"),
+    sup("group.name", S, "group_name", "group name ('<NA>' when unknown, 'root' for gid 0)"),
+)
