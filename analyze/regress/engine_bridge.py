@@ -10,8 +10,8 @@ per rules set (files and mtimes) for the life of the process.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,16 @@ class EngineUnavailableError(FcapError):
 _COMPILED: dict[tuple, Any] = {}
 
 
+def _rules_error(kind: str, problems: Sequence[Any]) -> FcapError:
+    from fcap.analyze.regress.runner import RulesLoadError
+
+    return RulesLoadError(
+        f"{len(problems)} error(s) {kind} rules:\n" + "\n".join(str(e) for e in problems)
+    )
+
+
 def load_compiled(rules: Sequence[Path]) -> Any:
-    """Load and compile a rules set once; raise with every loader error at once."""
+    """Load and compile a rules set once; raise with every loader/compiler error at once."""
     key = tuple((str(p), p.stat().st_mtime_ns) for p in rules)
     if key in _COMPILED:
         return _COMPILED[key]
@@ -40,32 +48,31 @@ def load_compiled(rules: Sequence[Path]) -> Any:
     ruleset = load_rules([str(p) for p in rules])
     errors = list(getattr(ruleset, "errors", ()) or ())
     if errors:
-        from fcap.analyze.regress.runner import RulesLoadError
-
-        raise RulesLoadError(
-            f"{len(errors)} error(s) loading rules:\n" + "\n".join(str(e) for e in errors)
-        )
+        raise _rules_error("loading", errors)
     compiled = compile_ruleset(ruleset)
+    if compiled.errors:
+        raise _rules_error("compiling", compiled.errors)
     _COMPILED[key] = compiled
     return compiled
 
 
-def _alert_json(alert: Any) -> dict[str, Any]:
-    """A Falco JSON object from whatever the engine yields for one alert."""
-    if isinstance(alert, Mapping):
-        return dict(alert)
-    for meth in ("to_json", "as_json", "json_obj", "to_dict"):
-        fn = getattr(alert, meth, None)
-        if callable(fn):
-            out = fn()
-            if isinstance(out, str):
-                import json
+def alert_json(alert: Any) -> dict[str, Any]:
+    """The Falco JSON object of one engine alert (ISO 8601 time prefix: TZ-independent)."""
+    from fcap.analyze.output.format import json_object
 
-                out = json.loads(out)
-            return dict(out)
-    if dataclasses.is_dataclass(alert):
-        return dataclasses.asdict(alert)
-    raise EngineUnavailableError(f"cannot read alert objects of type {type(alert).__name__}")
+    return json.loads(
+        json_object(
+            ts=alert.ts,
+            rule=alert.rule,
+            priority=alert.priority,
+            source=alert.source,
+            tags=alert.tags,
+            hostname=alert.hostname,
+            message=alert.message,
+            output_fields=alert.output_fields,
+            iso8601=True,
+        )
+    )
 
 
 def replay_json(
@@ -75,8 +82,9 @@ def replay_json(
     compiled = load_compiled(rules)
     try:
         from fcap.analyze.engine import replay
-        from fcap.capture.reader import open_capture
     except ImportError as err:
         raise EngineUnavailableError(f"fcap's rule engine is not available: {err}") from err
-    capture = open_capture([str(p) for p in captures])
-    return [_alert_json(a) for a in replay(capture, compiled, rule_matching=rule_matching)]
+    return [
+        alert_json(a)
+        for a in replay([str(p) for p in captures], compiled, rule_matching=rule_matching)
+    ]

@@ -171,13 +171,32 @@ class Runner:
             if spec.only_rules:
                 keep = set(spec.only_rules)
                 alerts = [a for a in alerts if a.rule in keep]
-            expected = list(spec.expectations)
-            if spec.expected_file is not None:
-                expected += expectations_from_alerts(read_jsonl(spec.expected_file))
-            cmp = compare(expected, alerts, allow_unexpected=spec.allow_unexpected)
+            cmp = compare_spec(spec, alerts)
             return Result(spec, cmp, tuple(alerts), tuple(captures), None, time.perf_counter() - t0)
         except FcapError as err:
             return Result(spec, None, (), (), str(err), time.perf_counter() - t0)
+
+
+def compare_spec(spec: Spec, alerts: Sequence[Alert]) -> Comparison:
+    """Compare alerts with a spec's expectations.
+
+    With ``expected:`` (a JSONL file) the file is the exact list of alerts and
+    inline ``alerts:`` entries are extra assertions over the same alerts (each
+    checked on its own); without it, the inline entries are the whole truth.
+    """
+    inline = list(spec.expectations)
+    if spec.expected_file is None:
+        return compare(inline, alerts, allow_unexpected=spec.allow_unexpected)
+    exact = compare(
+        expectations_from_alerts(read_jsonl(spec.expected_file)),
+        alerts,
+        allow_unexpected=spec.allow_unexpected,
+    )
+    extra = [compare([e], alerts, allow_unexpected=True) for e in inline]
+    missing = exact.missing + tuple(m for c in extra for m in c.missing)
+    return Comparison(
+        missing=missing, unexpected=exact.unexpected, matched=exact.matched, total=exact.total
+    )
 
 
 @dataclass(frozen=True)

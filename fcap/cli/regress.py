@@ -117,3 +117,14 @@ def samples_record(
     typer.echo(report.text)
     if not report.same and not update:
         raise typer.Exit(1)
+
+
+@samples_app.command("expect")
+def samples_expect(
+    name: str = typer.Argument(..., help="Sample directory name under samples/."),
+) -> None:
+    """Rewrite a sample's expected.jsonl from its committed capture (after a deliberate rule change)."""
+    from fcap.analyze.regress.samples import write_expected
+
+    n = write_expected(name)
+    typer.echo(f"wrote {n} alert(s) to samples/{name}/expected.jsonl; review with git diff")
