@@ -59,6 +59,46 @@ class ReplayStats:
     by_priority: Counter[str] = field(default_factory=Counter)
 
 
+def select_rules(
+    compiled: CompiledRuleset,
+    *,
+    min_priority: Any = None,
+    tags: Sequence[str] = (),
+    exclude_tags: Sequence[str] = (),
+    disable: Sequence[str] = (),
+) -> CompiledRuleset:
+    """Falco's rule selection, returning a ruleset whose ``enabled`` flags are final.
+
+    ``min_priority``: keep rules at least as severe (``priority <= p``, Falco's
+    ``priority:``). ``tags`` (``-t``): only rules with at least one of the tags
+    are enabled (even ``enabled: false`` ones, as Falco's ``-t`` enables by
+    tag). ``exclude_tags`` (``-T``): rules with any of the tags are disabled.
+    ``disable`` (``-D``): a pattern with ``*``/``?``/``[`` disables the rules
+    whose name matches it (fnmatch), plain text the rules whose name contains it.
+    """
+    import dataclasses
+    from fnmatch import fnmatchcase
+
+    from fcap.analyze.output.format import priority_value
+
+    limit = None if min_priority is None else priority_value(min_priority)
+    out = []
+    for r in compiled.rules:
+        if limit is not None and priority_value(r.priority) > limit:
+            continue
+        enabled = r.enabled
+        if tags:
+            enabled = bool(r.tags & set(tags))
+        if exclude_tags and r.tags & set(exclude_tags):
+            enabled = False
+        for pat in disable:
+            wild = any(ch in pat for ch in "*?[")
+            if (fnmatchcase(r.name, pat) if wild else pat in r.name):
+                enabled = False
+        out.append(r if enabled == r.enabled else dataclasses.replace(r, enabled=enabled))
+    return dataclasses.replace(compiled, rules=tuple(out))
+
+
 def _rule_list(compiled: CompiledRuleset | Sequence[CompiledRule]) -> list[CompiledRule]:
     rules = compiled.rules if isinstance(compiled, CompiledRuleset) else tuple(compiled)
     return [r for r in rules if r.enabled]

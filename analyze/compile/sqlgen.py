@@ -172,7 +172,8 @@ class SqlGenerator:
         rhs = self.typed.rhs[id(c)]
         op = "=" if c.op == "==" else c.op
         if lhs.multi:
-            if isinstance(rhs, list) and op in ("in", "intersects") and c.modifier is None:
+            if (isinstance(rhs, list) and op in ("in", "intersects") and c.modifier is None
+                    and lhs.type is not FieldType.IPNET):
                 items = ", ".join(self._value(v, lhs.type) for v in rhs)
                 return f"list_has_any({lhs.sql}, [{items}])" if rhs else "false"
             inner = Operand("__v", lhs.type)
