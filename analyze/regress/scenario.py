@@ -27,6 +27,7 @@ import termios
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from fcap.errors import FcapError
 
@@ -117,6 +118,8 @@ def typed(master: int, lines: Sequence[str], *, pause: float = 0.4) -> bytes:
             time.sleep(0.01)
         os.write(master, b"\r")
         screen += drain(master, pause)
+    if os.environ.get("FCAP_SCENARIO_VERBOSE"):
+        sys.stderr.write(screen.decode(errors="replace") + "\n")
     return screen
 
 
@@ -137,10 +140,10 @@ def host_shell(argv: Sequence[str] = ("bash", "--norc", "-i")) -> tuple[subproce
     return proc, master
 
 
-def finish(proc: subprocess.Popen[bytes], master: int, timeout: float = 10) -> int:
-    """Wait for a terminal process and close its pty master."""
+def finish(proc: Any, master: int, timeout: float = 10) -> None:
+    """Wait for a terminal process (a Popen or a runc TtyProcess) and close its pty master."""
     try:
-        return proc.wait(timeout=timeout)
+        proc.wait(timeout=timeout)
     finally:
         with contextlib.suppress(OSError):
             os.close(master)

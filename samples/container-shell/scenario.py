@@ -17,13 +17,13 @@ def main() -> None:
     with RuncContainer(pod_name="web-6f7c9", namespace="shop", container_name="web") as c:
         c.start(["sleep", "600"])
         with recording(out):
-            proc, master = c.exec_tty(["sh"])
-            typed(master, [
+            shell = c.exec_tty(["sh"])
+            typed(shell.master_fd, [
                 "cat /etc/shadow",
                 "echo 'backdoor:x:0:0::/root:/bin/sh' >> /etc/passwd",
                 "exit",
             ])
-            finish(proc, master)
+            finish(shell, shell.master_fd)
 
 
 if __name__ == "__main__":

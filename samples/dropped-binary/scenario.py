@@ -3,7 +3,7 @@
 
 The container's root filesystem is an overlay (image = lower layer, container
 writes = upper layer), as containerd's snapshotter builds it. Inside, a shell
-copies busybox to /tmp/.cache/kworker, makes it executable and runs it: the
+copies busybox to /tmp/.cache/busybox, makes it executable and runs it: the
 executed file exists only in the upper layer. Running /bin/ls (image file) in
 the same container must not alert.
 
@@ -33,18 +33,24 @@ def main() -> None:
             check=True,
         )
         c = RuncContainer(pod_name="cache-2", namespace="shop", container_name="redis")
-        c.workdir = Path(tempfile.mkdtemp(prefix="fcap-runc-"))
-        (c.workdir / "bundle").mkdir()
-        (c.workdir / "bundle" / "rootfs").symlink_to(merged)
-        with c:
+        c.workdir = workdir = Path(tempfile.mkdtemp(prefix="fcap-runc-"))
+        (workdir / "bundle" / "rootfs").mkdir(parents=True)
+        subprocess.run(["mount", "--bind", str(merged), str(workdir / "bundle" / "rootfs")],
+                       check=True)
+        try:
             c.start(["sleep", "600"])
             with recording(out):
                 r = c.exec(["ls", "/"])
                 assert r.returncode == 0, r.stderr
                 r = c.exec(["sh", "-c",
-                            "mkdir -p /tmp/.cache && cp /bin/busybox /tmp/.cache/kworker"
-                            " && chmod +x /tmp/.cache/kworker && /tmp/.cache/kworker uname -a"])
+                            "mkdir -p /tmp/.cache && cp /bin/busybox /tmp/.cache/busybox"
+                            " && chmod +x /tmp/.cache/busybox && /tmp/.cache/busybox uname -a"])
                 assert r.returncode == 0, r.stderr
+        finally:
+            c.workdir = None  # keep cleanup() from deleting through the mount
+            c.cleanup()
+            subprocess.run(["umount", str(workdir / "bundle" / "rootfs")], check=False)
+            shutil.rmtree(workdir, ignore_errors=True)
     finally:
         subprocess.run(["umount", str(merged)], check=False)
         shutil.rmtree(layers, ignore_errors=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fileless-exec: programs executed from /dev/shm and from a memfd, on the host.
 
-1. busybox copied to /dev/shm/.x and run from there (`/dev/shm/.x id`).
+1. busybox copied to /dev/shm/busybox and run from there (`/dev/shm/busybox id`).
 2. A Python loader writes busybox into an anonymous memory file
    (memfd_create) and executes it with fexecve (execveat AT_EMPTY_PATH):
    no file on disk holds the program.
@@ -26,7 +26,7 @@ os.execve(fd, ["busybox", "echo", "hello from memory"], {})
 
 def main() -> None:
     out = main_out()
-    staged = "/dev/shm/.x"
+    staged = "/dev/shm/busybox"
     shutil.copy2("/bin/busybox", staged)
     os.chmod(staged, 0o755)
     try:

@@ -14,7 +14,7 @@ from fcap.analyze.regress.scenario import main_out, recording
 
 SCRIPT = """
 busybox ip link set lo up
-busybox nc -l -p 22 -s 127.0.0.1 > /dev/null &
+busybox nc -l -p 22 > /dev/null &
 sleep 0.5
 echo 'SSH-2.0-OpenSSH_9.2p1' | busybox nc -w 2 127.0.0.1 22
 wait
