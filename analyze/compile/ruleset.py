@@ -23,6 +23,7 @@ from fcap.errors import SourceLocation
 
 from . import evttypes
 from .diagnostics import (
+    LOAD_DEPRECATED_ITEM,
     LOAD_NO_EVTTYPE,
     LOAD_UNKNOWN_FILTER,
     CompileIssue,
@@ -166,19 +167,19 @@ def compile_condition(
 
 
 def _locate(rule: Any, issue: CompileIssue) -> SourceLocation | None:
-    """Map an issue's span to ``file:line:col`` through the rule's own mapping."""
-    names = ("output_location", "output_span_location") if issue.in_output else (
-        "condition_location", "span_location", "location_of", "locate")  # fmt: skip
-    for attr in names:
-        fn: Callable[..., Any] | None = getattr(rule, attr, None)
-        if callable(fn):
-            try:
-                loc = fn(issue.span)
-            except Exception:
-                continue
-            if loc is not None:
-                return loc
-    return getattr(rule, "location", None)
+    """Map an issue's span to ``file:line:col`` through the rule's own mapping
+    (``Rule.locate``); output issues point at the rule's ``output`` key."""
+    if issue.in_output:
+        return getattr(rule, "output_location", None) or getattr(rule, "location", None)
+    fn: Callable[..., Any] | None = getattr(rule, "locate", None)
+    if callable(fn):
+        try:
+            loc = fn(issue.span)
+        except Exception:
+            loc = None
+        if loc is not None:
+            return loc
+    return getattr(rule, "condition_location", None) or getattr(rule, "location", None)
 
 
 def _rule_output(rule: Any, suggested: Iterable[str]) -> str:
@@ -213,6 +214,12 @@ def compile_ruleset(
             diags.append(Diagnostic(issue.severity, issue.code, issue.message,
                                     _locate(rule, issue), issue.hint, rule.name))  # fmt: skip
 
+        if "%container.info" in (rule.output or ""):
+            diags.append(Diagnostic(
+                "warning", LOAD_DEPRECATED_ITEM,
+                "%container.info is deprecated and no more useful, and will be dropped by Falco "
+                "1.0.0. The container plugin will automatically add required fields to the "
+                "output message.", getattr(rule, "location", None), None, rule.name))
         output = _rule_output(rule, suggested)
         template, t_issues = compile_template(output, cat)
         res = compile_expr(rule.condition, cat)
