@@ -105,13 +105,13 @@ def _rule_list(compiled: CompiledRuleset | Sequence[CompiledRule]) -> list[Compi
 
 
 def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
-              relation: str = "events") -> str:  # fmt: skip
+              relation: str = "events") -> str:
     """The one-pass query: rows ``(ts, evt_num, rule_idx, vals)`` for every match."""
     if rule_matching not in RULE_MATCHING:
         raise UsageError(f"--rule-matching must be 'first' or 'all', not {rule_matching!r}")
     if not rules:
         return "SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, " \
-               "NULL::VARCHAR[] AS vals WHERE false"  # fmt: skip
+               "NULL::VARCHAR[] AS vals WHERE false"
     vals_cases = []
     for i, r in enumerate(rules):
         items = ", ".join(value_sql(t.operand) for t in r.template.tokens if t.operand) or ""
@@ -133,7 +133,7 @@ def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
         items = ", ".join(f"CASE WHEN {r.sql} THEN {i} END" for i, r in enumerate(rules))
         inner = f"SELECT e.*, [{items}] AS __m FROM {relation} e {prefilter}"
         matched = (f"SELECT e.*, unnest(list_filter(e.__m, lambda x: x IS NOT NULL)) AS __rule "
-                   f"FROM ({inner}) e")  # fmt: skip
+                   f"FROM ({inner}) e")
     return (
         f"SELECT e.ts AS ts, e.evt_num AS evt_num, e.__rule AS rule_idx, {vals} AS vals "
         f"FROM ({matched}) e ORDER BY e.ts, e.evt_num, e.__rule"
@@ -154,7 +154,7 @@ def _hostname(con: Any) -> str:
 
 
 def _alert(rule: CompiledRule, ts: int, evt_num: int, vals: list[str | None],
-           hostname: str) -> Alert:  # fmt: skip
+           hostname: str) -> Alert:
     decoded = [None if v is None else json.loads(v) for v in vals]
     pos = 0
     parts: list[str] = []
@@ -167,7 +167,7 @@ def _alert(rule: CompiledRule, ts: int, evt_num: int, vals: list[str | None],
         parts.append(apply_width(field_text(tok.name or "", tok.operand.type, value), tok.width))
     fields = {name: decoded[pos + k] for k, (name, _) in enumerate(rule.template.json_fields)}
     return Alert(ts, evt_num, rule.name, rule.priority, rule.source,
-                 tuple(sorted(rule.tags)), "".join(parts), fields, hostname)  # fmt: skip
+                 tuple(sorted(rule.tags)), "".join(parts), fields, hostname)
 
 
 def _connect(capture: Any, threads: int | None) -> Any:

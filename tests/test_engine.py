@@ -47,7 +47,7 @@ RULES = ruleset(
     ),
     FakeRule("any_cat", "proc.name = cat", "cat %proc.name pid=%proc.pid", Prio.INFORMATIONAL),
     FakeRule("etc_open", "evt.type = openat and fd.name startswith /etc", "etc %fd.name",
-             Prio.ERROR, tags=frozenset({"filesystem"})),  # fmt: skip
+             Prio.ERROR, tags=frozenset({"filesystem"})),
 )
 
 
@@ -165,7 +165,7 @@ def test_unknown_field_is_an_error_unless_skip_if_unknown_filter() -> None:
 
 def test_unknown_output_field_is_an_error() -> None:
     compiled = compile_ruleset(ruleset(FakeRule("o", "proc.name = a", "x %proc.nope")),
-                               catalog=CATALOG)  # fmt: skip
+                               catalog=CATALOG)
     assert [d.code for d in compiled.errors] == ["LOAD_ERR_COMPILE_OUTPUT"]
 
 
@@ -184,7 +184,7 @@ def test_warnings_no_evttype_and_evt_dir(con) -> None:
 
 def test_non_syscall_source_is_skipped() -> None:
     rs = ruleset(FakeRule("k8s", "ka.verb = create", "x", source="k8s_audit",
-                          condition=object()))  # fmt: skip
+                          condition=object()))
     compiled = compile_ruleset(rs, catalog=CATALOG)
     assert compiled.rules == () and compiled.skipped == ("k8s",)
 

@@ -31,13 +31,13 @@ def test_text_and_json_match_falco_0_35_1(shared_dir) -> None:
             ts=ts, rule="open_from_cat", priority=4, source="syscall",
             tags=("testing", "process", "filesystem"), hostname="test-falco-hostname",
             message=MSG, output_fields={"proc.cmdline": "cat /dev/null"}, iso8601=True,
-        )  # fmt: skip
+        )
         assert json.loads(ours) == expected
 
 
 def test_json_keys_sorted_and_compact() -> None:
     text = json_object(ts=1, rule="r", priority=6, source="syscall", tags=("b", "a"),
-                       hostname="h", message="m", output_fields={"z": 1, "a": None})  # fmt: skip
+                       hostname="h", message="m", output_fields={"z": 1, "a": None})
     assert text.startswith('{"hostname":"h","output":"')
     assert '"output_fields":{"a":null,"evt.time":1,"z":1},"priority":"Informational"' in text
     assert text.endswith('"tags":["a","b"],"time":"1970-01-01T00:00:00.000000001Z"}')

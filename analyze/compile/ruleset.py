@@ -212,7 +212,7 @@ def compile_ruleset(
 
         def report(issue: CompileIssue, rule: Any = rule) -> None:
             diags.append(Diagnostic(issue.severity, issue.code, issue.message,
-                                    _locate(rule, issue), issue.hint, rule.name))  # fmt: skip
+                                    _locate(rule, issue), issue.hint, rule.name))
 
         if "%container.info" in (rule.output or ""):
             diags.append(Diagnostic(
@@ -229,7 +229,7 @@ def compile_ruleset(
             for i in issues:
                 if i.severity == "error":
                     i = CompileIssue("warning", LOAD_UNKNOWN_FILTER, i.message, i.span, i.hint,
-                                     i.unknown_field, i.in_output)  # fmt: skip
+                                     i.unknown_field, i.in_output)
                 report(i)
             skipped.append(rule.name)
             continue
@@ -242,7 +242,7 @@ def compile_ruleset(
             diags.append(Diagnostic("warning", LOAD_NO_EVTTYPE,
                                     "Rule matches too many evt.type values. This has a "
                                     "significant performance penalty.",
-                                    getattr(rule, "location", None), None, rule.name))  # fmt: skip
+                                    getattr(rule, "location", None), None, rule.name))
         compiled.append(
             CompiledRule(
                 index=index,

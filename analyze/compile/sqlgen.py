@@ -107,7 +107,7 @@ def pmatch_sql(x: str, items: list[str]) -> str:
             plain.append(item)
         else:
             parts = [fnmatch_to_regex(c, component=True) if has_glob else re.escape(c)
-                     for c in comps]  # fmt: skip
+                     for c in comps]
             regexes.append("/*" + "/+".join(parts) + "(?:/.*)?")
     terms: list[str] = []
     if plain:

@@ -120,7 +120,7 @@ def compile_template(text: str, catalog: Catalog) -> tuple[Template | None, list
     issues: list[CompileIssue] = []
     if not fmt:
         issues.append(CompileIssue("error", LOAD_ERR_COMPILE_OUTPUT, "empty formatting token",
-                                   in_output=True))  # fmt: skip
+                                   in_output=True))
         return None, issues
     i, lit_start, n = 0, 0, len(fmt)
     while i < n:
@@ -132,7 +132,7 @@ def compile_template(text: str, catalog: Catalog) -> tuple[Template | None, list
         if i == n - 1:
             issues.append(CompileIssue("error", LOAD_ERR_COMPILE_OUTPUT,
                                        "invalid formatting syntax: formatting cannot end with a %",
-                                       ast.Span(i, i + 1), in_output=True))  # fmt: skip
+                                       ast.Span(i, i + 1), in_output=True))
             return None, issues
         j = i + 1
         wm = re.match(r"[0-9]+", fmt[j:])
@@ -143,7 +143,7 @@ def compile_template(text: str, catalog: Catalog) -> tuple[Template | None, list
             if j >= n:
                 issues.append(CompileIssue("error", LOAD_ERR_COMPILE_OUTPUT,
                                            "invalid formatting syntax: formatting cannot end "
-                                           "with a number", ast.Span(i, n), in_output=True))  # fmt: skip
+                                           "with a number", ast.Span(i, n), in_output=True))
                 return None, issues
         found = res.longest(fmt[j:])
         if found is None:

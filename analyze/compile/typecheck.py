@@ -31,7 +31,7 @@ EVTTYPE_FIELDS = frozenset({"evt.type", "syscall.type"})
 DEPRECATED_FIELDS = frozenset(
     {"evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns", "evt.latency.human",
      "evt.wait_latency"}
-)  # fmt: skip
+)
 
 NUMERIC_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "in", "intersects"})
 BOOL_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
@@ -39,11 +39,11 @@ IP_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
 STRING_OPS = frozenset(
     {"=", "==", "!=", "<", "<=", ">", ">=", "contains", "in", "icontains", "startswith",
      "glob", "pmatch", "endswith", "intersects", "iglob", "regex"}
-)  # fmt: skip
+)
 BUFFER_OPS = frozenset(
     {"=", "==", "!=", "contains", "in", "startswith", "endswith", "intersects", "bcontains",
      "bstartswith"}
-)  # fmt: skip
+)
 LIST_OPS = frozenset({"in", "intersects", "pmatch"})
 STRING_TYPES = frozenset({FieldType.STRING})
 
@@ -81,7 +81,7 @@ class Typed:
 
 def _ops_for(t: FieldType) -> frozenset[str]:
     if t in (FieldType.INT, FieldType.UINT, FieldType.ABSTIME, FieldType.RELTIME,
-             FieldType.PORT, FieldType.DOUBLE):  # fmt: skip
+             FieldType.PORT, FieldType.DOUBLE):
         return NUMERIC_OPS
     if t is FieldType.BOOL:
         return BOOL_OPS
@@ -133,7 +133,7 @@ class TypeChecker:
                 CompileIssue("warning", LOAD_DEPRECATED_ITEM, EVT_DIR_DEPRECATION
                              if f.name == "evt.dir" else
                              "field is not available due to the drop of enter events.", f.span)
-            )  # fmt: skip
+            )
         try:
             ref = self.catalog.lookup(f.name, f.arg)
         except Exception as err:  # the catalog's UnknownFieldError (or any lookup failure)
@@ -193,7 +193,7 @@ class TypeChecker:
         allowed = _ops_for(lhs.type)
         if op not in allowed:
             kind = {NUMERIC_OPS: "numeric", BOOL_OPS: "boolean", IP_OPS: "ip address and network",
-                    BUFFER_OPS: "buffer", STRING_OPS: "string"}[allowed]  # fmt: skip
+                    BUFFER_OPS: "buffer", STRING_OPS: "string"}[allowed]
             self._error(f"'{c.op}' operator not supported for {kind} filters", c.span)
             return
         is_evttype = isinstance(c.lhs, ast.Field) and c.lhs.name in EVTTYPE_FIELDS and not c.lhs.arg
@@ -204,7 +204,7 @@ class TypeChecker:
                 return
             if is_evttype:
                 self._error("right-hand field comparisons on `evt.type` checks are not "
-                            "supported by event code search", rhs.span)  # fmt: skip
+                            "supported by event code search", rhs.span)
                 return
             other = self._operand(rhs.field)
             if other is not None:
@@ -233,10 +233,10 @@ class TypeChecker:
                 self.out.issues.append(
                     CompileIssue("warning", LOAD_UNSAFE_NA_CHECK,
                                  "Unsafe <NA> comparison in condition", item.span)
-                )  # fmt: skip
+                )
             if is_evttype and item.value not in EVENT_NAMES:
                 self._error(f"unknown event type {item.value}", item.span,
-                            unknown_field=item.value)  # fmt: skip
+                            unknown_field=item.value)
                 continue
             try:
                 converted.append(self._convert(item.value, lhs.type, op))

@@ -113,14 +113,14 @@ def replay_cmd(
         if not quiet:
             print(f"fcap: {w}", file=sys.stderr)
     compiled = select_rules(compiled, min_priority=prio, tags=tag, exclude_tags=exclude_tag,
-                            disable=disable)  # type: ignore[arg-type]  # fmt: skip
+                            disable=disable)  # type: ignore[arg-type]
     stats = ReplayStats()
     out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
         writer = AlertWriter(out, json_output=json_output, iso8601=time_format == "iso8601")
         t1 = time.perf_counter()
         for alert in replay(paths, compiled, rule_matching=rule_matching, threads=threads,
-                            stats=stats):  # fmt: skip
+                            stats=stats):
             writer.write(alert)
         elapsed = time.perf_counter() - t1
     finally:
