@@ -1,0 +1,100 @@
+"""``fcap sql`` and ``fcap hunt``: SQL and Falco conditions over captures.
+
+Thin: both open the captures with :func:`fcap.api.open`, run the query or the
+condition, and write the result with :mod:`fcap.analyze.hunt.formats`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from fcap.cli import app
+from fcap.errors import UsageError
+
+_FORMAT_HELP = "table (for people), csv, json (JSON lines) or parquet (needs -o)"
+
+
+def _split(args: list[str], file: Path | None, what: str) -> tuple[list[str], str, str]:
+    """Captures, the query text, and its source name (for error locations)."""
+    if file is not None:
+        if not args:
+            raise UsageError("no capture given", hint=f"fcap {what} CAPTURE... -f {file}")
+        try:
+            return args, file.read_text(encoding="utf-8"), str(file)
+        except OSError as err:
+            raise UsageError(f"{file}: cannot read the query file ({err.strerror})") from None
+    if len(args) < 2:
+        raise UsageError(
+            f"give at least one capture and the {'query' if what == 'sql' else 'condition'}",
+            hint=f"fcap {what} trace.parquet " + ('"SELECT ..."' if what == "sql" else "'proc.name = bash'"),
+        )
+    return args[:-1], args[-1], "<query>" if what == "sql" else "<condition>"
+
+
+def _emit(result: object, fmt: str, output: Path | None, max_rows: int) -> None:
+    from fcap.analyze.hunt import formats
+
+    rel = result.relation  # type: ignore[attr-defined]
+    formats.write(rel, fmt, output=output, stdout=sys.stdout, max_rows=max_rows)
+
+
+@app.command("sql")
+def sql_cmd(
+    args: list[str] = typer.Argument(..., metavar="CAPTURE... [QUERY]",
+                                     help="capture files/dirs/globs, then the SQL query"),
+    file: Path | None = typer.Option(None, "-f", "--file", help="read the query from this file"),
+    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write to this file"),
+    rules: list[Path] | None = typer.Option(None, "--rules", help="rules file(s): adds the alerts view"),
+    max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
+) -> None:
+    """Run DuckDB SQL over captures (views: events, processes, file_events, socket_events ...).
+
+    Example: fcap sql trace.parquet "SELECT proc_name, count(*) FROM events GROUP BY 1"
+    """
+    import fcap.api
+    from fcap.analyze.hunt.errors import QueryError
+
+    captures, query, source = _split(args, file, "sql")
+    cap = fcap.api.open(captures, rules=rules or None)
+    try:
+        try:
+            result = cap.sql(query)
+        except QueryError as err:
+            if err.location is not None and source != "<query>":
+                loc = err.location
+                err.location = type(loc)(source, loc.line, loc.col, loc.line_text, loc.length)
+            raise
+        _emit(result, fmt, output, max_rows)
+    finally:
+        cap.close()
+
+
+@app.command("hunt")
+def hunt_cmd(
+    args: list[str] = typer.Argument(..., metavar="CAPTURE... CONDITION",
+                                     help="capture files/dirs/globs, then a Falco condition"),
+    columns: str | None = typer.Option(
+        None, "-c", "--columns", help="Falco fields to show, comma-separated (proc.cmdline,fd.name)"
+    ),
+    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write to this file"),
+    max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
+) -> None:
+    """Events matching a Falco condition (compiled as `fcap replay` compiles rules).
+
+    Example: fcap hunt trace.parquet 'proc.name = bash and fd.name startswith /etc' -c proc.cmdline,fd.name
+    """
+    import fcap.api
+
+    captures, condition, _ = _split(args, None, "hunt")
+    fields = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    cap = fcap.api.open(captures)
+    try:
+        result = cap.filter(condition, fields or list(fcap.api.DEFAULT_HUNT_FIELDS))
+        _emit(result, fmt, output, max_rows)
+    finally:
+        cap.close()
