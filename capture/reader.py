@@ -264,7 +264,7 @@ class Capture:
 
         con = duckdb.connect()
         self.attach(con)
-        return con.sql("SELECT * FROM raw_events").arrow()
+        return con.sql("SELECT * FROM raw_events").to_arrow_table()
 
     def meta_table(self) -> pa.Table:
         """One row per file: host, path, kind and the fcap.meta fields."""
