@@ -72,6 +72,9 @@ class CompiledRule:
     output: str  # the output template as evaluated (suggested fields appended)
     template: Template
     fields: frozenset[str] = frozenset()
+    #: fields of the condition fcap does not provide (catalog status "not supported"):
+    #: checks on them are always false, as for a field Falco cannot extract
+    unsupported_fields: tuple[str, ...] = ()
 
     @property
     def sql(self) -> str:
@@ -122,12 +125,13 @@ class _Result:
     predicate: str | None = None
     issues: list[CompileIssue] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def compile_expr(expr: ast.Expr, catalog: Catalog) -> _Result:
     """Type pass then SQL for one expanded condition AST."""
     typed = TypeChecker(catalog).run(expr)
-    out = _Result(issues=list(typed.issues), fields=set(typed.fields))
+    out = _Result(issues=_dedup(typed.issues), fields=set(typed.fields), notes=dict(typed.notes))
     if not typed.ok:
         return out
     gen = SqlGenerator(typed)
@@ -136,6 +140,25 @@ def compile_expr(expr: ast.Expr, catalog: Catalog) -> _Result:
     if not any(i.severity == "error" for i in gen.issues):
         out.predicate = sql
     return out
+
+
+def _dedup(issues: list[CompileIssue]) -> list[CompileIssue]:
+    """Warnings once per condition (Falco collects them in a set); errors all kept."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for i in issues:
+        if i.severity == "warning":
+            if (i.code, i.message) in seen:
+                continue
+            seen.add((i.code, i.message))
+        out.append(i)
+    return out
+
+
+def unsupported(notes: dict[str, str]) -> tuple[str, ...]:
+    """Fields whose catalog note says fcap does not provide them."""
+    return tuple(sorted(f for f, n in notes.items() if n.lower().startswith(("not supported",
+                                                                              "unsupported"))))
 
 
 def _evttype_sql(catalog: Catalog) -> str:
@@ -258,6 +281,7 @@ def compile_ruleset(
                 output=output,
                 template=template,
                 fields=frozenset(res.fields),
+                unsupported_fields=unsupported(res.notes),
                 evttype_sql=evt_sql,
             )
         )

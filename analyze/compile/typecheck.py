@@ -73,6 +73,7 @@ class Typed:
     rhs: dict[int, Operand | list[object] | object] = field(default_factory=dict)
     issues: list[CompileIssue] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
+    notes: dict[str, str] = field(default_factory=dict)  # field -> catalog note (partial/unsupported)
 
     @property
     def ok(self) -> bool:
@@ -143,6 +144,8 @@ class TypeChecker:
             self._error(msg, f.span, hint=hint, unknown_field=str(f))
             return None
         self.out.fields.add(ref.name)
+        if ref.note:
+            self.out.notes[ref.name] = ref.note
         return ref
 
     def _operand(self, o: ast.Field | ast.Transform) -> Operand | None:
