@@ -47,7 +47,7 @@ def _exact(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
 
 def iter_rows(rel: duckdb.DuckDBPyRelation) -> Iterator[tuple[Any, ...]]:
     """Every row of ``rel`` (timestamps as exact text), fetched in batches."""
-    reader = _exact(rel).fetch_record_batch(BATCH_ROWS)
+    reader = _exact(rel).to_arrow_reader(BATCH_ROWS)
     names = rel.columns
     for batch in reader:
         cols = [batch.column(i).to_pylist() for i in range(len(names))]
@@ -113,26 +113,61 @@ def render_table(
     max_col: int = 48,
     max_width: int | None = None,
 ) -> str:
-    """A plain-text table of ``rows`` fitted to ``max_width`` (the terminal's by default)."""
+    """A plain-text table of ``rows`` fitted to ``max_width`` (the terminal's by default).
+
+    Columns are sized to their content (at most ``max_col``). When they do not fit, the
+    widest are narrowed, but never below their header (or 8 characters); if the table
+    is still too wide, columns are left out from the middle and a ``…`` column marks
+    where, as DuckDB's shell does.
+    """
     if max_width is None:
         max_width = shutil.get_terminal_size((160, 24)).columns
+    columns = list(columns)
     cells = [["NULL" if v is None else _text(v) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in cells:
         for i, v in enumerate(row):
             widths[i] = max(widths[i], min(len(v.replace("\n", "\\n")), max_col))
     widths = [min(w, max_col) for w in widths]
-    # Shrink the widest columns until the table fits (never below 6 characters).
-    sep = 2
-    while sum(widths) + sep * (len(widths) - 1) > max_width:
-        widest = max(range(len(widths)), key=widths.__getitem__)
-        if widths[widest] <= 6:
+    floor = [min(w, max(len(c), 8)) for w, c in zip(widths, columns, strict=True)]
+
+    def total(ws: list[int]) -> int:
+        return sum(ws) + 2 * (len(ws) - 1)
+
+    while total(widths) > max_width:
+        shrinkable = [i for i in range(len(widths)) if widths[i] > floor[i]]
+        if not shrinkable:
             break
+        widest = max(shrinkable, key=widths.__getitem__)
         widths[widest] -= 1
-    lines = ["  ".join(_cut(c, w).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
+    keep = list(range(len(columns)))
+    if total(widths) > max_width and len(columns) > 2:
+        left, right = [0], [len(columns) - 1]
+        budget = max_width - widths[0] - widths[-1] - 2 * 2 - 1
+        lo, hi = 1, len(columns) - 2
+        turn = 0
+        while lo <= hi:
+            i = lo if turn % 2 == 0 else hi
+            if widths[i] + 2 > budget:
+                break
+            budget -= widths[i] + 2
+            if turn % 2 == 0:
+                left.append(i)
+                lo += 1
+            else:
+                right.insert(0, i)
+                hi -= 1
+            turn += 1
+        keep = [*left, -1, *right]
+    names = [columns[i] if i >= 0 else "…" for i in keep]
+    ws = [widths[i] if i >= 0 else 1 for i in keep]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(_cut(v, w).ljust(w) for v, w in zip(values, ws, strict=True)).rstrip()
+
+    lines = [line(names), "  ".join("-" * w for w in ws)]
     for row in cells:
-        lines.append("  ".join(_cut(v, w).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        lines.append(line([row[i] if i >= 0 else "…" for i in keep]))
     return "\n".join(lines)
 
 
