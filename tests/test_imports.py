@@ -26,7 +26,7 @@ def _modules() -> list[str]:
 
 def test_every_module_imports() -> None:
     for name in _modules():
-        if name in NEEDS_BCC:
+        if name in NEEDS_BCC or name.endswith("__main__"):
             continue
         importlib.import_module(name)
 

@@ -22,6 +22,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """fcap: record syscalls to Parquet with eBPF; replay them through Falco rules; hunt with SQL."""
+
+
 def _register() -> None:
     """Import every module of this package; each adds its commands to ``app``."""
     import importlib
