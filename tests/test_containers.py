@@ -1,0 +1,175 @@
+"""Container scanning (fake runtime state, and a real runc container), cgroup parsing."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from fcap.capture.accounts import read_accounts
+from fcap.capture.cgroups import CgroupIndex, container_id_from_cgroup, pick_cgroup
+from fcap.capture.containers import (
+    ContainerResolver,
+    containers_table,
+    is_privileged,
+    parse_rfc3339_ns,
+    scan_containers,
+)
+from fcap.capture.runc import RuncContainer, make_config
+from fcap.capture.snapshot import take_snapshot
+
+from fcap.schema import CONTAINERS
+
+CID = "3e4ab0f17f122256c3d44a01e39a11afdff2ab01d3beac8bb32a3a6b454dc5ba"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"/kubepods/besteffort/pod1234-ab/{CID}", CID),
+        (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12.slice/cri-containerd-{CID}.scope", CID),
+        (f"/system.slice/docker-{CID}.scope", CID),
+        (f"/docker/{CID}", CID),
+        (f"/kubepods.slice/kubepods-pod1.slice/crio-{CID}.scope", CID),
+        (f"/machine.slice/libpod-{CID}.scope", CID),
+        (f"/kubepods-besteffort-pod1.slice:cri-containerd:{CID}", CID),
+        ("/user.slice/user-0.slice/session-3.scope", None),
+        ("/", None),
+        (f"/kubepods/besteffort/pod1234/{CID[:60]}", None),
+        (f"/system.slice/crio-conmon-{CID}.scope", None),
+    ],
+)
+def test_container_id_from_cgroup(path: str, expected: str | None) -> None:
+    assert container_id_from_cgroup(path) == expected
+
+
+def test_pick_cgroup_prefers_v2_then_v1() -> None:
+    assert pick_cgroup({"": "/a/b", "memory": "/m"}) == "/a/b"
+    assert pick_cgroup({"": "/", "memory": "/m", "pids": "/p"}) == "/p"
+    assert pick_cgroup({"": "/"}) == "/"
+
+
+def fake_state(root: Path, bundle: Path, *, privileged: bool = False) -> None:
+    (bundle / "rootfs" / "etc").mkdir(parents=True)
+    (bundle / "rootfs/etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nweb:x:101:101::/:/bin/false\n")
+    (bundle / "rootfs/etc/group").write_text("root:x:0:\nweb:x:101:\n")
+    ann = {"io.kubernetes.cri.container-type": "container",
+           "io.kubernetes.cri.container-name": "nginx",
+           "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25",
+           "io.kubernetes.cri.sandbox-id": "f" * 64,
+           "io.kubernetes.cri.sandbox-name": "web-7d9",
+           "io.kubernetes.cri.sandbox-namespace": "shop",
+           "io.kubernetes.cri.sandbox-uid": "1111-2222"}
+    cfg = make_config(["nginx"], cgroups_path=f"/kubepods/besteffort/pod1111-2222/{CID}",
+                      annotations=ann, privileged=privileged)
+    cfg["mounts"].append({"destination": "/data", "type": "bind", "source": "/srv/data",
+                          "options": ["rbind", "ro", "rprivate"]})
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    d = root / CID
+    d.mkdir(parents=True)
+    (d / "state.json").write_text(json.dumps({
+        "id": CID, "init_process_pid": 4242, "created": "2026-11-22T20:09:08.821888770Z",
+        "config": {"rootfs": str(bundle / "rootfs"),
+                   "labels": [f"bundle={bundle}", "io.kubernetes.cri.container-name=nginx"],
+                   "cgroups": {"path": f"/kubepods/besteffort/pod1111-2222/{CID}"}},
+    }))
+
+
+def test_scan_fake_runc_state(tmp_path: Path) -> None:
+    root = tmp_path / "run" / "containerd" / "runc" / "k8s.io"
+    fake_state(root, tmp_path / "bundle")
+    infos = scan_containers([str(tmp_path / "run/containerd/runc/*")])
+    assert len(infos) == 1
+    t = containers_table(infos)
+    assert t.schema.equals(CONTAINERS)
+    r = t.to_pylist()[0]
+    assert r["id"] == CID and r["name"] == "nginx" and r["image"] == "docker.io/library/nginx:1.25"
+    assert (r["pod_name"], r["pod_namespace"], r["pod_uid"]) == ("web-7d9", "shop", "1111-2222")
+    assert r["pod_sandbox_id"] == "f" * 64 and r["pid"] == 4242
+    assert r["type"] == "containerd" and r["runtime"] == "runc" and r["privileged"] is False
+    assert r["start_ts"] == parse_rfc3339_ns("2026-11-22T20:09:08.821888770Z")
+    assert r["cgroup"].endswith(CID) and r["bundle"] == str(tmp_path / "bundle")
+    data = next(m for m in r["mounts"] if m["dest"] == "/data")
+    assert data == {"source": "/srv/data", "dest": "/data", "mode": "rbind,ro,rprivate",
+                    "rw": False, "propagation": "rprivate"}
+    assert dict(r["annotations"])["io.kubernetes.cri.container-type"] == "container"
+    users, groups = read_accounts(tmp_path / "nohost", [(CID, Path(infos[0].rootfs))])
+    assert users.to_pylist() == [
+        {"uid": 0, "name": "root", "gid": 0, "home": "/root", "shell": "/bin/sh", "container_id": CID},
+        {"uid": 101, "name": "web", "gid": 101, "home": "/", "shell": "/bin/false", "container_id": CID}]
+    assert groups.num_rows == 2
+
+
+def test_privileged_detection(tmp_path: Path) -> None:
+    assert is_privileged(make_config(["x"], cgroups_path="/x", annotations={})) is False
+    assert is_privileged(make_config(["x"], cgroups_path="/x", annotations={}, privileged=True))
+    assert is_privileged(None) is None
+
+
+def test_rfc3339() -> None:
+    assert parse_rfc3339_ns("1970-01-01T00:00:01.5Z") == 1_500_000_000
+    assert parse_rfc3339_ns("1970-01-01T01:00:00+01:00") == 0
+    assert parse_rfc3339_ns("garbage") is None
+
+
+def test_cgroup_index_fake_tree(tmp_path: Path) -> None:
+    (tmp_path / "kubepods" / "besteffort" / "pod1" / CID).mkdir(parents=True)
+    idx = CgroupIndex(tmp_path, min_rescan_interval=0)
+    cid_ino = os.stat(tmp_path / "kubepods/besteffort/pod1" / CID).st_ino
+    root_ino = os.stat(tmp_path).st_ino
+    ids = np.array([cid_ino, root_ino, cid_ino, 999_999_999], np.uint64)
+    assert idx.lookup(ids).to_pylist() == [CID, None, CID, None]
+    assert idx.lookup_paths(ids).to_pylist()[:2] == [f"/kubepods/besteffort/pod1/{CID}", "/"]
+    other = "a" * 64
+    (tmp_path / "docker" / other).mkdir(parents=True)
+    new_ino = os.stat(tmp_path / "docker" / other).st_ino
+    assert idx.lookup(np.array([new_ino], np.uint64)).to_pylist() == [other]  # rescanned
+    assert other in idx.take_new().column("container_id").to_pylist()
+
+
+def test_cgroup_index_rescan_is_rate_limited(tmp_path: Path) -> None:
+    idx = CgroupIndex(tmp_path, min_rescan_interval=3600)
+    (tmp_path / "docker" / CID).mkdir(parents=True)
+    ino = os.stat(tmp_path / "docker" / CID).st_ino
+    assert idx.lookup(np.array([ino], np.uint64)).to_pylist() == [None]
+
+
+@pytest.mark.live
+@pytest.mark.container
+def test_real_runc_container_is_found() -> None:
+    with RuncContainer(pod_name="capio-pod", namespace="capio", container_name="box") as c:
+        pid = c.start(["sleep", "60"])
+        res = ContainerResolver(min_rescan_interval=0)
+        t = res.table()
+        row = t.filter(pc.equal(t["id"], c.id)).to_pylist()
+        assert len(row) == 1
+        r = row[0]
+        assert (r["name"], r["pod_name"], r["pod_namespace"], r["pod_uid"], r["pid"]) == (
+            "box", "capio-pod", "capio", c.pod_uid, pid)
+        assert r["image"] == c.image and r["privileged"] is False
+        assert r["cgroup"] == c.cgroups_path
+        # the cgroup v2 id the kernel reports for the container's tasks
+        v2 = Path("/proc") / str(pid) / "cgroup"
+        rel = next(ln.split(":", 2)[2] for ln in v2.read_text().splitlines() if ln.startswith("0::"))
+        ino = os.stat(str(res.index.root) + rel).st_ino
+        assert res.lookup(np.array([ino, ino], np.uint64)).to_pylist() == [c.id, c.id]
+        snap = take_snapshot(with_fds=False)
+        p = snap.processes.filter(pc.equal(snap.processes["pid"], pid)).to_pylist()[0]
+        assert p["container_id"] == c.id and p["vpid"] == 1 and p["argv"] == ["sleep", "60"]
+        assert (c.id, c.rootfs) in res.rootfs()
+        out = c.exec(["cat", "/etc/shadow"])
+        assert out.returncode == 0 and out.stdout.startswith(b"root:")
+        tty = c.exec_tty(["sh"])
+        try:
+            os.write(tty.master_fd, b"echo capio-$((6*7)); exit\n")
+            assert b"capio-42" in tty.read_until(b"capio-42", 5)
+            assert tty.wait(5)
+        finally:
+            tty.close()
+    time.sleep(0.2)
+    assert not Path("/run/runc", c.id).exists()
+    assert not Path("/sys/fs/cgroup/unified" + c.cgroups_path).exists()
