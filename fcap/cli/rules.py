@@ -43,6 +43,10 @@ def validate_cmd(
     diags = [*ruleset.diagnostics, *compiled.diagnostics]
     for d in diags:
         typer.echo(str(d))
+    for r in compiled.rules:
+        if r.unsupported_fields:
+            typer.echo(f"note: rule '{r.name}' uses fields fcap does not provide (always "
+                       f"missing): {', '.join(r.unsupported_fields)}")
     n_err = len(ruleset.errors) + len(compiled.errors)
     n_warn = len(diags) - n_err
     ok = "ok" if not n_err else "invalid"
@@ -93,5 +97,7 @@ def explain_cmd(
         sys.exit(1)
     types = "all" if c.event_types is None else " ".join(sorted(c.event_types))
     typer.echo(f"event types: {types}")
+    if c.unsupported_fields:
+        typer.echo(f"fields fcap does not provide (always missing): {', '.join(c.unsupported_fields)}")
     typer.echo(f"output:\n    {c.output}")
     typer.echo(f"sql:\n    {c.sql}")
