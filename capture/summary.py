@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,9 @@ def summarize(cap: Capture, *, top: int | None = None) -> dict[str, Any]:
     for f in cap.files:
         m = f.meta
         size = None
-        try:
+        with contextlib.suppress(OSError):
             size = f.path.stat().st_size if f.kind == "parquet" else sum(
                 p.stat().st_size for p in f.path.rglob("*") if p.is_file())
-        except OSError:
-            pass
         status = "complete" if m.get("complete") else (
             "repaired" if m.get("repaired") else ("unfinished journal" if f.kind == "journal"
                                                   else "incomplete"))
