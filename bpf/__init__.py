@@ -1,0 +1,1 @@
+"""eBPF C sources of the recorder (data files: recorder.c, fcap_event.h)."""

@@ -1,0 +1,707 @@
+/* fcap recorder: syscall exits, process lifecycle, to one BPF ring buffer.
+ *
+ * Compiled by bcc at record time (capture/probe.py). Kernel struct members
+ * are never taken from headers: every OFF_* / SZ_* macro is a byte offset or
+ * size read from the running kernel's BTF by capture/btf.py, and kernel
+ * memory is read with bpf_probe_read_kernel() at those offsets.
+ *
+ * Model (exit-only): sys_enter keeps the raw arguments of a selected syscall
+ * in a per-thread map; sys_exit emits one record with the arguments, the
+ * result and everything decoded (paths, directories, addresses, argv). The
+ * syscall selection, the filters and the per-syscall behaviour are data in
+ * maps filled by userspace (struct fcap_sc_desc), so this file has no
+ * per-syscall code. Records are submitted without wakeup; userspace drains
+ * the ring on a timer. Failed submissions are counted per CPU in "drops".
+ */
+#include "fcap_event.h"
+
+#ifndef RB_PAGES
+#define RB_PAGES 8192
+#endif
+#define DATA_MAX 16384          /* data area: strings start below this offset */
+#define DATA_MASK (DATA_MAX - 1)
+#define STR_MAX 4096            /* largest single string/blob */
+#define STR_MASK (STR_MAX - 1)
+#define WALK_END 4096           /* dentry walk writes backward from here */
+#define WALK_MASK 4095
+#define WALK_STEP 6             /* path components per walk program run */
+#define WALK_CALLS 28           /* walk program runs per record (tail-call limit 33) */
+#define AT_FDCWD_ (-100)
+/* hide a value from clang so the masks below reach the verifier */
+#define OPAQUE(v) asm volatile("" : "+r"(v))
+#define DPTR(s, off) ({ __u64 _o = (off); OPAQUE(_o); &(s)->data[_o & DATA_MASK]; })
+
+struct task_ctx {
+    __u64 ts;
+    __u32 ppid, vpid, vtid;
+    __u32 uid, gid, euid, egid, loginuid;
+    __u32 tty;
+    __s32 sid, pgid;
+    __u32 mntns, pidns, netns;
+    __u32 pad;
+};
+
+struct tstate {
+    __u64 args[6];
+    __u32 nr;
+    __u32 active;
+    struct task_ctx ctx;
+};
+
+struct scratch {
+    __u64 wreq[4][2];           /* (vfsmount, dentry) for slots DIR1, DIR2, CWD, EXE */
+    __u32 off;                  /* data bytes used, across tail calls */
+    __u32 wi;                   /* walk: current request */
+    __u32 wstarted, wpos, wcalls, pad;
+    __u64 wmnt, wden;
+    struct fcap_event ev;       /* the record: ev then data, contiguous */
+    char data[DATA_MAX + STR_MAX];
+};
+
+struct walkbuf {
+    __u32 start;
+    __u32 len;
+    char b[WALK_END + 512];
+};
+
+struct fname {
+    char s[STR_MAX];
+};
+
+struct comm_key {
+    char c[16];
+};
+
+BPF_RINGBUF_OUTPUT(events, RB_PAGES);
+BPF_PROG_ARRAY(stages, 4);
+BPF_ARRAY(sysdesc, struct fcap_sc_desc, 512);
+BPF_ARRAY(config, struct fcap_config, 1);
+BPF_PERCPU_ARRAY(drops, __u64, 1);
+BPF_PERCPU_ARRAY(scratchbuf, struct scratch, 1);
+BPF_PERCPU_ARRAY(walkbufs, struct walkbuf, 1);
+BPF_PERCPU_ARRAY(fnamezero, struct fname, 1);
+BPF_HASH(tasks, __u32, struct tstate, 65536);
+BPF_HASH(execfn, __u32, struct fname, 1024);
+BPF_HASH(tracked, __u32, __u8, 65536);
+BPF_HASH(comms, struct comm_key, __u8, 256);
+BPF_HASH(xcomms, struct comm_key, __u8, 256);
+BPF_HASH(cgroups, __u64, __u8, 4096);
+
+static __always_inline __u64 rdp(__u64 a)
+{
+    __u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)a);
+    return v;
+}
+
+static __always_inline __u32 rd32(__u64 a)
+{
+    __u32 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)a);
+    return v;
+}
+
+static __always_inline __u16 rd16(__u64 a)
+{
+    __u16 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)a);
+    return v;
+}
+
+static __always_inline void count_drop(void)
+{
+    __u32 z = 0;
+    __u64 *d = drops.lookup(&z);
+    if (d)
+        *d += 1;
+}
+
+static __always_inline int pass_filters(struct fcap_config *cfg, __u32 tgid)
+{
+    __u32 f = cfg->filters;
+    if (f & FCAP_F_PID) {
+        if (!tracked.lookup(&tgid))
+            return 0;
+    }
+    if (f & (FCAP_F_COMM | FCAP_F_XCOMM)) {
+        struct comm_key k = {};
+        bpf_get_current_comm(&k.c, sizeof(k.c));
+        if ((f & FCAP_F_COMM) && !comms.lookup(&k))
+            return 0;
+        if ((f & FCAP_F_XCOMM) && xcomms.lookup(&k))
+            return 0;
+    }
+    if (f & FCAP_F_CGROUP) {
+        __u64 cg = bpf_get_current_cgroup_id();
+        if (!cgroups.lookup(&cg))
+            return 0;
+    }
+    return 1;
+}
+
+/* nr of a struct pid at level 0 (host namespace) */
+static __always_inline __s32 pid_nr0(__u64 pid)
+{
+    if (!pid)
+        return 0;
+    return (__s32)rd32(pid + OFF_pid_numbers + OFF_upid_nr);
+}
+
+static __always_inline void fill_ctx(struct task_ctx *c, __u64 task, __u64 now)
+{
+    c->ts = now;
+    __u64 rp = rdp(task + OFF_task_real_parent);
+    c->ppid = rd32(rp + OFF_task_tgid);
+    __u64 cred = rdp(task + OFF_task_cred);
+    c->uid = rd32(cred + OFF_cred_uid);
+    c->gid = rd32(cred + OFF_cred_gid);
+    c->euid = rd32(cred + OFF_cred_euid);
+    c->egid = rd32(cred + OFF_cred_egid);
+    c->loginuid = rd32(task + OFF_task_loginuid);
+
+    __u64 sig = rdp(task + OFF_task_signal);
+    __u64 tty = rdp(sig + OFF_signal_tty);
+    c->tty = 0;
+    if (tty) {
+        __u32 index = rd32(tty + OFF_tty_index);
+        __u64 drv = rdp(tty + OFF_tty_driver);
+        __u32 major = rd32(drv + OFF_drv_major);
+        __u32 minor = rd32(drv + OFF_drv_minor_start) + index;
+        c->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
+    }
+    /* signal->pids[]: PIDTYPE_PID 0, TGID 1, PGID 2, SID 3 */
+    c->pgid = pid_nr0(rdp(sig + OFF_signal_pids + 2 * 8));
+    c->sid = pid_nr0(rdp(sig + OFF_signal_pids + 3 * 8));
+
+    __u64 tp = rdp(task + OFF_task_thread_pid);
+    __u32 level = rd32(tp + OFF_pid_level) & 31;
+    __u64 up = tp + OFF_pid_numbers + level * SZ_upid;
+    c->vtid = rd32(up + OFF_upid_nr);
+    __u64 pidns = rdp(up + OFF_upid_ns);
+    c->pidns = rd32(pidns + OFF_pidns_ns + OFF_ns_inum);
+    __u64 tgp = rdp(sig + OFF_signal_pids + 1 * 8);
+    c->vpid = tgp ? rd32(tgp + OFF_pid_numbers + level * SZ_upid + OFF_upid_nr) : c->vtid;
+
+    __u64 nsp = rdp(task + OFF_task_nsproxy);
+    if (nsp) {
+        c->mntns = rd32(rdp(nsp + OFF_nsproxy_mnt_ns) + OFF_mntns_ns + OFF_ns_inum);
+        c->netns = rd32(rdp(nsp + OFF_nsproxy_net_ns) + OFF_net_ns + OFF_ns_inum);
+    }
+}
+
+static __always_inline __u64 fd_file(__u64 task, __s64 fd)
+{
+    if (fd < 0)
+        return 0;
+    __u64 files = rdp(task + OFF_task_files);
+    __u64 fdt = rdp(files + OFF_files_fdt);
+    __u32 max = rd32(fdt + OFF_fdt_max_fds);
+    if ((__u64)fd >= max)
+        return 0;
+    __u64 arr = rdp(fdt + OFF_fdt_fd);
+    return rdp(arr + (__u64)fd * 8);
+}
+
+/* request a walk of a struct path at address pathp for request slot i */
+static __always_inline void req_path(struct scratch *s, int i, __u64 pathp)
+{
+    s->wreq[i & 3][0] = rdp(pathp + OFF_path_mnt);
+    s->wreq[i & 3][1] = rdp(pathp + OFF_path_dentry);
+}
+
+/* directory a relative path is resolved against: cwd or the dirfd's path */
+static __always_inline void req_dir(struct scratch *s, int i, __u64 task, __s32 dirfd,
+                                    __u16 cwdflag)
+{
+    if (dirfd == AT_FDCWD_) {
+        __u64 fs = rdp(task + OFF_task_fs);
+        req_path(s, i, fs + OFF_fs_pwd);
+        s->ev.dflags |= cwdflag;
+    } else {
+        __u64 f = fd_file(task, dirfd);
+        if (f)
+            req_path(s, i, f + OFF_file_f_path);
+    }
+}
+
+static __always_inline int put_ustr(struct scratch *s, __u32 *off, int slot, __u64 uptr)
+{
+    if (!uptr || *off >= DATA_MAX)
+        return 0;
+    __u32 o = *off & DATA_MASK;
+    int n = bpf_probe_read_user_str(DPTR(s, o), STR_MAX, (void *)uptr);
+    if (n <= 0)
+        return 0;
+    s->ev.slen[slot] = n;
+    *off += n;
+    return (s->data[o] == '/') ? 1 : 2; /* 1 absolute, 2 relative */
+}
+
+static __always_inline void put_ubytes(struct scratch *s, __u32 *off, int slot, __u64 uptr,
+                                       __u32 len)
+{
+    if (!uptr || !len || *off >= DATA_MAX)
+        return;
+    if (len > STR_MASK)
+        len = STR_MASK;
+    __u32 o = *off & DATA_MASK;
+    OPAQUE(len);
+    if (bpf_probe_read_user(DPTR(s, o), len & STR_MASK, (void *)uptr))
+        return;
+    s->ev.slen[slot] = len;
+    *off += len;
+}
+
+static __always_inline void put_sock(struct scratch *s, __u32 *off, __u64 task, __s64 fd)
+{
+    __u64 f = fd_file(task, fd);
+    if (!f)
+        return;
+    __u64 sock = rdp(f + OFF_file_private_data);
+    __u64 sk = rdp(sock + OFF_socket_sk);
+    if (!sk)
+        return;
+    __u16 fam = rd16(sk + OFF_skc_family);
+    s->ev.sock_family = fam;
+    s->ev.sock_type = rd16(sk + OFF_sk_type);
+    s->ev.l4proto = rd16(sk + OFF_sk_protocol);
+    if (fam == 2) { /* AF_INET */
+        bpf_probe_read_kernel(&s->ev.laddr, 4, (void *)(sk + OFF_skc_rcv_saddr));
+        bpf_probe_read_kernel(&s->ev.raddr, 4, (void *)(sk + OFF_skc_daddr));
+        s->ev.lport = rd16(sk + OFF_skc_num);
+        s->ev.rport = __builtin_bswap16(rd16(sk + OFF_skc_dport));
+    } else if (fam == 10) { /* AF_INET6 */
+        bpf_probe_read_kernel(&s->ev.laddr, 16, (void *)(sk + OFF_skc_v6_rcv_saddr));
+        bpf_probe_read_kernel(&s->ev.raddr, 16, (void *)(sk + OFF_skc_v6_daddr));
+        s->ev.lport = rd16(sk + OFF_skc_num);
+        s->ev.rport = __builtin_bswap16(rd16(sk + OFF_skc_dport));
+    } else if (fam == 1) { /* AF_UNIX: the address bound to this socket */
+        __u64 ua = rdp(sk + OFF_unix_sock_addr);
+        if (ua && *off < DATA_MAX) {
+            __u32 o = *off & DATA_MASK;
+            int n = bpf_probe_read_kernel_str(DPTR(s, o), 110, (void *)(ua + OFF_unix_address_name + 2));
+            if (n > 1) {
+                s->ev.slen[FCAP_S_UNIX] = n;
+                *off += n;
+            }
+        }
+    }
+}
+
+/* Second half of a record: argv, flags_aux, socket address, payload, socket
+ * details, then submit. Runs in emit() or in the walk program. */
+static __always_inline int finish(struct scratch *s, __u32 off)
+{
+    __u32 z = 0;
+    struct fcap_config *cfg = config.lookup(&z);
+    __u32 nr = s->ev.nr;
+    struct fcap_sc_desc *d = sysdesc.lookup(&nr);
+    if (!cfg || !d)
+        return 0;
+    __u64 task = bpf_get_current_task();
+    __u16 kind = s->ev.kind;
+    __s64 ret = s->ev.res;
+    if (kind == FCAP_K_PROCEXIT)
+        goto out;
+    if (kind == FCAP_K_EXEC) {
+        __u64 mm = rdp(task + OFF_task_mm);
+        __u64 as = rdp(mm + OFF_mm_arg_start);
+        __u64 ae = rdp(mm + OFF_mm_arg_end);
+        if (ae > as && off < DATA_MAX) {
+            __u64 n = ae - as;
+            if (n > STR_MASK) {
+                n = STR_MASK;
+                s->ev.dflags |= FCAP_D_TRUNC;
+            }
+            __u32 o = off & DATA_MASK;
+            OPAQUE(n);
+            if (bpf_probe_read_user(DPTR(s, o), n & STR_MASK, (void *)as) == 0) {
+                s->ev.slen[FCAP_S_ARGV] = n;
+                off += n;
+            }
+        }
+    }
+    if ((d->flags & FCAP_SC_AUX_U64) && d->aux_arg < 6) {
+        __u64 v = 0;
+        bpf_probe_read_user(&v, sizeof(v), (void *)s->ev.args[d->aux_arg & 7]);
+        s->ev.flags_aux = v;
+    }
+    if (d->addr_arg < 6 && (ret >= 0 || ret == -115 /* EINPROGRESS */)) {
+        __u64 ptr = s->ev.args[d->addr_arg & 7];
+        __u32 len = 0;
+        if (d->flags & FCAP_SC_ADDR_MSGHDR) {
+            __u64 mh = ptr;
+            ptr = 0;
+            bpf_probe_read_user(&ptr, 8, (void *)mh);
+            bpf_probe_read_user(&len, 4, (void *)(mh + 8));
+        } else if (d->addrlen_arg < 6) {
+            if (d->flags & FCAP_SC_ADDRLEN_PTR)
+                bpf_probe_read_user(&len, 4, (void *)s->ev.args[d->addrlen_arg & 7]);
+            else
+                len = (__u32)s->ev.args[d->addrlen_arg & 7];
+        }
+        if (len > 112)
+            len = 112;
+        put_ubytes(s, &off, FCAP_S_UADDR, ptr, len);
+    }
+    if ((d->flags & FCAP_SC_DATA) && d->data_arg < 6 && cfg->snaplen && ret > 0) {
+        __u32 n = ret > cfg->snaplen ? cfg->snaplen : (__u32)ret;
+        put_ubytes(s, &off, FCAP_S_DATA, s->ev.args[d->data_arg & 7], n);
+    }
+    if ((d->flags & FCAP_SC_SOCK) && s->ev.fd >= 0 && ret != -9 && ret != -88)
+        put_sock(s, &off, task, s->ev.fd);
+out:;
+    __u64 size = (sizeof(struct fcap_event) + (__u64)off + 7) & ~7ull;
+    OPAQUE(size);
+    if (size > sizeof(struct fcap_event) + DATA_MAX + STR_MAX)
+        return 0;
+    if (events.ringbuf_output(&s->ev, size, BPF_RB_NO_WAKEUP))
+        count_drop();
+    return 0;
+}
+
+static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
+                                struct fcap_sc_desc *d, struct tstate *st, __u32 tgid, __u32 tid,
+                                struct fcap_config *cfg)
+{
+    __u32 z = 0;
+    struct scratch *s = scratchbuf.lookup(&z);
+    if (!s)
+        return 0;
+    __u64 now = bpf_ktime_get_boot_ns();
+    __u64 task = bpf_get_current_task();
+    __builtin_memset(&s->ev, 0, sizeof(s->ev));
+    __builtin_memset(&s->wreq, 0, sizeof(s->wreq));
+    s->ev.magic = FCAP_MAGIC;
+    s->ev.kind = kind;
+    s->ev.nr = nr;
+    s->ev.ts = now;
+    s->ev.cgroup_id = bpf_get_current_cgroup_id();
+    s->ev.res = ret;
+    s->ev.pid = tgid;
+    s->ev.tid = tid;
+    s->ev.cpu = bpf_get_smp_processor_id();
+    s->ev.fd = -1;
+    bpf_get_current_comm(&s->ev.comm, sizeof(s->ev.comm));
+    if (kind != FCAP_K_SYSCALL || (d->flags & FCAP_SC_CTX) || now - st->ctx.ts > cfg->refresh_ns)
+        fill_ctx(&st->ctx, task, now);
+    __builtin_memcpy(&s->ev.ppid, &st->ctx.ppid, 14 * 4);
+    if (st->active == 2) {
+        s->ev.dflags |= FCAP_D_NOSTATE;
+    } else {
+#pragma unroll
+        for (int i = 0; i < 6; i++)
+            s->ev.args[i] = st->args[i];
+    }
+    __u32 off = 0;
+    if (kind == FCAP_K_PROCEXIT) {
+        s->ev.res = (__s32)rd32(task + OFF_task_exit_code);
+        goto out;
+    }
+    if (d->fd_arg < 6)
+        s->ev.fd = (__s32)st->args[d->fd_arg & 7];
+    if ((d->flags & FCAP_SC_RES_FD) && ret >= 0)
+        s->ev.fd = ret;
+
+    /* first path */
+    if (kind == FCAP_K_EXEC) {
+        struct fname *fn = execfn.lookup(&tid);
+        if (fn) {
+            __u32 o = off & DATA_MASK;
+            int n = bpf_probe_read_kernel_str(DPTR(s, o), STR_MAX, fn->s);
+            if (n > 0) {
+                s->ev.slen[FCAP_S_PATH] = n;
+                off += n;
+            }
+            execfn.delete(&tid);
+        }
+    } else if (d->path_arg < 6) {
+        int r = put_ustr(s, &off, FCAP_S_PATH, st->args[d->path_arg & 7]);
+        if (r == 2 && !(d->flags & FCAP_SC_P1_RAW)) {
+            __s32 dirfd = d->dirfd_arg < 6 ? (__s32)st->args[d->dirfd_arg & 7] : AT_FDCWD_;
+            req_dir(s, 0, task, dirfd, FCAP_D_DIR1_CWD);
+        }
+    }
+    if (d->path2_arg < 6) {
+        int r = put_ustr(s, &off, FCAP_S_PATH2, st->args[d->path2_arg & 7]);
+        if (r == 2 && !(d->flags & FCAP_SC_P2_RAW)) {
+            __s32 dirfd = d->dirfd2_arg < 6 ? (__s32)st->args[d->dirfd2_arg & 7] : AT_FDCWD_;
+            req_dir(s, 1, task, dirfd, FCAP_D_DIR2_CWD);
+        }
+    }
+    if ((d->flags & FCAP_SC_CWD_AFTER) || kind == FCAP_K_EXEC) {
+        __u64 fs = rdp(task + OFF_task_fs);
+        req_path(s, 2, fs + OFF_fs_pwd);
+    }
+    if (kind == FCAP_K_EXEC) {
+        __u64 mm = rdp(task + OFF_task_mm);
+        __u64 exe = rdp(mm + OFF_mm_exe_file);
+        if (exe)
+            req_path(s, 3, exe + OFF_file_f_path);
+    }
+    if (s->wreq[0][1] | s->wreq[1][1] | s->wreq[2][1] | s->wreq[3][1]) {
+        s->off = off;
+        s->wi = 0;
+        s->wstarted = 0;
+        s->wcalls = 0;
+        stages.call(ctx, 0);
+        count_drop(); /* tail call failed */
+        return 0;
+    }
+out:
+    return finish(s, off);
+}
+
+/* Tail-called from emit(): the dentry walks of requests DIR1, DIR2, CWD, EXE.
+ * Each run walks up to WALK_STEP components of the current request (state in
+ * the scratch) and tail-calls itself to continue, so every program stays
+ * small for the verifier (bcc has no BPF-to-BPF calls, and a long loop with
+ * these branches exceeds the verifier's budget). A path is built backward
+ * ("/a/b/c") in the per-CPU walk buffer, up to the root of the mount
+ * namespace, crossing mounts; then it is copied into the record. */
+int fcap_walk(void *ctx)
+{
+    __u32 z = 0;
+    struct scratch *s = scratchbuf.lookup(&z);
+    struct walkbuf *w = walkbufs.lookup(&z);
+    if (!s || !w)
+        return 0;
+    __u32 i = s->wi;
+    if (i >= 4)
+        return finish(s, s->off);
+    if (!s->wreq[i & 3][1]) {
+        s->wi = i + 1;
+        stages.call(ctx, 0);
+        return finish(s, s->off);
+    }
+    __u32 pos;
+    __u64 dentry, vfsmnt;
+    if (!s->wstarted) {
+        s->wstarted = 1;
+        pos = WALK_END;
+        w->b[WALK_END] = 0;
+        vfsmnt = s->wreq[i & 3][0];
+        dentry = s->wreq[i & 3][1];
+    } else {
+        pos = s->wpos;
+        vfsmnt = s->wmnt;
+        dentry = s->wden;
+    }
+    int done = 0;
+#pragma unroll
+    for (int k = 0; k < WALK_STEP; k++) {
+        if (done)
+            break;
+        OPAQUE(pos);
+        pos &= 0x1fff;
+        if (pos < 300) {
+            s->ev.dflags |= FCAP_D_TRUNC;
+            done = 1;
+            break;
+        }
+        __u64 mnt = vfsmnt - OFF_mount_mnt;
+        __u64 root = rdp(vfsmnt + OFF_vfsmount_mnt_root);
+        if (dentry == root) {
+            __u64 parent = rdp(mnt + OFF_mount_mnt_parent);
+            if (parent == mnt || !parent) {
+                done = 1;
+                break;
+            }
+            dentry = rdp(mnt + OFF_mount_mnt_mountpoint);
+            vfsmnt = parent + OFF_mount_mnt;
+            continue;
+        }
+        __u64 par = rdp(dentry + OFF_dentry_d_parent);
+        if (par == dentry || !par) {
+            done = 1;
+            break;
+        }
+        __u32 len = rd32(dentry + OFF_dentry_d_name + OFF_qstr_len) & 255;
+        __u64 name = rdp(dentry + OFF_dentry_d_name + OFF_qstr_name);
+        pos -= len + 1;
+        OPAQUE(len);
+        bpf_probe_read_kernel(&w->b[(pos + 1) & WALK_MASK], len & 255, (void *)name);
+        w->b[pos & WALK_MASK] = '/';
+        dentry = par;
+    }
+    s->wcalls += 1;
+    if (!done && s->wcalls < WALK_CALLS) {
+        s->wpos = pos;
+        s->wmnt = vfsmnt;
+        s->wden = dentry;
+        stages.call(ctx, 0);
+        return finish(s, s->off);
+    }
+    if (!done)
+        s->ev.dflags |= FCAP_D_TRUNC;
+    /* copy "/a/b/c\0" into the record */
+    OPAQUE(pos);
+    pos &= 0x1fff;
+    if (pos >= WALK_END || pos < 2) {
+        pos = WALK_END - 1;
+        w->b[pos & WALK_MASK] = '/';
+    }
+    __u32 off = s->off;
+    if (off < DATA_MAX) {
+        __u32 n = WALK_END - pos + 1;
+        if (n > STR_MASK)
+            n = STR_MASK;
+        OPAQUE(n);
+        bpf_probe_read_kernel(DPTR(s, off), n & STR_MASK, &w->b[pos & WALK_MASK]);
+        s->ev.slen[(FCAP_S_DIR1 + i) & 7] = n;
+        s->off = off + n;
+    }
+    s->wi = i + 1;
+    s->wstarted = 0;
+    stages.call(ctx, 0);
+    return finish(s, s->off);
+}
+
+TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+{
+    __u32 nr = (__u32)args->id;
+    if (nr >= 512)
+        return 0;
+    struct fcap_sc_desc *d = sysdesc.lookup(&nr);
+    if (!d || !(d->flags & FCAP_SC_SELECTED))
+        return 0;
+    __u64 pt = bpf_get_current_pid_tgid();
+    __u32 tgid = pt >> 32, tid = (__u32)pt;
+    __u32 z = 0;
+    struct fcap_config *cfg = config.lookup(&z);
+    if (!cfg || tgid == cfg->self_tgid)
+        return 0;
+    if (cfg->filters & 15) {
+        if (!pass_filters(cfg, tgid))
+            return 0;
+    }
+    struct tstate *st = tasks.lookup(&tid);
+    if (!st) {
+        struct tstate zero = {};
+        tasks.update(&tid, &zero);
+        st = tasks.lookup(&tid);
+        if (!st) {
+            count_drop();
+            return 0;
+        }
+    }
+    st->nr = nr;
+    st->active = 1;
+    st->args[0] = args->args[0];
+    st->args[1] = args->args[1];
+    st->args[2] = args->args[2];
+    st->args[3] = args->args[3];
+    st->args[4] = args->args[4];
+    st->args[5] = args->args[5];
+    return 0;
+}
+
+TRACEPOINT_PROBE(raw_syscalls, sys_exit)
+{
+    __u32 nr = (__u32)args->id;
+    if (nr >= 512)
+        return 0;
+    struct fcap_sc_desc *d = sysdesc.lookup(&nr);
+    if (!d || !(d->flags & FCAP_SC_SELECTED))
+        return 0;
+    __u64 pt = bpf_get_current_pid_tgid();
+    __u32 tgid = pt >> 32, tid = (__u32)pt;
+    __s64 ret = args->ret;
+    __u32 z = 0;
+    struct fcap_config *cfg = config.lookup(&z);
+    if (!cfg)
+        return 0;
+    struct tstate *st = tasks.lookup(&tid);
+    __u16 kind = FCAP_K_SYSCALL;
+    if (st && st->active == 1 && st->nr == nr) {
+        st->active = 0;
+        if ((d->flags & FCAP_SC_EXEC) && ret == 0)
+            kind = FCAP_K_EXEC;
+    } else if (ret == 0 && (d->flags & (FCAP_SC_CLONE | FCAP_SC_EXEC))) {
+        /* a new child (no entry seen), or an exec that changed our tid */
+        if (tgid == cfg->self_tgid)
+            return 0;
+        if ((cfg->filters & 15) && !pass_filters(cfg, tgid))
+            return 0;
+        if (!st) {
+            struct tstate zero = {};
+            tasks.update(&tid, &zero);
+            st = tasks.lookup(&tid);
+            if (!st) {
+                count_drop();
+                return 0;
+            }
+        }
+        st->active = 2;
+        kind = (d->flags & FCAP_SC_CLONE) ? FCAP_K_CHILD : FCAP_K_EXEC;
+    } else {
+        return 0;
+    }
+    emit(args, kind, nr, ret, d, st, tgid, tid, cfg);
+    st->active = 0;
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    __u64 pt = bpf_get_current_pid_tgid();
+    __u32 tid = (__u32)pt;
+    __u32 z = 0;
+    struct fcap_config *cfg = config.lookup(&z);
+    if (!cfg || (pt >> 32) == cfg->self_tgid)
+        return 0;
+    struct fname *zero = fnamezero.lookup(&z);
+    if (!zero)
+        return 0;
+    execfn.update(&tid, zero);
+    struct fname *fn = execfn.lookup(&tid);
+    if (!fn)
+        return 0;
+    __u32 loc = args->data_loc_filename & 0xFFFF;
+    bpf_probe_read_kernel_str(fn->s, sizeof(fn->s), (char *)args + loc);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_fork)
+{
+    __u32 z = 0;
+    struct fcap_config *cfg = config.lookup(&z);
+    if (!cfg || !(cfg->filters & FCAP_F_PID))
+        return 0;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!tracked.lookup(&tgid))
+        return 0;
+    __u32 child = args->child_pid;
+    __u8 one = 1;
+    tracked.update(&child, &one);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    __u64 pt = bpf_get_current_pid_tgid();
+    __u32 tgid = pt >> 32, tid = (__u32)pt;
+    __u32 z = 0;
+    struct fcap_config *cfg = config.lookup(&z);
+    if (!cfg || tgid == cfg->self_tgid)
+        return 0;
+    struct tstate *st = tasks.lookup(&tid);
+    if ((cfg->filters & FCAP_F_PROCEXIT) && (!(cfg->filters & 15) || pass_filters(cfg, tgid))) {
+        if (!st) {
+            struct tstate zero = {};
+            tasks.update(&tid, &zero);
+            st = tasks.lookup(&tid);
+        }
+        if (st) {
+            __u32 nr = 0;
+            struct fcap_sc_desc *d = sysdesc.lookup(&nr);
+            if (d) {
+                st->active = 2;
+                emit(args, FCAP_K_PROCEXIT, 0, 0, d, st, tgid, tid, cfg);
+            }
+        }
+    }
+    tasks.delete(&tid);
+    execfn.delete(&tid);
+    return 0;
+}

@@ -1,0 +1,332 @@
+"""Vectorized decoding of ring-buffer records into ``fcap.schema.EVENTS`` batches.
+
+The record layout is ``struct fcap_event`` in bpf/fcap_event.h (mirrored by
+:data:`EVENT_DTYPE`, checked by tests/test_bpf_layout.py) followed by the
+string slots. Nothing here loops over events in Python: headers are gathered
+with one fancy-indexing step, strings become Arrow arrays by offset
+arithmetic, and the few per-value Python steps (comm names, path
+normalization, address text) run on *unique* values only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from fcap.capture.ringbuf import Records
+from fcap.capture.syscall_table import SYSCALL_NAME
+
+from fcap.schema import EVENTS, PROCEXIT
+
+K_SYSCALL, K_CHILD, K_EXEC, K_PROCEXIT = 0, 1, 2, 3
+S_PATH, S_PATH2, S_DIR1, S_DIR2, S_CWD, S_EXE, S_ARGV, S_UADDR, S_DATA, S_UNIX = range(10)
+NSLOTS = 10
+D_DIR1_CWD, D_DIR2_CWD, D_TRUNC, D_NOSTATE = 1, 2, 4, 8
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("magic", "<u4"), ("kind", "<u2"), ("nr", "<u2"), ("ts", "<u8"), ("cgroup_id", "<u8"),
+        ("res", "<i8"), ("args", "<u8", (6,)), ("fd", "<i8"), ("flags_aux", "<i8"),
+        ("pid", "<u4"), ("tid", "<u4"), ("ppid", "<u4"), ("vpid", "<u4"), ("vtid", "<u4"),
+        ("uid", "<u4"), ("gid", "<u4"), ("euid", "<u4"), ("egid", "<u4"), ("loginuid", "<u4"),
+        ("tty", "<u4"), ("sid", "<i4"), ("pgid", "<i4"),
+        ("mntns", "<u4"), ("pidns", "<u4"), ("netns", "<u4"),
+        ("cpu", "<u2"), ("sock_family", "<u2"), ("sock_type", "<u2"), ("l4proto", "<u2"),
+        ("lport", "<u2"), ("rport", "<u2"), ("dflags", "<u2"), ("pad0", "<u2"),
+        ("laddr", "u1", (16,)), ("raddr", "u1", (16,)), ("comm", "S16"),
+        ("slen", "<u2", (NSLOTS,)), ("pad1", "<u2", (6,)),
+    ]
+)  # fmt: skip
+assert EVENT_DTYPE.itemsize == 256
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_SCHEMA_TYPES = {f.name: f.type for f in EVENTS}
+ContainerLookup = Callable[[np.ndarray], pa.Array]
+
+
+def gather_headers(recs: Records) -> np.ndarray:
+    """The fixed headers of all records as an EVENT_DTYPE array (one gather)."""
+    n = len(recs.starts)
+    words = EVENT_DTYPE.itemsize // 8
+    buf = recs.buf
+    if len(buf) % 8:
+        buf = np.concatenate([buf, np.zeros(8 - len(buf) % 8, np.uint8)])
+    u64 = buf.view(np.uint64)
+    idx = (recs.starts // 8)[:, None] + np.arange(words)[None, :]
+    return u64[idx].reshape(n * words).view(EVENT_DTYPE)
+
+
+def _gather(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenate buf[starts[i] : starts[i] + lens[i]] for all i."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, np.uint8)
+    ends = np.cumsum(lens)
+    idx = np.repeat(starts - (ends - lens), lens) + np.arange(total)
+    return buf[idx]
+
+
+def _string_array(buf, starts, lens, valid, *, binary: bool = False) -> pa.Array:
+    """Arrow string (or binary) array from byte ranges; rows not ``valid`` are null."""
+    lens = np.where(valid, lens, 0).astype(np.int64)
+    data = _gather(buf, starts, lens)
+    offsets = np.zeros(len(lens) + 1, dtype=np.int32)
+    np.cumsum(lens, out=offsets[1:])
+    validity = pa.array(valid).buffers()[1] if not valid.all() else None
+    typ = pa.binary() if binary else pa.string()
+    arr = pa.Array.from_buffers(
+        typ, len(lens), [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+        null_count=int((~valid).sum()),
+    )  # fmt: skip
+    if not binary:
+        try:
+            arr.validate(full=True)
+        except pa.ArrowInvalid:  # invalid UTF-8 in a path: replace, slow path
+            vals = [
+                None if v is None else v.decode("utf-8", "replace")
+                for v in arr.view(pa.binary()).to_pylist()
+            ]
+            arr = pa.array(vals, pa.string())
+    return arr
+
+
+def _dict(arr: pa.Array) -> pa.Array:
+    if len(arr) == 0:
+        return pa.array([], _DICT)
+    return arr.dictionary_encode().cast(_DICT)
+
+
+def _normalize_dict(arr: pa.Array) -> pa.Array:
+    """Normalize the (unique) dictionary values of a joined path array."""
+    d = arr.dictionary_encode()
+    vals = [None if v is None else _norm(v) for v in d.dictionary.to_pylist()]
+    return pa.DictionaryArray.from_arrays(d.indices, pa.array(vals, pa.string()))
+
+
+def _norm(p: str) -> str:
+    q = posixpath.normpath(p)
+    return "/" + q.lstrip("/") if q.startswith("//") else q
+
+
+def _slot_offsets(hdr: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Start offset (in the copied buffer) of every slot of every record."""
+    slen = hdr["slen"].astype(np.int64)
+    first = starts + EVENT_DTYPE.itemsize
+    before = np.cumsum(slen, axis=1) - slen
+    return first[:, None] + before
+
+
+def _addr_text(fam: np.ndarray, addr16: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """IPv4/IPv6 text from 16-byte address fields (vectorized over unique values)."""
+    n = len(fam)
+    out = np.full(n, -1, dtype=np.int32)
+    texts: list[str] = []
+    v4 = valid & (fam == AF_INET)
+    v6 = valid & (fam == AF_INET6)
+    if v4.any():
+        keys = addr16[v4, :4].copy().view(np.uint32).ravel()
+        uniq, inv = np.unique(keys, return_inverse=True)
+        base = len(texts)
+        texts += [str(ipaddress.IPv4Address(int(k).to_bytes(4, "little"))) for k in uniq]
+        out[v4] = base + inv
+    if v6.any():
+        keys = np.ascontiguousarray(addr16[v6]).view("V16").ravel()
+        uniq, inv = np.unique(keys, return_inverse=True)
+        base = len(texts)
+        texts += [_v6(bytes(k)) for k in uniq]
+        out[v6] = base + inv
+    idx = pa.array(out, mask=out < 0)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(texts, pa.string()))
+
+
+def _v6(b: bytes) -> str:
+    a = ipaddress.IPv6Address(b)
+    return str(a.ipv4_mapped) if a.ipv4_mapped else str(a)
+
+
+def _argv(buf, starts, lens, valid) -> pa.Array:
+    """list<string> from NUL-separated argv blobs."""
+    lens = np.where(valid, lens, 0).astype(np.int64)
+    data = _gather(buf, starts, lens).copy()
+    ends = np.cumsum(lens)
+    nonempty = lens > 0
+    data[ends[nonempty] - 1] = 0  # a truncated blob still ends an element
+    nul = np.flatnonzero(data == 0)
+    elem_start = np.concatenate([[0], nul[:-1] + 1]) if len(nul) else np.zeros(0, np.int64)
+    elem_len = nul - elem_start
+    # per-row element counts: NULs inside each row's range
+    list_off = np.searchsorted(nul, ends, side="left").astype(np.int32)
+    list_off = np.concatenate([[0], list_off]).astype(np.int32)
+    chars = data[data != 0] if len(data) else data
+    str_off = np.zeros(len(elem_len) + 1, dtype=np.int32)
+    np.cumsum(elem_len, out=str_off[1:])
+    values = pa.Array.from_buffers(
+        pa.string(), len(elem_len), [None, pa.py_buffer(str_off), pa.py_buffer(chars)]
+    )
+    try:
+        values.validate(full=True)
+    except pa.ArrowInvalid:
+        values = pa.array(
+            [v.decode("utf-8", "replace") for v in values.view(pa.binary()).to_pylist()],
+            pa.string(),
+        )
+    mask = pa.array(~valid)
+    return pa.ListArray.from_arrays(pa.array(list_off), values, mask=mask)
+
+
+def _comm(hdr: np.ndarray) -> pa.Array:
+    keys = hdr["comm"]
+    uniq, inv = np.unique(keys, return_inverse=True)
+    names = [k.split(b"\0", 1)[0].decode("utf-8", "replace") for k in uniq]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(inv.astype(np.int32)), pa.array(names, pa.string())
+    )
+
+
+def _syscall_names(hdr: np.ndarray) -> pa.Array:
+    code = np.where(hdr["kind"] == K_PROCEXIT, 65535, hdr["nr"]).astype(np.int64)
+    uniq, inv = np.unique(code, return_inverse=True)
+    names = [PROCEXIT if c == 65535 else SYSCALL_NAME.get(int(c), f"syscall_{c}") for c in uniq]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(inv.astype(np.int32)), pa.array(names, pa.string())
+    )
+
+
+def decode(
+    recs: Records, *, boot_offset_ns: int, containers: ContainerLookup | None = None
+) -> pa.RecordBatch:
+    """Decode found records into one EVENTS record batch."""
+    n = len(recs.starts)
+    if n == 0:
+        return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in EVENTS], schema=EVENTS)
+    hdr = gather_headers(recs)
+    buf = recs.buf
+    slen = hdr["slen"].astype(np.int64)
+    soff = _slot_offsets(hdr, recs.starts)
+    has = slen > 0
+    kind = hdr["kind"]
+    dflags = hdr["dflags"]
+    args = hdr["args"].view(np.int64)
+
+    def sstr(slot: int) -> pa.Array:  # string slot, NUL dropped
+        return _string_array(buf, soff[:, slot], slen[:, slot] - 1, has[:, slot])
+
+    cols: dict[str, pa.Array] = {}
+    cols["ts"] = pa.array(hdr["ts"].astype(np.int64) + boot_offset_ns)
+    cols["cpu"] = pa.array(hdr["cpu"])
+    cols["pid"] = pa.array(hdr["pid"].astype(np.int32))
+    cols["tid"] = pa.array(hdr["tid"].astype(np.int32))
+    for name in ("ppid", "vpid", "vtid"):
+        cols[name] = pa.array(hdr[name].astype(np.int32))
+    for name in ("uid", "gid", "euid", "egid", "loginuid", "tty"):
+        cols[name] = pa.array(hdr[name])
+    cols["sid"] = pa.array(hdr["sid"])
+    cols["pgid"] = pa.array(hdr["pgid"])
+    cols["comm"] = _comm(hdr)
+    cg = hdr["cgroup_id"]
+    cols["cgroup_id"] = pa.array(cg)
+    if containers is not None:
+        cols["container_id"] = containers(cg).cast(_DICT)
+    else:
+        cols["container_id"] = pa.nulls(n, _DICT)
+    for name in ("mntns", "pidns", "netns"):
+        cols[name] = pa.array(hdr[name])
+    cols["syscall"] = _syscall_names(hdr)
+    cols["res"] = pa.array(hdr["res"])
+    nostate = (dflags & D_NOSTATE) != 0
+    for i in range(6):
+        cols[f"a{i}"] = pa.array(args[:, i], mask=nostate)
+    fd = hdr["fd"]
+    cols["fd"] = pa.array(fd, mask=fd < 0)
+
+    # paths: absolute where a base directory was recorded
+    for col, slot, dslot in (("path", S_PATH, S_DIR1), ("path2", S_PATH2, S_DIR2)):
+        raw = sstr(slot)
+        base = sstr(dslot)
+        if slot == S_PATH:  # exec: a relative filename is relative to the cwd
+            cwd_exec = (kind == K_EXEC) & has[:, S_CWD] & ~has[:, dslot]
+            if cwd_exec.any():
+                base = pc.if_else(pa.array(cwd_exec), sstr(S_CWD), base)
+        rel = pc.fill_null(pc.invert(pc.starts_with(raw, "/")), False)
+        join = pc.and_(rel, pc.is_valid(base))
+        if pc.any(join).as_py():
+            joined = pc.binary_join_element_wise(base, raw, "/")
+            joined = pc.if_else(join, joined, pa.nulls(n, pa.string()))
+            normd = _normalize_dict(joined).cast(pa.string())
+            cols[col] = _dict(pc.if_else(join, normd, raw))
+            cols[col + "_raw"] = _dict(pc.if_else(join, raw, pa.nulls(n, pa.string())))
+        else:
+            cols[col] = _dict(raw)
+            cols[col + "_raw"] = pa.nulls(n, _DICT)
+
+    cwd = sstr(S_CWD)
+    d1 = (dflags & D_DIR1_CWD) != 0
+    d2 = (dflags & D_DIR2_CWD) != 0
+    if d1.any() or d2.any():
+        cwd = pc.if_else(pa.array(~has[:, S_CWD] & d1), sstr(S_DIR1), cwd)
+        cwd = pc.if_else(pa.array(~has[:, S_CWD] & ~d1 & d2), sstr(S_DIR2), cwd)
+    cols["cwd"] = _dict(cwd)
+    cols["exe"] = _dict(sstr(S_EXE))
+    cols["argv"] = _argv(buf, soff[:, S_ARGV], slen[:, S_ARGV], has[:, S_ARGV])
+
+    # sockets: kernel socket fields, overridden by the user sockaddr where given
+    fam = hdr["sock_family"].astype(np.int16)
+    laddr = hdr["laddr"].copy()
+    raddr = hdr["raddr"].copy()
+    lport = hdr["lport"].copy()
+    rport = hdr["rport"].copy()
+    ua = has[:, S_UADDR] & (slen[:, S_UADDR] >= 2)
+    ufam = np.zeros(n, np.int16)
+    unix_user = np.zeros(n, bool)
+    if ua.any():
+        u = np.flatnonzero(ua)
+        ub = np.zeros((len(u), 28), np.uint8)
+        for j in range(28):  # 28 byte columns, not events
+            ok = slen[u, S_UADDR] > j
+            ub[ok, j] = buf[soff[u, S_UADDR][ok] + j]
+        uf = ub[:, 0].astype(np.int16) | (ub[:, 1].astype(np.int16) << 8)
+        ufam[u] = uf
+        port = (ub[:, 2].astype(np.uint16) << 8) | ub[:, 3]
+        is_bind = hdr["nr"][u] == 49
+        inet = (uf == AF_INET) | (uf == AF_INET6)
+        a16 = np.zeros((len(u), 16), np.uint8)
+        a16[uf == AF_INET, :4] = ub[uf == AF_INET, 4:8]
+        a16[uf == AF_INET6] = ub[uf == AF_INET6, 8:24]
+        loc = u[inet & is_bind]
+        rem = u[inet & ~is_bind]
+        laddr[loc] = a16[inet & is_bind]
+        lport[loc] = port[inet & is_bind]
+        raddr[rem] = a16[inet & ~is_bind]
+        rport[rem] = port[inet & ~is_bind]
+        fam = np.where(fam == 0, ufam, fam).astype(np.int16)
+        unix_user[u] = uf == AF_UNIX
+    # socket(): family/type/proto from the arguments when the kernel gave none
+    is_socket = (hdr["nr"] == 41) & (kind == K_SYSCALL)
+    fam = np.where(is_socket & (fam == 0), args[:, 0], fam).astype(np.int16)
+    stype = np.where(is_socket & (hdr["sock_type"] == 0), args[:, 1] & 0xF, hdr["sock_type"])
+    known = fam != 0
+    cols["sock_family"] = pa.array(fam, mask=~known)
+    cols["sock_type"] = pa.array(stype.astype(np.int32), mask=~known)
+    cols["l4proto"] = pa.array(hdr["l4proto"].astype(np.uint8), mask=~known)
+    inet = known & ((fam == AF_INET) | (fam == AF_INET6))
+    cols["laddr"] = _addr_text(fam, laddr, inet)
+    cols["lport"] = pa.array(lport, mask=~inet)
+    cols["raddr"] = _addr_text(fam, raddr, inet)
+    cols["rport"] = pa.array(rport, mask=~inet)
+    # AF_UNIX path: from the user sockaddr (connect/bind/sendto), else the kernel's
+    upath_valid = unix_user & (slen[:, S_UADDR] > 2)
+    upath = _string_array(buf, soff[:, S_UADDR] + 2, slen[:, S_UADDR] - 2, upath_valid)
+    upath = pc.replace_substring_regex(upath, "\x00.*$", "")  # sun_path ends at its NUL
+    kpath = sstr(S_UNIX)
+    cols["unix_path"] = _dict(pc.if_else(pa.array(upath_valid), upath, kpath))
+    cols["data"] = _string_array(buf, soff[:, S_DATA], slen[:, S_DATA], has[:, S_DATA], binary=True)
+    cols["text"] = pa.nulls(n, pa.string())
+    fa = hdr["flags_aux"]
+    cols["flags_aux"] = pa.array(fa, mask=fa == 0)
+    arrays = [cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name] for f in EVENTS]
+    return pa.RecordBatch.from_arrays(arrays, schema=EVENTS)
