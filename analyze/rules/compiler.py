@@ -24,6 +24,11 @@ from .listsub import list_text, resolve_list
 from .model import ListDef, MacroDef, Rule
 from .positions import PosText, SourceMaps
 
+#: ``falco_load_result.cpp`` deprecated fields (checked in outputs here; the rule
+#: compiler checks conditions)
+DEPRECATED_OUTPUT_FIELDS = ("evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns",
+                            "evt.latency.human", "evt.wait_latency")
+
 
 @dataclass
 class _Lists:
@@ -101,7 +106,9 @@ class Compiler:
                 self.macro_used.add(name)
                 return out
             if name in self.broken_macros:
-                errors.append((f"Macro '{name}' used in filter has errors", expr, None))
+                # already reported at the macro; the rule is left out silently
+                self.macro_used.add(name)
+                errors.append(("", expr, None))
             else:
                 hint = d.did_you_mean(name, self.col.macros)
                 if name in self.col.macros:
@@ -112,6 +119,8 @@ class Compiler:
 
     def _report(self, errors, kind: str, name: str, origin: str) -> None:
         for message, ident, hint in errors[:1]:  # Falco reports the first one
+            if not message:
+                continue
             loc = self.maps.locate(ident.span, default_origin=origin)
             self.sink.error(d.VALIDATE, message, loc, item_type=kind, item_name=name, hint=hint)
 
@@ -156,12 +165,18 @@ class Compiler:
         if errors:
             self._report(errors, "rule", r.name, origin)
             return None
+        for f in DEPRECATED_OUTPUT_FIELDS:
+            if f in r.output:  # Falco: check_deprecated_fields_in_output (a substring test)
+                self.sink.warning(d.DEPRECATED_ITEM, f"usage of deprecated field '{f}' has been "
+                                  f"detected in the rule output", r.output_loc,
+                                  item_type="rule", item_name=r.name)
         return Rule(
             name=r.name, desc=r.desc, condition=ast, condition_text=self.maps.texts[origin].text,
             output=r.output, priority=r.priority, enabled=r.enabled, tags=frozenset(r.tags),
             source=r.source, warn_evttypes=r.warn_evttypes,
             skip_if_unknown_filter=r.skip_if_unknown_filter, capture=r.capture,
             capture_duration=r.capture_duration, exception_fields=frozenset(fields_used),
+            raw_condition=r.cond.text if r.cond is not None else "",
             location=r.loc, condition_location=r.cond_loc, output_location=r.output_loc,
             maps=self.maps)
 

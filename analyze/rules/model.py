@@ -121,6 +121,9 @@ class Rule:
     capture_duration: int = 0
     exceptions: tuple[ExceptionDef, ...] = ()
     exception_fields: frozenset[str] = frozenset()
+    #: the condition as collected (after appends/overrides), before exceptions
+    #: and list substitution (Falco's ``describe_rule`` ``info.condition``)
+    raw_condition: str = ""
     location: SourceLocation | None = None
     condition_location: SourceLocation | None = None
     output_location: SourceLocation | None = None

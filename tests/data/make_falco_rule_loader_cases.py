@@ -1,0 +1,142 @@
+"""Regenerate ``falco_rule_loader_cases.json`` from Falco's rule loader tests.
+
+Usage::
+
+    git --git-dir=<falco.git> show HEAD:unit_tests/engine/test_rule_loader.cpp > /tmp/t.cpp
+    python tests/data/make_falco_rule_loader_cases.py /tmp/t.cpp <commit> > \
+        tests/data/falco_rule_loader_cases.json
+
+For each ``TEST_F`` it keeps the rules text given to ``load_rules`` and the
+assertions that concern the loader: load success, compiled conditions
+(``get_compiled_rule_condition``, libs ``as_string`` form), error and warning
+messages (substring checks), ``has_warnings`` and the described rule's
+condition/output/description. Other assertions are not ported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+_TEST = re.compile(r"^TEST_F\(test_falco_engine,\s*(\w+)\)\s*\{", re.M)
+_STATIC = re.compile(r'static std::string (\w+) = R"END\((.*?)\)END";', re.S)
+_ESC = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _cstr(src: str, i: int) -> tuple[str, int]:
+    """Adjacent C++ string literals ("..." or R"END(...)END") from ``i``."""
+    out = []
+    while True:
+        while i < len(src) and src[i] in " \t\r\n":
+            i += 1
+        if src.startswith('R"END(', i):
+            end = src.index(')END"', i)
+            out.append(src[i + 6 : end])
+            i = end + 5
+        elif src.startswith('"', i):
+            i += 1
+            buf = []
+            while src[i] != '"':
+                if src[i] == "\\":
+                    buf.append(_ESC[src[i + 1]])
+                    i += 2
+                else:
+                    buf.append(src[i])
+                    i += 1
+            out.append("".join(buf))
+            i += 1
+        else:
+            return "".join(out), i
+
+
+def _body(src: str, start: int) -> str:
+    depth = 0
+    i = start
+    while True:
+        c = src[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return src[start : i + 1]
+        elif c == '"' or src.startswith('R"END(', i):
+            _, i = _cstr(src, i)
+            continue
+        i += 1
+
+
+def _value(src: str, i: int, env: dict[str, str]) -> str | None:
+    """Evaluate ``ident + "lit" + R"END(...)END" ...`` up to the ``;``."""
+    out = []
+    while True:
+        while src[i] in " \t\r\n+":
+            i += 1
+        if src[i] == ";":
+            return "".join(out)
+        if src[i] == '"' or src.startswith('R"END(', i):
+            text, i = _cstr(src, i)
+            out.append(text)
+            continue
+        m = re.match(r"\w+", src[i:])
+        if not m or m.group(0) not in env:
+            return None
+        out.append(env[m.group(0)])
+        i += m.end()
+
+
+def extract(src: str) -> list[dict]:
+    statics = {m.group(1): m.group(2) for m in _STATIC.finditer(src)}
+    cases = []
+    for m in _TEST.finditer(src):
+        name = m.group(1)
+        body = _body(src, m.end() - 1)
+        env = dict(statics)
+        for a in re.finditer(r"(?:std::string|auto)\s+(\w+)\s*=\s*", body):
+            v = _value(body, a.end(), env)
+            if v is not None:
+                env[a.group(1)] = v
+        loads = list(re.finditer(r"(ASSERT|EXPECT)_(TRUE|FALSE)\(load_rules\((\w+),\s*\"([^\"]+)\"",
+                                 body))
+        if len(loads) != 1 or loads[0].group(3) not in env:
+            continue
+        load = loads[0]
+        case = {"name": name, "rules": env[load.group(3)], "file": load.group(4),
+                "loads": load.group(2) == "TRUE", "compiled": {}, "errors": [],
+                "no_errors": [], "warnings": [], "no_warnings": [], "described": {}}
+        tail = body[load.end():]
+        for a in re.finditer(r"(?:ASSERT|EXPECT)_EQ\(get_compiled_rule_condition\(\"([^\"]+)\"\),",
+                             tail):
+            case["compiled"][a.group(1)] = _cstr(tail, a.end())[0]
+        for a in re.finditer(r"(?:ASSERT|EXPECT)_(TRUE|FALSE)\(\s*check_(error|warning)_message\(",
+                             tail):
+            msg = _cstr(tail, a.end())[0]
+            key = ("" if a.group(1) == "TRUE" else "no_") + a.group(2) + "s"
+            case[key].append(msg)
+        h = re.search(r"(?:ASSERT|EXPECT)_(TRUE|FALSE)\(has_warnings\(\)\)", tail)
+        if h:
+            case["has_warnings"] = h.group(1) == "TRUE"
+        for a in re.finditer(r"ASSERT_EQ\(rule_description\[\"rules\"\]\[0\]\[\"info\"\]"
+                             r"\[\"(\w+)\"\]\.template get<std::string>\(\),", tail):
+            case["described"][a.group(1)] = _cstr(tail, a.end())[0]
+        cases.append(case)
+    return cases
+
+
+def main() -> None:
+    src = Path(sys.argv[1]).read_text(encoding="utf-8")
+    doc = {
+        "source": "falcosecurity/falco unit_tests/engine/test_rule_loader.cpp",
+        "commit": sys.argv[2] if len(sys.argv) > 2 else "unknown",
+        "license": "Apache-2.0 (test data of falcosecurity/falco)",
+        "note": "generated by tests/data/make_falco_rule_loader_cases.py",
+        "cases": extract(src),
+    }
+    json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
