@@ -195,3 +195,53 @@ def test_alert_change_added_removed() -> None:
     text = render_change(change)
     assert "+1 added, -1 removed, 1 unchanged" in text
     assert "  - Write below etc: 1 alert(s)" in text
+
+
+# --- Falco 0.35.1's regression corpus (docs/scap-corpus.md) ----------------------
+
+#: Loader tests where fcap reports a different code on purpose, with the reason.
+KNOWN_LOADER_DIFFERENCES = {
+    # Falco 0.35.1 named the skip-if-unknown-filter warning LOAD_UNKNOWN_FIELD;
+    # current Falco (and fcap) call it LOAD_UNKNOWN_FILTER.
+    "validate_skip_unknown_noevt": {"LOAD_UNKNOWN_FILTER"},
+}
+
+
+def _corpus_table(doc: Path) -> dict[str, int]:
+    """The class counts stated in docs/scap-corpus.md's table (`| class | n |`)."""
+    import re
+
+    counts = {}
+    for m in re.finditer(r"^\| `([a-z-]+)` \| (\d+) \|", doc.read_text(), re.M):
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.mark.shared
+def test_scap_corpus_counts_match_the_doc(shared_dir: Path) -> None:
+    from fcap.analyze.regress.scapcorpus import CLASSES, load_entries, summarize
+
+    entries = load_entries(shared_dir / "anchors/scap/falco-0.35.1/expected_results.json")
+    s = summarize(entries)
+    assert s.total == len(entries) == sum(s.by_class.values())
+    doc = Path(__file__).resolve().parents[1] / "docs/scap-corpus.md"
+    assert _corpus_table(doc) == {c: s.by_class[c] for c in CLASSES}
+
+
+@pytest.mark.shared
+def test_scap_corpus_loader_expectations(shared_dir: Path) -> None:
+    """Every loader-only test of Falco's corpus gives fcap's loader the same verdict."""
+    from fcap.analyze.regress.scapcorpus import check_loader_entry, classify, load_entries
+
+    root = shared_dir / "anchors/scap/falco-0.35.1"
+    checks = [check_loader_entry(e, root) for e in load_entries(root / "expected_results.json")
+              if classify(e) == "loader"]  # fmt: skip
+    assert len(checks) == 41
+    wrong = []
+    for c in checks:
+        if c.name in KNOWN_LOADER_DIFFERENCES:
+            assert KNOWN_LOADER_DIFFERENCES[c.name] <= (c.errors | c.warnings), c
+            continue
+        if not c.ok:
+            wrong.append(f"{c.name}: Falco {sorted(c.expected)}, fcap errors {sorted(c.errors)}")
+    assert not wrong, "\n".join(wrong)
