@@ -126,7 +126,7 @@ def _with_arg(d: FieldDef, full: str, arg: str | None, note: str | None) -> Fiel
             return FieldRef(full, f"nullif(array_to_string(e.{col}[2:], ' '), '')", d.type,
                             note=note)
         if name == "proc.aenv" and not re.fullmatch(r"\d+", arg):
-            return FieldRef(full, _env_lookup(f"list_filter(e.{col}[2:], x -> x IS NOT NULL)",
+            return FieldRef(full, _env_lookup(f"list_filter(e.{col}[2:], lambda x: x IS NOT NULL)",
                                               arg, any_=True), d.type, note=note)
         return FieldRef(full, f"e.{col}[{_index(name, arg) + 1}]", d.type, note=note)
     if name in ("evt.arg", "evt.rawarg"):
@@ -152,13 +152,13 @@ def _with_arg(d: FieldDef, full: str, arg: str | None, note: str | None) -> Fiel
         col = "e.path2" if arg in ("dst", "target") else "e.path"
         return FieldRef(full, f"CAST({col} AS VARCHAR)", d.type, note=note)
     if name == "fd.ip":
-        return FieldRef(full, "list_filter([e.fd_cip, e.fd_sip], x -> x IS NOT NULL)", d.type,
+        return FieldRef(full, "list_filter([e.fd_cip, e.fd_sip], lambda x: x IS NOT NULL)", d.type,
                         multi=True, note=note)
     if name == "fd.net":
-        return FieldRef(full, "list_filter([e.fd_cip, e.fd_sip], x -> x IS NOT NULL)", d.type,
+        return FieldRef(full, "list_filter([e.fd_cip, e.fd_sip], lambda x: x IS NOT NULL)", d.type,
                         multi=True, note=note)
     if name == "fd.port":
-        return FieldRef(full, "list_filter([e.fd_cport, e.fd_sport], x -> x IS NOT NULL)",
+        return FieldRef(full, "list_filter([e.fd_cport, e.fd_sport], lambda x: x IS NOT NULL)",
                         d.type, multi=True, note=note)
     if name == "fd.proto":
         return FieldRef(full, _null(d), d.type, note=note)
@@ -168,8 +168,8 @@ def _with_arg(d: FieldDef, full: str, arg: str | None, note: str | None) -> Fiel
 def _env_lookup(lists_sql: str, var: str, any_: bool = False) -> str:
     """Value of ``var`` in a LIST of env lists (first match), libsinsp's get_env."""
     prefix = _q(var + "=")
-    inner = (f"list_filter(flatten(list_transform({lists_sql}, l -> "
-             f"list_filter(l, x -> starts_with(x, {prefix})))), x -> x IS NOT NULL)")
+    inner = (f"list_filter(flatten(list_transform({lists_sql}, lambda l: "
+             f"list_filter(l, lambda x: starts_with(x, {prefix})))), lambda x: x IS NOT NULL)")
     return f"substr({inner}[1], {len(var) + 2})"
 
 
@@ -179,8 +179,8 @@ def _mount_sql(name: str, arg: str) -> str:
         return (f"(SELECT {part} FROM (SELECT unnest(e.container_mount_list) AS m) "
                 f"LIMIT 1 OFFSET {int(arg)})")
     key = "m.dest" if name == "container.mount.source" else "m.source"
-    return (f"(list_transform(list_filter(e.container_mount_list, m -> "
-            f"regexp_matches({key}, {_q(arg)})), m -> {part}))[1]")
+    return (f"(list_transform(list_filter(e.container_mount_list, lambda m: "
+            f"regexp_matches({key}, {_q(arg)})), lambda m: {part}))[1]")
 
 
 def _evt_arg(full: str, name: str, arg: str, d: FieldDef, note: str | None) -> FieldRef:

@@ -1,0 +1,1 @@
+"""Process, fd, user and container state rebuilt from a capture in bulk (DuckDB)."""

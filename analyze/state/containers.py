@@ -1,0 +1,53 @@
+"""Container and pod metadata for ``container.*`` / ``k8s.*`` (Falco's container plugin).
+
+``fc_cgroups`` maps cgroup ids to container ids (for events without a
+recorded ``container_id``); ``fc_cont`` holds one row per container with the
+plugin's derived fields: 12-char id, image split into repository / tag /
+digest, mounts rendered as ``source:dest:mode:rdwr:propagation``, labels.
+Pod fields come from the CRI annotations (``io.kubernetes.cri.sandbox-*``) or
+the kubelet labels (``io.kubernetes.pod.*``) recorded in the container table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: image reference -> (repository, tag, digest), as the plugin splits it.
+_IMG_RE = r"^(.*?)(?::([^/:@]+))?(?:@([a-z0-9]+:[0-9a-fA-F]+))?$"
+
+
+def _ann(key: str) -> str:
+    return f"coalesce(element_at(annotations, '{key}')[1], element_at(labels, '{key}')[1])"
+
+
+def build(con: Any) -> None:
+    """``fc_cgroups(id, container_id)`` and ``fc_cont`` (one row per full container id)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_cgroups AS
+        SELECT DISTINCT ON (id) id, path, container_id FROM raw_cgroups ORDER BY id;
+
+        CREATE OR REPLACE TEMP TABLE fc_cont AS
+        SELECT DISTINCT ON (id) id AS full_id, left(id, 12) AS short_id, name, image, image_id,
+               type, coalesce(privileged, false) AS privileged,
+               nullif(regexp_extract(image, '{_IMG_RE}', 1), '') AS image_repository,
+               coalesce(regexp_extract(image, '{_IMG_RE}', 2), '') AS image_tag,
+               coalesce(regexp_extract(image, '{_IMG_RE}', 3), '') AS image_digest,
+               coalesce(start_ts, first_seen_ts) AS start_ts,
+               array_to_string(list_transform(coalesce(mounts, []), lambda m: concat_ws(':',
+                   m.source, m.dest, m.mode, CASE WHEN m.rw THEN 'true' ELSE 'false' END,
+                   m.propagation)), ',') AS mounts_text,
+               coalesce(mounts, []) AS mount_list,
+               labels AS label_map,
+               array_to_string(list_transform(map_entries(coalesce(labels, MAP {{}})),
+                   lambda x: x.key || ':' || x.value), ',') AS labels_text,
+               coalesce(pod_name, {_ann("io.kubernetes.cri.sandbox-name")},
+                        {_ann("io.kubernetes.pod.name")}) AS pod_name,
+               coalesce(pod_namespace, {_ann("io.kubernetes.cri.sandbox-namespace")},
+                        {_ann("io.kubernetes.pod.namespace")}) AS pod_namespace,
+               coalesce(pod_uid, {_ann("io.kubernetes.cri.sandbox-uid")},
+                        {_ann("io.kubernetes.pod.uid")}) AS pod_uid,
+               coalesce(pod_sandbox_id, {_ann("io.kubernetes.cri.sandbox-id")}) AS sandbox_id
+        FROM raw_containers ORDER BY id, first_seen_ts DESC NULLS LAST
+        """
+    )

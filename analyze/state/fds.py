@@ -1,0 +1,292 @@
+"""File-descriptor state rebuilt relationally: ``fc_fdrec`` records per (instance, fd).
+
+Each record is the state of one descriptor of one process instance from its
+``ts`` on, until the next record of the same ``(pkey, fd)``. Records come from:
+
+* the start snapshot (``raw_fds``), valid from the beginning;
+* syscalls that create descriptors (open family, socket, accept, memfd_create,
+  eventfd ...), and ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD*)`` which copy
+  the source descriptor's state at that moment to the new number;
+* updates of sockets (connect, bind, listen, sendto/sendmsg with an address);
+* ``close`` (a record with ``kind = 'close'`` 1 ns after the close, so the
+  close event itself still sees the descriptor, as in libsinsp);
+* fork: the child gets a copy of every descriptor its parent has open at the
+  fork (processed level by level down the fork tree);
+* execve: descriptors opened with close-on-exec are closed.
+
+The events view finds an event's descriptor with one ASOF join on
+``(pkey, fd, ts)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fcap.analyze.state.processes import TS_MIN
+
+O_CLOEXEC = 0o2000000
+_CREATES = {
+    "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
+    "epoll_create": "eventpoll", "epoll_create1": "eventpoll", "inotify_init": "inotify",
+    "inotify_init1": "inotify", "timerfd_create": "timerfd", "bpf": "bpf",
+    "userfaultfd": "userfaultfd", "io_uring_setup": "io_uring", "pidfd_open": "pidfd",
+    "memfd_create": "memfd", "pipe": "pipe", "pipe2": "pipe",
+}
+_OPENS = "('open', 'openat', 'openat2', 'creat', 'open_by_handle_at')"
+_ATTRS = (
+    "fd_type", "name", "name_raw", "flags", "cloexec", "l4proto", "family", "lip", "lport",
+    "rip", "rport", "role", "connected", "ino",
+)
+#: Columns of a record row: key, time, kind, attributes, dup source, event identity.
+_COLS = "pkey, fd, ts, kind, " + ", ".join(_ATTRS) + ", src_fd, changed, ev_tid"
+
+
+def _open_flags() -> str:
+    return (
+        "CASE syscall WHEN 'open' THEN a1 WHEN 'openat' THEN a2 WHEN 'openat2' THEN flags_aux "
+        "WHEN 'creat' THEN 577 ELSE a2 END"
+    )
+
+
+def _family_type(fam: str) -> str:
+    return (
+        f"CASE {fam} WHEN 2 THEN 'ipv4' WHEN 10 THEN 'ipv6' WHEN 1 THEN 'unix' "
+        f"WHEN 16 THEN 'netlink' ELSE NULL END"
+    )
+
+
+def _l4(sock_type: str, l4: str) -> str:
+    return (
+        f"CASE WHEN {l4} = 6 THEN 'tcp' WHEN {l4} = 17 THEN 'udp' WHEN {l4} IN (1, 58) THEN 'icmp' "
+        f"WHEN ({sock_type} & 15) = 1 THEN 'tcp' WHEN ({sock_type} & 15) = 2 THEN 'udp' "
+        f"WHEN ({sock_type} & 15) = 3 THEN 'raw' END"
+    )
+
+
+def build_direct(con: Any) -> None:
+    """``fc_fdd``: records from the snapshot and from events, before fork inheritance."""
+    creates = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _CREATES.items())
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_fdev AS
+        SELECT i.pkey, e.* FROM (
+          SELECT ts, pid, tid, CAST(syscall AS VARCHAR) AS syscall, res, a0, a1, a2, a3,
+                 flags_aux, fd, CAST(path AS VARCHAR) AS path,
+                 CAST(coalesce(path_raw, path) AS VARCHAR) AS path_raw,
+                 sock_family, sock_type, l4proto, CAST(laddr AS VARCHAR) AS laddr, lport,
+                 CAST(raddr AS VARCHAR) AS raddr, rport, CAST(unix_path AS VARCHAR) AS unix_path
+          FROM raw_events
+          WHERE syscall IN {_OPENS} OR syscall IN ('socket', 'accept', 'accept4', 'connect',
+                'bind', 'listen', 'close', 'dup', 'dup2', 'dup3', 'fcntl', 'sendto', 'sendmsg',
+                'execve', 'execveat')
+             OR syscall IN ({", ".join(f"'{k}'" for k in _CREATES)})
+        ) e ASOF JOIN fc_pinst i ON e.pid = i.pid AND e.ts >= i.ts;
+
+        CREATE OR REPLACE TEMP TABLE fc_fdd AS
+        -- snapshot
+        SELECT i.pkey, f.fd, {TS_MIN}::BIGINT AS ts, 'open' AS kind,
+               f.type AS fd_type, f.name, f.name AS name_raw, f.flags,
+               coalesce((f.flags & {O_CLOEXEC}) <> 0, false) AS cloexec,
+               CASE f.l4proto WHEN 6 THEN 'tcp' WHEN 17 THEN 'udp' WHEN 1 THEN 'icmp'
+                    WHEN 255 THEN 'raw' END AS l4proto,
+               CASE WHEN f.type IN ('ipv4', 'ipv6') THEN 'ip' WHEN f.type = 'unix' THEN 'unix'
+               END AS family,
+               f.laddr AS lip, f.lport, f.raddr AS rip, f.rport,
+               CASE WHEN f.listening THEN 'server'
+                    WHEN f.raddr IS NOT NULL AND f.type IN ('ipv4', 'ipv6') THEN 'client'
+               END AS role,
+               f.raddr IS NOT NULL AS connected, f.ino,
+               CAST(NULL AS BIGINT) AS src_fd, false AS changed, CAST(NULL AS INTEGER) AS ev_tid
+        FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap'
+        UNION ALL
+        -- open family
+        SELECT pkey, res, ts, 'open',
+               CASE WHEN ({_open_flags()} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
+               path, path_raw, {_open_flags()}, ({_open_flags()} & {O_CLOEXEC}) <> 0,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, false, tid
+        FROM fc_fdev WHERE syscall IN {_OPENS} AND res >= 0
+        UNION ALL
+        -- socket
+        SELECT pkey, res, ts, 'open', {_family_type("a0")}, '', '', a1, (a1 & {O_CLOEXEC}) <> 0,
+               CASE WHEN a0 IN (2, 10) THEN {_l4("a1", "a2")} END,
+               CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END,
+               NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, false, tid
+        FROM fc_fdev WHERE syscall = 'socket' AND res >= 0
+        UNION ALL
+        -- accept: the process is the server
+        SELECT pkey, res, ts, 'open', {_family_type("sock_family")},
+               CASE WHEN sock_family = 1 THEN unix_path
+                    ELSE concat(raddr, ':', rport, '->', laddr, ':', lport) END,
+               NULL, NULL, syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0,
+               CASE WHEN sock_family IN (2, 10) THEN {_l4("coalesce(sock_type, 1)", "l4proto")} END,
+               CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END,
+               laddr, lport, raddr, rport, 'server', true, NULL, NULL, true, tid
+        FROM fc_fdev WHERE syscall IN ('accept', 'accept4') AND res >= 0
+        UNION ALL
+        -- connect / sendto / sendmsg with a destination: the process is the client
+        SELECT pkey, fd, ts, 'update', NULL,
+               CASE WHEN sock_family = 1 THEN unix_path
+                    ELSE concat(laddr, ':', lport, '->', raddr, ':', rport) END,
+               NULL, NULL, NULL,
+               CASE WHEN l4proto IS NOT NULL OR sock_type IS NOT NULL
+                    THEN {_l4("coalesce(sock_type, 0)", "l4proto")} END,
+               CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END,
+               laddr, lport, raddr, rport, 'client', syscall = 'connect', NULL, NULL, true, tid
+        FROM fc_fdev
+        WHERE fd IS NOT NULL AND (
+              (syscall = 'connect' AND (res >= 0 OR res = -115))
+           OR (syscall IN ('sendto', 'sendmsg') AND res >= 0 AND raddr IS NOT NULL))
+        UNION ALL
+        -- bind / listen
+        SELECT pkey, fd, ts, 'update', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               CASE WHEN syscall = 'bind' THEN laddr END, CASE WHEN syscall = 'bind' THEN lport END,
+               NULL, NULL, CASE WHEN syscall = 'listen' THEN 'server' END, NULL, NULL, NULL,
+               false, tid
+        FROM fc_fdev WHERE syscall IN ('bind', 'listen') AND res = 0 AND fd IS NOT NULL
+        UNION ALL
+        -- other descriptor-creating syscalls
+        SELECT pkey, coalesce(CASE WHEN syscall IN ('pipe', 'pipe2') THEN fd ELSE res END, fd),
+               ts, 'open', CASE syscall {creates} END,
+               CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') ELSE '' END,
+               NULL, NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL,
+               false, tid
+        FROM fc_fdev WHERE syscall IN ({", ".join(f"'{k}'" for k in _CREATES)}) AND res >= 0
+              AND (syscall NOT IN ('pipe', 'pipe2') OR fd IS NOT NULL)
+        UNION ALL
+        -- dup family: state copied from the source fd (resolved per level)
+        SELECT pkey, res, ts, 'dup', NULL, NULL, NULL, NULL,
+               (syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0)
+               OR (syscall = 'fcntl' AND a1 = 1030),
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a0, false, tid
+        FROM fc_fdev
+        WHERE res >= 0 AND (syscall IN ('dup', 'dup2', 'dup3')
+                            OR (syscall = 'fcntl' AND a1 IN (0, 1030)))
+              AND NOT (syscall IN ('dup2', 'dup3') AND a0 = res)
+        UNION ALL
+        -- close: effective just after the event
+        SELECT pkey, coalesce(fd, a0), ts + 1, 'close', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, tid
+        FROM fc_fdev WHERE syscall = 'close' AND res = 0;
+
+        CREATE OR REPLACE TEMP TABLE fc_execs AS
+        SELECT pkey, ts FROM fc_fdev WHERE syscall IN ('execve', 'execveat') AND res = 0;
+        DROP TABLE fc_fdev;
+        """
+    )
+
+
+def build_levels(con: Any) -> None:
+    """``fc_pdepth``: depth of every instance in the fork tree (0 = snapshot / unknown)."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_forks AS
+        SELECT s.pkey AS child, s.src_pkey AS parent, s.ts
+        FROM fc_seg s WHERE s.src_pkey IS NOT NULL AND s.kind = 'start';
+
+        CREATE OR REPLACE TEMP TABLE fc_pdepth AS
+        WITH RECURSIVE d(pkey, depth) AS (
+          SELECT pkey, 0 FROM fc_pinst WHERE pkey NOT IN (SELECT child FROM fc_forks)
+          UNION ALL
+          SELECT f.child, d.depth + 1 FROM fc_forks f JOIN d ON f.parent = d.pkey
+          WHERE d.depth < 10000
+        )
+        SELECT pkey, max(depth) AS depth FROM d GROUP BY pkey;
+        """
+    )
+
+
+def _resolve_level(con: Any, level: int) -> None:
+    """Records of the instances at ``level``: inherit, resolve dups, fill updates, cloexec."""
+    attrs = ", ".join(_ATTRS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_lvl AS
+        SELECT {_COLS} FROM fc_fdd
+        WHERE pkey IN (SELECT pkey FROM fc_pdepth WHERE depth = {level})
+        UNION ALL
+        SELECT f.child, r.fd, f.ts, 'open', {", ".join("r." + a for a in _ATTRS)},
+               NULL, false, NULL
+        FROM fc_forks f
+        JOIN fc_pdepth d ON d.pkey = f.child AND d.depth = {level}
+        JOIN fc_fdrec r ON r.pkey = f.parent AND r.ts <= f.ts AND f.ts < r.te
+        WHERE r.kind <> 'close'
+        """
+    )
+    # dup chains: each pass resolves dups whose source is already resolved
+    for _ in range(8):
+        _fill(con)
+        n = con.execute(
+            f"""
+            UPDATE fc_lvl SET kind = 'open', {", ".join(f"{a} = r.{a}" for a in _ATTRS if a != "cloexec")}
+            FROM (
+              SELECT d.rowid AS rid, s.* FROM fc_lvl d
+              ASOF JOIN fc_lvlf s ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
+              WHERE d.kind = 'dup' AND s.kind NOT IN ('dup', 'close')
+            ) r WHERE fc_lvl.rowid = r.rid
+            """
+        ).fetchone()[0]
+        if not n:
+            break
+    _fill(con)
+    # close-on-exec: every descriptor open with cloexec at a successful exec
+    con.execute(
+        f"""
+        INSERT INTO fc_lvlf
+        SELECT x.pkey, r.fd, x.ts, 'close', {", ".join("NULL" for _ in _ATTRS)}, NULL, false, NULL
+        FROM fc_execs x
+        JOIN (SELECT *, lead(ts) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te FROM fc_lvlf) r
+          ON r.pkey = x.pkey AND r.ts < x.ts AND x.ts < coalesce(r.te, {2**62})
+        WHERE r.kind = 'open' AND r.cloexec;
+
+        INSERT INTO fc_fdrec
+        SELECT {_COLS.replace("kind,", "CASE WHEN kind = 'dup' THEN 'unknown' ELSE kind END,")},
+               lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
+        FROM fc_lvlf;
+        """
+    )
+    del attrs
+
+
+def _fill(con: Any) -> None:
+    """``fc_lvlf``: updates take the attributes they do not set from the record they update."""
+    fills = ", ".join(
+        f"CASE WHEN kind = 'update' THEN last_value({a} IGNORE NULLS) OVER w ELSE {a} END AS {a}"
+        for a in _ATTRS
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_lvlf AS
+        SELECT pkey, fd, ts, CASE WHEN kind = 'update' AND gen_kind IN ('open') THEN 'open'
+                                  WHEN kind = 'update' THEN 'update' ELSE kind END AS kind,
+               {", ".join(_ATTRS)}, src_fd, changed, ev_tid
+        FROM (
+          SELECT pkey, fd, ts, kind, {fills}, src_fd, changed, ev_tid,
+                 first_value(kind) OVER w AS gen_kind
+          FROM (SELECT *, sum(CASE WHEN kind = 'update' THEN 0 ELSE 1 END)
+                          OVER (PARTITION BY pkey, fd ORDER BY ts, kind = 'update'
+                                ROWS UNBOUNDED PRECEDING) AS gen
+                FROM fc_lvl)
+          WINDOW w AS (PARTITION BY pkey, fd, gen ORDER BY ts, kind = 'update'
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        )
+        """
+    )
+
+
+def build(con: Any) -> None:
+    """Build ``fc_fdrec`` (requires the process tables of :mod:`.processes`)."""
+    build_direct(con)
+    build_levels(con)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE fc_fdrec AS SELECT {_COLS}, 0::BIGINT AS te "
+        "FROM fc_fdd WHERE false"
+    )
+    max_depth = con.execute("SELECT coalesce(max(depth), 0) FROM fc_pdepth").fetchone()[0]
+    for level in range(max_depth + 1):
+        _resolve_level(con, level)
+    con.execute(
+        "DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlf;"
+        "CREATE OR REPLACE TEMP TABLE fc_fdrec2 AS "
+        "SELECT row_number() OVER (ORDER BY pkey, fd, ts) AS rid, * FROM fc_fdrec;"
+        "DROP TABLE fc_fdrec; ALTER TABLE fc_fdrec2 RENAME TO fc_fdrec;"
+    )

@@ -1,0 +1,240 @@
+"""Process state rebuilt relationally: instances, images, segments and ancestor chains.
+
+Input: ``raw_events`` and ``raw_processes`` (the start snapshot). Output tables:
+
+* ``fc_pinst`` — process instances (``pkey``): one per snapshot process, per
+  fork/clone child that is a new thread group, and per pid first seen without
+  either (its origin predates what the capture holds);
+* ``fc_img`` — process images: one per snapshot process and per successful
+  execve/execveat (name, exe = argv[0], exepath, argv, env ...);
+* ``fc_seg`` — per instance, the moments its state changes: start, exec,
+  chdir, and a new real parent seen in the ``ppid`` column (reparenting); a
+  forked child starts with its parent's image and cwd at the fork;
+* ``fc_chain`` — per pid, time intervals with the full ancestor chain (self
+  first) as LIST columns. A chain interval ends when the process or any of its
+  ancestors changes image, cwd or parent, so ``proc.aname[n]`` is the
+  ancestor's state at the event's time. Events find their interval with one
+  ASOF join on ``(pid, ts)``.
+
+Reparenting: the kernel reparents orphans when their parent exits; the new
+parent shows in the child's recorded ``ppid`` from its next event on, and that
+is when fcap switches the chain (between the parent's exit and that event, the
+dead parent stays in the chain). Subreapers are handled by the same rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: "Since before the capture": start time of snapshot instances and records.
+TS_MIN = -(2**62)
+TS_MAX = 2**62
+
+_FORKS = "('clone', 'clone3', 'fork', 'vfork')"
+_EXECS = "('execve', 'execveat')"
+_THREAD = (
+    "((syscall = 'clone' AND (a0 & 65536) <> 0) OR "
+    "(syscall = 'clone3' AND (coalesce(flags_aux, 0) & 65536) <> 0))"
+)
+_MAX_DEPTH = 64
+
+
+def build_instances(con: Any) -> None:
+    """``fc_pinst(pkey, pid, ts, start_ts, kind, ppid, comm)`` and ``fc_pidppid``."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_pidppid AS
+        SELECT pid, ppid, min(ts) AS first_ts, arg_min(CAST(comm AS VARCHAR), ts) AS comm
+        FROM raw_events GROUP BY pid, ppid;
+
+        CREATE OR REPLACE TEMP TABLE fc_pstart0 AS
+        SELECT pid, {TS_MIN}::BIGINT AS ts, start_ts, 'snap' AS kind, ppid, comm
+        FROM raw_processes
+        UNION ALL
+        SELECT pid, ts, ts, 'fork', ppid, CAST(comm AS VARCHAR)
+        FROM raw_events WHERE syscall IN {_FORKS} AND res = 0 AND pid = tid;
+
+        INSERT INTO fc_pstart0
+        SELECT CAST(p.res AS INTEGER), p.ts, p.ts, 'fork', p.pid, CAST(p.comm AS VARCHAR)
+        FROM raw_events p
+        WHERE p.syscall IN {_FORKS} AND p.res > 0 AND p.pid = p.vpid AND NOT {_THREAD}
+          AND NOT EXISTS (SELECT 1 FROM fc_pstart0 c WHERE c.pid = CAST(p.res AS INTEGER)
+                          AND c.kind = 'fork' AND abs(c.ts - p.ts) < 5000000000);
+
+        INSERT INTO fc_pstart0
+        SELECT f.pid, f.first_ts, NULL, 'unk', f.ppid, f.comm
+        FROM (SELECT pid, arg_min(ppid, first_ts) AS ppid, min(first_ts) AS first_ts,
+                     arg_min(comm, first_ts) AS comm
+              FROM fc_pidppid GROUP BY pid) f
+        WHERE NOT EXISTS (SELECT 1 FROM fc_pstart0 s WHERE s.pid = f.pid AND s.ts <= f.first_ts);
+
+        CREATE OR REPLACE TEMP TABLE fc_pinst AS
+        SELECT row_number() OVER (ORDER BY ts, pid) AS pkey, *
+        FROM (SELECT DISTINCT ON (pid, ts) * FROM fc_pstart0 ORDER BY pid, ts, kind DESC);
+        DROP TABLE fc_pstart0;
+        """
+    )
+
+
+def build_images(con: Any) -> None:
+    """``fc_img``: snapshot images and exec images."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_img AS
+        SELECT row_number() OVER (ORDER BY ts, pid) AS img, * FROM (
+          SELECT pid, {TS_MIN}::BIGINT AS ts, comm AS name,
+                 coalesce(exe, argv[1]) AS exe, exepath, argv, env, exe_ino, exe_writable,
+                 exe_upper_layer, exe_from_memfd, cwd
+          FROM raw_processes
+          UNION ALL
+          SELECT pid, ts, CAST(comm AS VARCHAR),
+                 coalesce(argv[1], CAST(exe AS VARCHAR)), CAST(exe AS VARCHAR), argv,
+                 CAST(NULL AS VARCHAR[]), CAST(NULL AS UBIGINT), CAST(NULL AS BOOLEAN),
+                 CAST(NULL AS BOOLEAN),
+                 CASE WHEN CAST(exe AS VARCHAR) LIKE '/memfd:%' THEN true END,
+                 CAST(cwd AS VARCHAR)
+          FROM raw_events WHERE syscall IN {_EXECS} AND res = 0
+        )
+        """
+    )
+
+
+def build_segments(con: Any) -> None:
+    """``fc_seg``: state changes per instance, with image and cwd resolved through forks."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_seg0 AS
+        SELECT pid, ts, 0 AS ord, 'start' AS kind, ppid, comm,
+               CAST(NULL AS BIGINT) AS img, CAST(NULL AS VARCHAR) AS cwd
+        FROM fc_pinst
+        UNION ALL
+        SELECT pid, ts, 1, 'exec', NULL, name, img, cwd FROM fc_img
+        UNION ALL
+        SELECT pid, ts, 2, 'cwd', NULL, NULL, NULL,
+               CAST(coalesce(cwd, path) AS VARCHAR)
+        FROM raw_events WHERE syscall IN ('chdir', 'fchdir') AND res = 0
+              AND coalesce(cwd, path) IS NOT NULL
+        UNION ALL
+        SELECT pid, first_ts, 3, 'ppid', ppid, NULL, NULL, NULL FROM fc_pidppid
+        WHERE ppid IS NOT NULL;
+
+        CREATE OR REPLACE TEMP TABLE fc_seg AS
+        SELECT row_number() OVER () AS sid, i.pkey, i.kind AS ikind,
+               CASE WHEN s.kind = 'start' AND i.kind = 'fork' THEN p.pkey END AS src_pkey,
+               s.*
+        FROM fc_seg0 s
+        ASOF JOIN fc_pinst i ON s.pid = i.pid AND s.ts >= i.ts
+        ASOF LEFT JOIN fc_pinst p ON s.ppid = p.pid AND s.ts >= p.ts;
+        DROP TABLE fc_seg0;
+        """
+    )
+    # Forked children start with the parent's image and cwd at the fork; the parent may
+    # itself be a child that has not exec'ed, hence the fixed point (depth of such chains).
+    for _ in range(_MAX_DEPTH):
+        _fill_segments(con)
+        changed = con.execute(
+            """
+            UPDATE fc_seg SET img = coalesce(fc_seg.img, r.fimg), cwd = coalesce(fc_seg.cwd, r.fcwd)
+            FROM (
+              SELECT s.sid, p.fimg, p.fcwd FROM fc_seg s
+              ASOF JOIN fc_segf p ON s.src_pkey = p.pkey AND s.ts >= p.ts
+              WHERE s.src_pkey IS NOT NULL AND (s.img IS NULL OR s.cwd IS NULL)
+            ) r
+            WHERE fc_seg.sid = r.sid
+              AND ((fc_seg.img IS NULL AND r.fimg IS NOT NULL)
+                   OR (fc_seg.cwd IS NULL AND r.fcwd IS NOT NULL))
+            """
+        ).fetchone()[0]
+        if not changed:
+            break
+    _fill_segments(con)
+
+
+def _fill_segments(con: Any) -> None:
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_segf AS
+        SELECT pkey, pid, ts, ord, kind, ikind,
+               last_value(img IGNORE NULLS) OVER w AS fimg,
+               last_value(cwd IGNORE NULLS) OVER w AS fcwd,
+               last_value(ppid IGNORE NULLS) OVER w AS fppid,
+               last_value(comm IGNORE NULLS) OVER w AS fcomm
+        FROM fc_seg
+        WINDOW w AS (PARTITION BY pkey ORDER BY ts, ord
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        """
+    )
+
+
+def build_chains(con: Any) -> None:
+    """``fc_lin`` (intervals per instance) and ``fc_chain`` (intervals with ancestor lists)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_lin AS
+        WITH nxt AS (
+          SELECT pkey, pid, ts, lead(ts) OVER (PARTITION BY pid ORDER BY ts) AS next_ts
+          FROM fc_pinst
+        ), seg AS (
+          SELECT f.*,
+                 lead(f.ts) OVER (PARTITION BY f.pkey ORDER BY f.ts, f.ord) AS seg_next
+          FROM fc_segf f
+        )
+        SELECT row_number() OVER () AS lid, s.pkey, s.pid, s.ts AS s,
+               coalesce(s.seg_next, n.next_ts, {TS_MAX}) AS e,
+               s.fppid AS ppid, s.fcwd AS cwd,
+               coalesce(i.name, s.fcomm) AS name, i.exe, i.exepath,
+               coalesce(i.argv[2:], []) AS argv_tail, i.env,
+               i.exe_ino, i.exe_writable, i.exe_upper_layer, i.exe_from_memfd, i.argv,
+               pi.start_ts AS start_ts, pp.pkey AS ppkey
+        FROM seg s
+        JOIN nxt n ON n.pkey = s.pkey
+        JOIN fc_pinst pi ON pi.pkey = s.pkey
+        LEFT JOIN fc_img i ON i.img = s.fimg
+        ASOF LEFT JOIN fc_pinst pp ON pp.pid = s.fppid AND s.ts >= pp.ts AND pp.pid <> s.pid
+        WHERE coalesce(s.seg_next, n.next_ts, {TS_MAX}) > s.ts
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_chain AS
+        WITH RECURSIVE ch AS (
+          SELECT l.lid, l.pkey, l.pid, l.s, l.e, 0 AS depth,
+                 [l.name] AS names, [l.exe] AS exes, [l.exepath] AS exepaths,
+                 [{_cmdline('l')}] AS cmdlines, [l.pid] AS pids,
+                 [array_to_string(l.argv_tail, ' ')] AS argss, [l.env] AS envs,
+                 [l.start_ts] AS starts
+          FROM fc_lin l WHERE l.ppkey IS NULL
+          UNION ALL
+          SELECT c.lid, c.pkey, c.pid, greatest(c.s, p.s), least(c.e, p.e), p.depth + 1,
+                 list_prepend(c.name, p.names), list_prepend(c.exe, p.exes),
+                 list_prepend(c.exepath, p.exepaths), list_prepend({_cmdline('c')}, p.cmdlines),
+                 list_prepend(c.pid, p.pids),
+                 list_prepend(array_to_string(c.argv_tail, ' '), p.argss),
+                 list_prepend(c.env, p.envs), list_prepend(c.start_ts, p.starts)
+          FROM fc_lin c JOIN ch p ON c.ppkey = p.pkey AND c.s < p.e AND p.s < c.e
+          WHERE p.depth < {_MAX_DEPTH}
+        )
+        SELECT row_number() OVER (ORDER BY ch.pid, ch.s) AS cid, ch.pid, ch.s, ch.pkey, ch.names, ch.exes, ch.exepaths, ch.cmdlines, ch.pids,
+               ch.argss, ch.envs, ch.starts,
+               l.cwd, l.argv, l.env, l.exe_ino, l.exe_writable, l.exe_upper_layer,
+               l.exe_from_memfd, l.start_ts
+        FROM ch JOIN fc_lin l ON l.lid = ch.lid
+        ORDER BY ch.pid, ch.s
+        """
+    )
+
+
+def _cmdline(alias: str) -> str:
+    """libsinsp's populate_cmdline: comm followed by the arguments."""
+    return (
+        f"CASE WHEN len({alias}.argv_tail) = 0 THEN {alias}.name "
+        f"ELSE {alias}.name || ' ' || array_to_string({alias}.argv_tail, ' ') END"
+    )
+
+
+def build(con: Any) -> None:
+    """Build every process state table from ``raw_events`` and ``raw_processes``."""
+    build_instances(con)
+    build_images(con)
+    build_segments(con)
+    build_chains(con)
