@@ -22,6 +22,7 @@ here needs root or bcc.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import duckdb
 
 from fcap.analyze.hunt import contract
-from fcap.analyze.hunt.errors import QueryError, translate, user_relations
+from fcap.analyze.hunt.errors import QueryError, RulesError, translate, user_relations
 from fcap.analyze.hunt.result import Result
 from fcap.analyze.hunt.views import create_views
 from fcap.errors import CaptureError, FcapError, UsageError
@@ -88,13 +89,47 @@ def _field_sql(name: str) -> str:
     return lookup(base, arg).sql
 
 
-def _load_alerts(con: duckdb.DuckDBPyConnection, capture: Any, rules: Any) -> None:
-    """Run the rules over the capture (the replay engine) and create the ``alerts`` table."""
-    from fcap.analyze.engine import alerts_table  # the engine's bulk replay, as a table
+def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any) -> None:
+    """Run Falco rules over the capture with the replay engine; create the ``alerts`` table."""
+    import pyarrow as pa
 
-    table = alerts_table(con, capture, rules)
+    from fcap.analyze.compile import compile_ruleset
+    from fcap.analyze.engine import replay
+    from fcap.analyze.rules import load_rules
+
+    paths = [rules] if isinstance(rules, str | Path) else list(rules)
+    for p in paths:
+        if not Path(p).exists():
+            raise UsageError(f"rules file or directory {p} not found")
+    ruleset = load_rules([str(p) for p in paths])
+    problems = [str(d) for d in ruleset.errors]
+    compiled = compile_ruleset(ruleset) if not problems else None
+    if compiled is not None:
+        problems += [str(d) for d in compiled.errors]
+    if problems:
+        raise RulesError(f"{len(problems)} error(s) in the rules:\n" + "\n".join(problems))
+    alerts = list(replay(con, compiled))
+    table = pa.table(
+        {
+            "ts": pa.array([a.ts for a in alerts], pa.int64()),
+            "evt_num": pa.array([a.evt_num for a in alerts], pa.int64()),
+            "rule": pa.array([a.rule for a in alerts], pa.string()),
+            "priority": pa.array([a.priority_name for a in alerts], pa.string()),
+            "source": pa.array([a.source for a in alerts], pa.string()),
+            "tags": pa.array([list(a.tags) for a in alerts], pa.list_(pa.string())),
+            "output": pa.array([a.message for a in alerts], pa.string()),
+            "hostname": pa.array([a.hostname for a in alerts], pa.string()),
+            "output_fields": pa.array(
+                [json.dumps(a.output_fields, default=str) for a in alerts], pa.string()
+            ),
+        }
+    )
     con.register("_fcap_alerts_arrow", table)
-    con.execute("CREATE OR REPLACE TEMP TABLE alerts AS SELECT * FROM _fcap_alerts_arrow")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE alerts AS SELECT ts, make_timestamp_ns(ts) AS time, "
+        "evt_num, rule, priority, source, tags, output, hostname, "
+        "CAST(output_fields AS JSON) AS output_fields FROM _fcap_alerts_arrow"
+    )
     con.unregister("_fcap_alerts_arrow")
 
 
@@ -127,7 +162,7 @@ def open(paths: PathsLike, rules: Any = None) -> Capture:
         _build_events(con)
         create_views(con)
         if rules is not None:
-            _load_alerts(con, raw, rules)
+            _load_alerts(con, rules)
     except duckdb.Error as err:
         con.close()
         raise CaptureError(f"cannot read the capture: {str(err).splitlines()[0]}") from None

@@ -9,11 +9,16 @@ the CLI can be tested on their own. Once the real module exists it is always use
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import fcap.api
 
-HAVE_ENRICH = importlib.util.find_spec("fcap.analyze.enrich") is not None
+#: ``FCAP_HUNT_FALLBACK=1`` forces the stand-in (to test the hunting layer alone).
+FORCE_FALLBACK = os.environ.get("FCAP_HUNT_FALLBACK", "") not in ("", "0")
+HAVE_ENRICH = (
+    importlib.util.find_spec("fcap.analyze.enrich") is not None and not FORCE_FALLBACK
+)
 HAVE_CATALOG = importlib.util.find_spec("fcap.analyze.fields.catalog") is not None
 
 _FALLBACK_EVENTS = """

@@ -258,10 +258,20 @@ SHELL_COMMANDS = View(
 
 ALERTS = View(
     "alerts",
-    "one rule match, as `fcap replay` reports it",
-    (),
-    available="only when rules are given (`fcap.open(..., rules=...)`, `fcap sql --rules`); "
-    "columns as the replay engine defines them (rule, priority, output, time, evt_num ...)",
+    "one rule match, as `fcap replay` reports it (Falco's first-match semantics)",
+    (
+        _TS,
+        _TIME,
+        _c("evt_num", "BIGINT", "the matching event's `events.evt_num`"),
+        _c("rule", "VARCHAR", "rule name"),
+        _c("priority", "VARCHAR", "Falco priority name (Critical, Warning ...)"),
+        _c("source", "VARCHAR", "rule source (`syscall`)"),
+        _c("tags", "VARCHAR[]", "rule tags"),
+        _c("output", "VARCHAR", "the rule's output, expanded"),
+        _c("hostname", "VARCHAR", "host of the event"),
+        _c("output_fields", "JSON", "the output's fields and values, as in Falco's JSON output"),
+    ),
+    available="only when rules are given (`fcap.open(..., rules=...)`, `fcap sql --rules`)",
 )
 
 #: Every view of the contract, in documentation order.
