@@ -71,17 +71,19 @@ class Reader:
             mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
             loc = y.mark_loc(mark) if mark is not None else y.loc(None)
             problem = getattr(e, "problem", None) or str(e)
-            self.sink.error(d.YAML_PARSE, f"YAML parse error: {problem}", loc)
+            self.sink.error(d.YAML_PARSE, f"YAML parse error: {problem}", loc,
+                            item_type="rules content")
             return
         for doc in docs:
             if doc is None or is_null(doc):
                 continue
             if not isinstance(doc, MappingNode | SequenceNode):
-                self.sink.error(d.YAML_VALIDATE, "Rules content is not yaml", y.loc(doc))
+                self.sink.error(d.YAML_VALIDATE, "Rules content is not yaml", y.loc(doc),
+                                item_type="rules content")
                 continue
             if not isinstance(doc, SequenceNode):
                 self.sink.error(d.YAML_VALIDATE, "Rules content is not yaml array of objects",
-                                y.loc(doc))
+                                y.loc(doc), item_type="rules content")
                 continue
             for item in doc.value:
                 if is_null(item):
