@@ -114,6 +114,8 @@ def replay_cmd(
             print(f"fcap: {w}", file=sys.stderr)
     compiled = select_rules(compiled, min_priority=prio, tags=tag, exclude_tags=exclude_tag,
                             disable=disable)  # type: ignore[arg-type]
+    import duckdb
+
     stats = ReplayStats()
     out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
@@ -123,6 +125,9 @@ def replay_cmd(
                             stats=stats):
             writer.write(alert)
         elapsed = time.perf_counter() - t1
+    except duckdb.Error as err:
+        raise FcapError(f"replay failed in DuckDB: {str(err).splitlines()[0]}",
+                        hint="please report this with `fcap rules explain` of your rules") from None
     finally:
         if output:
             out.close()
