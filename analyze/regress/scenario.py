@@ -45,14 +45,25 @@ def fcap_command() -> list[str]:
 
 @contextlib.contextmanager
 def recording(
-    out: Path, *, args: Sequence[str] = (), settle: float = 1.0, timeout: float = 60.0
+    out: Path,
+    *,
+    args: Sequence[str] = (),
+    tree: int | None = -1,
+    settle: float = 1.0,
+    timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``fcap record -o OUT ARGS`` around the block; stop it with SIGINT afterwards.
 
-    Waits until the recorder's journal (``OUT.partial``) or OUT exists, then
-    ``settle`` seconds more, so the probes are attached before the activity.
+    ``tree`` limits the recording to a process and its descendants
+    (``--pid``); the default -1 means this scenario process, so the sample
+    holds the scenario's activity and not whatever else the machine does;
+    None records the whole host. Waits until the recorder's journal
+    (``OUT.partial``) or OUT exists, then ``settle`` seconds more, so the
+    probes are attached before the activity.
     """
     out = Path(out)
+    if tree is not None:
+        args = ("--pid", str(os.getpid() if tree == -1 else tree), *args)
     log = tempfile.NamedTemporaryFile(prefix="fcap-record-", suffix=".log", delete=False)  # noqa: SIM115
     cmd = [*fcap_command(), "record", "-o", str(out), *args]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
