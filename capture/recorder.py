@@ -1,0 +1,335 @@
+"""The live recording loop: probes -> ring buffer -> numpy -> CaptureWriter.
+
+Order of a recording (:meth:`Recorder.start`): check the output path, check
+the prerequisites and load the BPF program (events start queueing in the
+ring), take the /proc snapshot, read users/groups/containers and the host
+metadata, open the :class:`~fcap.capture.writer.CaptureWriter`, start the
+shell probe. Then :meth:`Recorder.run` drains the ring every ``poll_ms``
+(records are submitted without wakeup), decodes what accumulated in bulk
+(:mod:`fcap.capture.decode`) every ``batch_ms`` or when a batch is large,
+writes it, flushes the writer at least once a second, and shows a status
+line. Stop: Ctrl-C, SIGTERM, ``duration``, ``max_events``, or an error such as
+a full disk (what was flushed is kept; the error propagates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from fcap.capture.decode import decode
+from fcap.capture.filters import Filters, cgroup_ids_for, snapshot_descendants
+from fcap.capture.probe import Probe, ProbeConfig, check_prerequisites
+from fcap.capture.ringbuf import Records, RingBuffer
+
+from fcap.errors import CaptureError
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """Everything ``fcap record`` can set."""
+
+    output: Path
+    syscalls: tuple[str, ...]
+    filters: Filters = field(default_factory=Filters)
+    snaplen: int = 0
+    duration: float | None = None
+    max_events: int | None = None
+    rotate_bytes: int | None = None
+    rotate_seconds: float | None = None
+    quiet: bool = True
+    shell: bool = True
+    ring_mb: int = 64
+    poll_ms: int = 10
+    batch_ms: int = 250
+    batch_rows: int = 262_144
+    with_env: bool = False
+    command: tuple[str, ...] = ()
+
+
+@dataclass
+class RecordResult:
+    """What a finished recording produced."""
+
+    files: list[Path]
+    events: int
+    drops_per_cpu: list[int]
+    elapsed_s: float
+    cpu_s: float
+
+    @property
+    def drops_total(self) -> int:
+        return sum(self.drops_per_cpu)
+
+
+def merge_records(parts: list[Records]) -> Records:
+    """One Records over several drained spans (buffers concatenated, offsets shifted)."""
+    parts = [p for p in parts if len(p.starts)]
+    if not parts:
+        return Records(np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+    if len(parts) == 1:
+        return parts[0]
+    shifts = np.cumsum([0] + [len(p.buf) for p in parts[:-1]])
+    buf = np.concatenate([p.buf for p in parts])
+    starts = np.concatenate([p.starts + s for p, s in zip(parts, shifts, strict=True)])
+    lengths = np.concatenate([p.lengths for p in parts])
+    return Records(buf, starts, lengths, sum(p.consumed for p in parts))
+
+
+class Recorder:
+    """One recording session (use :meth:`start`, :meth:`run`, or :func:`record`)."""
+
+    def __init__(self, opts: RecordOptions) -> None:
+        self.opts = opts
+        self.probe: Probe | None = None
+        self.ring: RingBuffer | None = None
+        self.writer = None
+        self.shell = None
+        self.resolver = None
+        self.events = 0
+        self.stop_event = threading.Event()
+        self.boot_offset_ns = time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(
+            time.CLOCK_BOOTTIME
+        )
+        self._t0 = 0.0
+        self._cpu0 = 0.0
+        self._cg_filter: set[int] = set()
+
+    # --- start ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check, load the probes, snapshot, open the writer."""
+        from fcap.capture import writer as capwriter
+
+        o = self.opts
+        o.filters.check()
+        rotating = bool(o.rotate_bytes or o.rotate_seconds)
+        capwriter.check_output(o.output, rotate=rotating)
+        check_prerequisites()
+        from fcap.capture.accounts import read_accounts
+        from fcap.capture.containers import ContainerResolver
+        from fcap.capture.hostinfo import host_meta
+        from fcap.capture.snapshot import take_snapshot
+
+        self.resolver = ContainerResolver()
+        cg_ids = None
+        if o.filters.containers:
+            idx = self.resolver.index
+            self._cg_filter = cgroup_ids_for(o.filters.containers, idx.paths, idx.containers)
+            cg_ids = tuple(sorted(self._cg_filter))
+        self.probe = Probe(
+            ProbeConfig(
+                syscalls=o.syscalls, snaplen=o.snaplen, pids=o.filters.pids,
+                comms=o.filters.comms, exclude_comms=o.filters.exclude_comms,
+                cgroup_ids=cg_ids, ring_mb=o.ring_mb,
+            )
+        )  # fmt: skip
+        try:
+            self.ring = RingBuffer(self.probe.ring_fd, self.probe.ring_bytes)
+            start_ns = time.time_ns()
+            snap = take_snapshot(with_env=o.with_env, exclude_pids={os.getpid()})
+            if o.filters.pids:
+                self.probe.add_pids(snapshot_descendants(o.filters.pids, snap.processes))
+            users, groups = read_accounts(containers=self.resolver.rootfs())
+            meta = host_meta(
+                syscalls=list(o.syscalls), filters=o.filters.as_meta(), snaplen=o.snaplen,
+                command=list(o.command) or list(sys.argv), start_ns=start_ns,
+            )  # fmt: skip
+            tables = {
+                "processes": snap.processes, "fds": snap.fds, "users": users, "groups": groups,
+                "containers": self.resolver.table(), "cgroups": self.resolver.index.table(),
+            }  # fmt: skip
+            self.writer = capwriter.CaptureWriter(
+                o.output, meta=meta, side_tables=tables,
+                rotate_bytes=o.rotate_bytes, rotate_seconds=o.rotate_seconds,
+            )  # fmt: skip
+            self.resolver.new_cgroups()
+        except BaseException:
+            self._teardown()
+            raise
+        if o.shell:
+            self._start_shell()
+        self._t0 = time.monotonic()
+        self._cpu0 = _cpu_seconds()
+
+    def _start_shell(self) -> None:
+        try:
+            from fcap.capture.shellprobe import ShellProbe
+
+            self.shell = ShellProbe()
+            self.shell.start()
+        except Exception as err:  # the syscall recording goes on without it
+            self.shell = None
+            print(f"fcap: shell capture disabled: {err}", file=sys.stderr)
+
+    # --- loop -----------------------------------------------------------------
+
+    def _decode_write(self, parts: list[Records]) -> int:
+        recs = merge_records(parts)
+        n = len(recs.starts)
+        if n == 0:
+            return 0
+        batch = decode(recs, boot_offset_ns=self.boot_offset_ns, containers=self.resolver.lookup)
+        if self.opts.max_events is not None:
+            left = self.opts.max_events - self.events
+            if batch.num_rows > left:
+                batch = batch.slice(0, max(left, 0))
+        self.writer.write(batch)
+        self.events += batch.num_rows
+        return batch.num_rows
+
+    def _side_tables(self) -> None:
+        new = self.resolver.refresh()
+        if new.num_rows:
+            self.writer.update_side_table("containers", self.resolver.table())
+        cg = self.resolver.new_cgroups()
+        if cg.num_rows:
+            self.writer.update_side_table("cgroups", self.resolver.index.table())
+            if self.opts.filters.containers:
+                idx = self.resolver.index
+                ids = cgroup_ids_for(self.opts.filters.containers, idx.paths, idx.containers)
+                for i in ids - self._cg_filter:
+                    import ctypes
+
+                    self.probe.bpf["cgroups"][ctypes.c_uint64(i)] = ctypes.c_uint8(1)
+                self._cg_filter |= ids
+
+    def run(self) -> RecordResult:
+        """Record until stopped; always closes the writer (keeping what was flushed)."""
+        o = self.opts
+        status = not o.quiet and sys.stderr.isatty()
+        parts: list[Records] = []
+        pending = 0
+        last_decode = last_flush = last_status = time.monotonic()
+        error: BaseException | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                stopping = self.stop_event.is_set() or (
+                    o.duration is not None and now - self._t0 >= o.duration
+                )
+                recs = self.ring.drain()
+                if len(recs.starts):
+                    parts.append(recs)
+                    pending += len(recs.starts)
+                if pending and (stopping or pending >= o.batch_rows
+                                or now - last_decode >= o.batch_ms / 1000):
+                    self._decode_write(parts)
+                    parts, pending, last_decode = [], 0, now
+                if self.shell is not None:
+                    sb = self.shell.drain()
+                    if sb is not None and sb.num_rows:
+                        self.writer.write(sb)
+                if o.max_events is not None and self.events >= o.max_events:
+                    stopping = True
+                if stopping or now - last_flush >= 0.5:
+                    self.writer.set_stats(
+                        events_written=self.events, drops_per_cpu=self.probe.drops_per_cpu(),
+                        end_ns=time.time_ns(),
+                    )  # fmt: skip
+                    self.writer.flush()
+                    self._side_tables()
+                    last_flush = now
+                if status and now - last_status >= 1.0:
+                    self._status()
+                    last_status = now
+                if stopping:
+                    break
+                time.sleep(o.poll_ms / 1000)
+        except BaseException as err:  # disk full, Ctrl-C twice...: keep what was flushed
+            error = err
+        result = self._finish(status)
+        if error is not None:
+            raise error
+        return result
+
+    def _status(self) -> None:
+        el = time.monotonic() - self._t0
+        drops = sum(self.probe.drops_per_cpu())
+        mb = _dir_bytes(self.writer.journal) / 1e6
+        rate = self.events / el if el > 0 else 0.0
+        line = (f"\rfcap: {el:7.1f}s  {self.events:>12,} events  {rate:>11,.0f}/s  "
+                f"drops {drops:,}  {mb:8.1f} MB")  # fmt: skip
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def _finish(self, status: bool) -> RecordResult:
+        drops = self.probe.drops_per_cpu() if self.probe else []
+        elapsed = time.monotonic() - self._t0
+        cpu = _cpu_seconds() - self._cpu0
+        files: list[Path] = []
+        try:
+            if self.writer is not None:
+                self.writer.set_stats(events_written=self.events, drops_per_cpu=drops,
+                                      end_ns=time.time_ns())
+        finally:
+            self._teardown(keep_writer=True)
+        if status:
+            sys.stderr.write("\n")
+        if self.writer is not None:
+            files = self.writer.close()
+        return RecordResult(files, self.events, drops, elapsed, cpu)
+
+    def _teardown(self, keep_writer: bool = False) -> None:
+        if self.shell is not None:
+            with contextlib.suppress(Exception):
+                self.shell.stop()
+            self.shell = None
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None
+        if self.probe is not None:
+            self.probe.close()
+        if not keep_writer and self.writer is not None:
+            with contextlib.suppress(CaptureError):
+                self.writer.close()
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _dir_bytes(path: Path) -> int:
+    try:
+        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+    except OSError:
+        return 0
+
+
+def record(opts: RecordOptions, *, handle_signals: bool = True,
+           ready: threading.Event | None = None,
+           stop: threading.Event | None = None) -> RecordResult:
+    """Record with ``opts`` until a stop condition; returns the files written.
+
+    With ``handle_signals`` SIGINT and SIGTERM stop the recording cleanly (main
+    thread only). ``ready`` is set once the probes are attached and the
+    snapshot taken; setting ``stop`` ends the recording.
+    """
+    rec = Recorder(opts)
+    if stop is not None:
+        rec.stop_event = stop
+    rec.start()
+    old: dict[int, object] = {}
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda *_: rec.stop_event.set())
+    try:
+        if ready is not None:
+            ready.set()
+        return rec.run()
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+__all__ = ["RecordOptions", "RecordResult", "Recorder", "pa", "record"]
