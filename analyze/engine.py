@@ -236,3 +236,32 @@ def replay(
 def replay_paths(paths: Sequence[str | Path], compiled: CompiledRuleset, **kw: Any) -> list[Alert]:
     """Convenience: every alert of a replay as a list."""
     return list(replay(list(paths), compiled, **kw))
+
+
+def alerts_table(alerts: Iterator[Alert] | Sequence[Alert]) -> Any:
+    """Alerts as a pyarrow Table with the hunting ``alerts`` view's columns.
+
+    ``output`` is the expanded rule output (Falco's ``message``);
+    ``output_fields`` the JSON text of the fields and values.
+    """
+    import pyarrow as pa
+
+    rows = list(alerts)
+    ts = pa.array([a.ts for a in rows], pa.int64())
+    return pa.table(
+        {
+            "ts": ts,
+            "time": ts.cast(pa.timestamp("ns", tz="UTC")),
+            "evt_num": pa.array([a.evt_num for a in rows], pa.int64()),
+            "rule": pa.array([a.rule for a in rows], pa.string()),
+            "priority": pa.array([a.priority_name for a in rows], pa.string()),
+            "source": pa.array([a.source for a in rows], pa.string()),
+            "tags": pa.array([list(a.tags) for a in rows], pa.list_(pa.string())),
+            "output": pa.array([a.message for a in rows], pa.string()),
+            "hostname": pa.array([a.hostname for a in rows], pa.string()),
+            "output_fields": pa.array(
+                [json.dumps(a.output_fields, ensure_ascii=False, sort_keys=True) for a in rows],
+                pa.string(),
+            ),
+        }
+    )

@@ -193,3 +193,15 @@ def test_hostname_from_env(con, monkeypatch) -> None:
     monkeypatch.setenv("FALCO_HOSTNAME", "from-env")
     compiled = compile_ruleset(RULES, catalog=CATALOG)
     assert {a.hostname for a in replay(con, compiled)} == {"from-env"}
+
+
+def test_alerts_table_columns(con) -> None:
+    from fcap.analyze.engine import alerts_table
+
+    compiled = compile_ruleset(RULES, catalog=CATALOG)
+    table = alerts_table(replay(con, compiled, hostname="h"))
+    assert table.column_names == ["ts", "time", "evt_num", "rule", "priority", "source", "tags",
+                                  "output", "hostname", "output_fields"]
+    assert table.column("rule").to_pylist() == ["open_from_cat", "any_cat", "etc_open"]
+    assert table.column("priority").to_pylist() == ["Warning", "Informational", "Error"]
+    assert json.loads(table.column("output_fields")[2].as_py())["fd.name"] == "/etc/passwd"
