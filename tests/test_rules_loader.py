@@ -333,3 +333,9 @@ def test_syntax_error_points_into_the_file() -> None:
     assert err.code == "LOAD_ERR_COMPILE_CONDITION"
     assert (err.location.line, err.location.col) == (4, 15)
     assert "^" in str(err)
+
+
+def test_bad_value_does_not_hide_condition_errors() -> None:
+    rs = load(rule("r", cond="spawned_proces", prio="WARN"))
+    assert [e.message for e in rs.errors] == [
+        "Invalid priority", "Undefined macro 'spawned_proces' used in filter."]

@@ -318,27 +318,41 @@ class Reader:
                               item_name=name)
             self.col.enable_rule(name, enabled, loc)
         else:
-            info = RuleInfo(name, loc)
-            info.cond = self._val(ctx, item, "condition", "pt")
-            info.cond_loc = y.loc(get(item, "condition"))
-            info.output = self._val(ctx, item, "output").strip()
-            info.output_loc = y.loc(get(item, "output"))
-            info.desc = self._val(ctx, item, "desc")
-            info.priority = self._priority(ctx, item)
-            src = self._val(ctx, item, "source", optional=True)
-            if src is not None:
-                info.source = src
-            for key, attr, kind in (("enabled", "enabled", "bool"), ("capture", "capture", "bool"),
-                                    ("capture_duration", "capture_duration", "uint"),
-                                    ("warn_evttypes", "warn_evttypes", "bool"),
-                                    ("skip-if-unknown-filter", "skip_if_unknown_filter", "bool")):
-                v = self._val(ctx, item, key, kind, optional=True)
-                if v is not None:
-                    setattr(info, attr, v)
-            info.tags = self._tags(ctx, item) or set()
-            info.exceptions = self._exceptions(ctx, item, append=False)
-            self.col.define_rule(info, self.field_ok)
+            self._define_rule(ctx, item, name, loc)
         self._warn_unknown_keys(ctx, item, RULE_KEYS)
+
+    def _soft(self, fn, *args, **kw):
+        """Decode a value; on error record it and return None (the item is
+        still defined, so that its condition is checked too)."""
+        try:
+            return fn(*args, **kw)
+        except LoadError as e:
+            self.sink.add(e)
+            return None
+
+    def _define_rule(self, ctx: _Ctx, item: Node, name: str, loc) -> None:
+        y = ctx.y
+        info = RuleInfo(name, loc)
+        info.cond = self._val(ctx, item, "condition", "pt")
+        info.cond_loc = y.loc(get(item, "condition"))
+        info.output = (self._soft(self._val, ctx, item, "output") or "").strip()
+        info.output_loc = y.loc(get(item, "output"))
+        info.desc = self._soft(self._val, ctx, item, "desc") or ""
+        prio = self._soft(self._priority, ctx, item)
+        info.priority = Priority.DEBUG if prio is None else prio
+        src = self._soft(self._val, ctx, item, "source", optional=True)
+        if src is not None:
+            info.source = src
+        for key, attr, kind in (("enabled", "enabled", "bool"), ("capture", "capture", "bool"),
+                                ("capture_duration", "capture_duration", "uint"),
+                                ("warn_evttypes", "warn_evttypes", "bool"),
+                                ("skip-if-unknown-filter", "skip_if_unknown_filter", "bool")):
+            v = self._soft(self._val, ctx, item, key, kind, optional=True)
+            if v is not None:
+                setattr(info, attr, v)
+        info.tags = self._soft(self._tags, ctx, item) or set()
+        info.exceptions = self._exceptions(ctx, item, append=False)
+        self.col.define_rule(info, self.field_ok)
 
     def _rule_overrides(self, ctx: _Ctx, item: Node, name: str, source: str, app: set[str],
                         rep: set[str], loc) -> None:
