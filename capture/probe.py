@@ -161,9 +161,9 @@ class Probe:
         cflags += list(cfg.extra_cflags)
         text = (BPF_DIR / "recorder.c").read_text()
         try:
-            self.bpf = BPF(text=text, cflags=cflags)
-            walk = self.bpf.load_func("fcap_walk", BPF.TRACEPOINT)
-            self.bpf["stages"][ctypes.c_int(0)] = ctypes.c_int(walk.fd)
+            self.bpf = BPF(text=text.encode(), cflags=cflags)
+            walk = self.bpf.load_func(b"fcap_walk", BPF.TRACEPOINT)
+            self.bpf[b"stages"][ctypes.c_int(0)] = ctypes.c_int(walk.fd)
         except Exception as err:  # bcc raises plain Exception on compile/load failure
             raise PrerequisiteError(
                 f"the kernel refused the recorder's BPF program ({str(err).splitlines()[0]}); "
@@ -175,49 +175,50 @@ class Probe:
 
     def _fill(self, cfg: ProbeConfig) -> None:
         b = self.bpf
-        table = desc_table(cfg.syscalls)
-        sysdesc = b["sysdesc"]
-        for nr in np.flatnonzero(table["flags"]):
-            sysdesc[ctypes.c_int(int(nr))] = sysdesc.Leaf.from_buffer_copy(table[nr].tobytes())
         filters = F_PROCEXIT if PROCEXIT in cfg.syscalls else 0
         one = ctypes.c_uint8(1)
         if cfg.pids:
             filters |= F_PID
             for p in cfg.pids:
-                b["tracked"][ctypes.c_uint32(p)] = one
+                b[b"tracked"][ctypes.c_uint32(p)] = one
         if cfg.comms:
             filters |= F_COMM
-            m = b["comms"]
+            m = b[b"comms"]
             for c in cfg.comms:
                 m[m.Key.from_buffer_copy(_comm_key(c))] = one
         if cfg.exclude_comms:
             filters |= F_XCOMM
-            m = b["xcomms"]
+            m = b[b"xcomms"]
             for c in cfg.exclude_comms:
                 m[m.Key.from_buffer_copy(_comm_key(c))] = one
         if cfg.cgroup_ids is not None:
             filters |= F_CGROUP
             for cg in cfg.cgroup_ids:
-                b["cgroups"][ctypes.c_uint64(cg)] = one
+                b[b"cgroups"][ctypes.c_uint64(cg)] = one
         conf = np.zeros(1, CONFIG_DTYPE)
         conf[0] = (os.getpid(), filters, cfg.snaplen, 0, cfg.refresh_ms * 1_000_000)
-        config = b["config"]
+        config = b[b"config"]
         config[ctypes.c_int(0)] = config.Leaf.from_buffer_copy(conf.tobytes())
+        # the syscall table last: nothing is selected until the config (self_tgid) is set
+        table = desc_table(cfg.syscalls)
+        sysdesc = b[b"sysdesc"]
+        for nr in np.flatnonzero(table["flags"]):
+            sysdesc[ctypes.c_int(int(nr))] = sysdesc.Leaf.from_buffer_copy(table[nr].tobytes())
 
     def add_pids(self, pids: Iterable[int]) -> None:
         """Track more tgids (e.g. descendants that existed before recording)."""
         one = ctypes.c_uint8(1)
         for p in pids:
-            self.bpf["tracked"][ctypes.c_uint32(p)] = one
+            self.bpf[b"tracked"][ctypes.c_uint32(p)] = one
 
     @property
     def ring_fd(self) -> int:
         """File descriptor of the events ring buffer map."""
-        return self.bpf["events"].map_fd
+        return self.bpf[b"events"].map_fd
 
     def drops_per_cpu(self) -> list[int]:
         """Events lost in the kernel, per possible CPU."""
-        vals = self.bpf["drops"][ctypes.c_int(0)]
+        vals = self.bpf[b"drops"][ctypes.c_int(0)]
         return [int(v) for v in vals]
 
     def close(self) -> None:

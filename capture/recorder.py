@@ -200,7 +200,7 @@ class Recorder:
                 for i in ids - self._cg_filter:
                     import ctypes
 
-                    self.probe.bpf["cgroups"][ctypes.c_uint64(i)] = ctypes.c_uint8(1)
+                    self.probe.bpf[b"cgroups"][ctypes.c_uint64(i)] = ctypes.c_uint8(1)
                 self._cg_filter |= ids
 
     def run(self) -> RecordResult:
