@@ -152,10 +152,13 @@ def _v6(b: bytes) -> str:
 def _argv(buf, starts, lens, valid) -> pa.Array:
     """list<string> from NUL-separated argv blobs."""
     lens = np.where(valid, lens, 0).astype(np.int64)
-    data = _gather(buf, starts, lens).copy()
+    data = _gather(buf, starts, lens)
     ends = np.cumsum(lens)
-    nonempty = lens > 0
-    data[ends[nonempty] - 1] = 0  # a truncated blob still ends an element
+    # a truncated blob (no final NUL) still ends its last element: insert one
+    need = (lens > 0) & (data[np.maximum(ends - 1, 0)] != 0) if len(data) else lens > 0
+    if need.any():
+        data = np.insert(data, ends[need], 0)
+        ends = ends + np.cumsum(need)
     nul = np.flatnonzero(data == 0)
     elem_start = np.concatenate([[0], nul[:-1] + 1]) if len(nul) else np.zeros(0, np.int64)
     elem_len = nul - elem_start
