@@ -11,7 +11,11 @@ import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import duckdb  # noqa: F401  (see _preloaded below)
 import pytest
+import yaml
+from fcap.analyze import engine as _engine  # noqa: F401
+from fcap.analyze.regress import engine_bridge as _bridge  # noqa: F401
 from fcap.capture.synth import make_capture
 
 pytest_plugins = ["pytester"]
@@ -55,7 +59,10 @@ def _capture(path: Path) -> Path:
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     _capture(pytester.path / "cap.parquet")
-    (pytester.path / "rules.yaml").write_text(RULES)
+    # yaml, duckdb and the engine are imported by this module, before
+    # pytester's in-process runs: those restore sys.modules afterwards, and
+    # C extensions (yaml's, duckdb) cannot be imported a second time.
+    (pytester.path / "rules.yaml").write_text(yaml.safe_dump(yaml.safe_load(RULES)))
     return pytester
 
 

@@ -37,7 +37,8 @@ def _rules_error(kind: str, problems: Sequence[Any]) -> FcapError:
 
 def load_compiled(rules: Sequence[Path]) -> Any:
     """Load and compile a rules set once; raise with every loader/compiler error at once."""
-    key = tuple((str(p), p.stat().st_mtime_ns) for p in rules)
+    rules = [Path(p).resolve() for p in rules]
+    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in rules)
     if key in _COMPILED:
         return _COMPILED[key]
     try:
@@ -86,5 +87,7 @@ def replay_json(
         raise EngineUnavailableError(f"fcap's rule engine is not available: {err}") from err
     return [
         alert_json(a)
-        for a in replay([str(p) for p in captures], compiled, rule_matching=rule_matching)
+        for a in replay(
+            [str(Path(p).resolve()) for p in captures], compiled, rule_matching=rule_matching
+        )
     ]

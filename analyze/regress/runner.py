@@ -152,7 +152,7 @@ class Runner:
         """Falco JSON alerts of ``captures`` under ``rules`` (cached per run)."""
         key = (
             tuple(str(p.resolve()) for p in captures),
-            tuple((str(p), p.stat().st_mtime_ns) for p in rules),
+            tuple((str(p.resolve()), p.stat().st_mtime_ns) for p in rules),
             rule_matching,
         )
         if key not in self._alerts:
