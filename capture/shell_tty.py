@@ -31,6 +31,7 @@ class PtySession:
         proc: subprocess.Popen | None = None,
     ) -> None:
         self.output = b""
+        self._mark = 0  # expect() searches the output after the previous match
         if master_fd is not None:  # an already running program (e.g. runc --console-socket)
             self.master, self.proc = master_fd, proc
             return
@@ -71,12 +72,11 @@ class PtySession:
     def expect(self, pattern: str | bytes, timeout: float = 10.0) -> None:
         """Wait until the output since the last expect matches ``pattern``."""
         pat = re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
-        start = len(self.output)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if pat.search(self.output, start):
-                self._mark = len(self.output)
-                self.output = self.output  # keep everything for diagnostics
+            m = pat.search(self.output, self._mark)
+            if m:
+                self._mark = m.end()
                 return
             self.read_some(0.05)
         raise TimeoutError(f"no {pat.pattern!r} within {timeout}s; output: {self.output[-500:]!r}")

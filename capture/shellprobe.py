@@ -102,7 +102,7 @@ class ShellProbe:
         cflags = [f"-I{BPF_DIR}", f"-DRINGBUF_PAGES={self.ringbuf_pages}", "-Wno-macro-redefined"]
         cflags += [f"-D{k}={v}" for k, v in shell_offsets().items()]
         try:
-            self._bpf = BPF(src_file=str(BPF_DIR / "shell.c"), cflags=cflags)
+            self._bpf = BPF(src_file=str(BPF_DIR / "shell.c").encode(), cflags=cflags)
         except Exception as err:  # bcc raises bare Exception on compile/load failure
             raise PrerequisiteError(f"cannot load the shell probe: {err}") from err
         key_t = self._bpf["shell_comms"].Key
@@ -182,13 +182,13 @@ class ShellProbe:
     def _attach_file(self, path: str, key: tuple[int, int]) -> bool:
         b = self._bpf
         try:
-            b.attach_uprobe(name=path, sym="readline", fn_name="rl_enter")
+            b.attach_uprobe(name=path.encode(), sym=b"readline", fn_name=b"rl_enter")
         except Exception:
             return False
         try:
-            b.attach_uretprobe(name=path, sym="readline", fn_name="rl_return")
+            b.attach_uretprobe(name=path.encode(), sym=b"readline", fn_name=b"rl_return")
         except Exception:
-            b.detach_uprobe(name=path, sym="readline")
+            b.detach_uprobe(name=path.encode(), sym=b"readline")
             return False
         self._attached[key] = path
         return True
