@@ -192,3 +192,105 @@ def test_every_upstream_condition_parses(shared_dir: Path) -> None:
                 parse_condition(item["condition"])
                 n += 1
     assert n > 1000
+
+
+# ---------------------------------------------------------------------------
+# differential test against a transcription of libs' recursive-descent parser
+
+_FIELDS = ("proc.name", "fd.name", "evt.arg.flags", "proc.aname[2]", "evt.arg[0]",
+           'evt.arg["a b"]', "container.mount.dest[/x]")
+_STRS = ("cat", "'a b'", '"c\\"d"', "*.log", "/etc/", "0a!@#", "andx", "not", "oneof", "val",
+         "b64", '"\\q"')
+_NUMS = ("1", "-1", "0x1F", "1.5e+3", "2e5", "0xg")
+
+
+def _blank(rng, required: bool = False) -> str:
+    if rng.random() < 0.15 and not required:
+        return ""
+    return rng.choice((" ", " ", "  ", "\n", "\t", " \n "))
+
+
+def _lhs(rng, depth: int) -> str:
+    if rng.random() < 0.2 and depth < 3:
+        x = rng.choice(("tolower", "toupper", "b64", "basename", "len", "join", "getopt"))
+        if x == "join":
+            return f'join({_blank(rng)}"-",{_blank(rng)}({_lhs(rng, depth + 1)}, fd.name))'
+        if x == "getopt":
+            return f'getopt(proc.args,{_blank(rng)}"nt:")' + rng.choice(("", "[t]", " [t]"))
+        return f"{x}({_blank(rng)}{_lhs(rng, depth + 1)}{_blank(rng)})"
+    return rng.choice(_FIELDS)
+
+
+def _check(rng, depth: int) -> str:
+    f = _lhs(rng, depth)
+    r = rng.random()
+    if r < 0.1:
+        return f + _blank(rng, True) + "exists"
+    if r < 0.25:
+        op = rng.choice(("<", "<=", ">", ">="))
+        return f + _blank(rng) + op + _blank(rng) + rng.choice((*_NUMS, "val(proc.pid)"))
+    if r < 0.55:
+        op = rng.choice(("=", "==", "!=", "contains", "startswith", "glob", "regex", "bcontains"))
+        pre, post = _blank(rng, op[0].isalpha()), _blank(rng, op[0].isalpha())
+        if rng.random() < 0.3:
+            mod = rng.choice(("oneof", "anyof", "allof"))
+            rhs = rng.choice(("(a, b)", "()", "my_list", "and", "(x)", "not_x"))
+            return f + pre + op + post + mod + _blank(rng) + rhs
+        return f + pre + op + post + rng.choice((*_STRS, "val(fd.name)", "tolower(fd.name)"))
+    if r < 0.9:
+        op = rng.choice(("in", "intersects", "pmatch"))
+        items = ", ".join(rng.choice(_STRS) for _ in range(rng.randint(0, 3)))
+        return f + _blank(rng, True) + op + _blank(rng) + rng.choice((f"({items})", "my_list"))
+    return rng.choice(("macro_a", "not_macro", "and_x"))
+
+
+def _expr(rng, depth: int = 0) -> str:
+    r = rng.random()
+    if depth > 3 or r < 0.35:
+        return _check(rng, depth)
+    if r < 0.5:
+        return "not" + _blank(rng, True) + _expr(rng, depth + 1)
+    if r < 0.6:
+        return "not(" + _expr(rng, depth + 1) + ")"
+    if r < 0.7:
+        return "(" + _blank(rng) + _expr(rng, depth + 1) + _blank(rng) + ")"
+    op = rng.choice(("and", "or"))
+    tail = rng.choice((_blank(rng, True) + _expr(rng, depth + 1),
+                       "(" + _expr(rng, depth + 1) + ")"))
+    return _expr(rng, depth + 1) + _blank(rng) + op + tail
+
+
+def _mutate(rng, s: str) -> str:
+    if rng.random() < 0.5 or not s:
+        return s
+    i = rng.randrange(len(s))
+    c = rng.random()
+    if c < 0.33:
+        return s[:i] + s[i + 1 :]
+    if c < 0.66:
+        return s[:i] + rng.choice(" (),=a\"'[]\\") + s[i:]
+    return s[:i] + s[i:].replace(" ", "", 1)
+
+
+def test_oracle_agrees_with_libs_test_strings() -> None:
+    from libs_parser_oracle import libs_accepts
+
+    for case in DATA["cases"]:
+        for text in _variants(case):
+            assert libs_accepts(text) == (case["expect"] == "accept"), repr(text)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_grammar_agrees_with_libs_transcription(seed: int) -> None:
+    import random
+
+    from libs_parser_oracle import libs_accepts
+
+    rng = random.Random(seed)
+    accepted = 0
+    for _ in range(1000):
+        text = _mutate(rng, _expr(rng))
+        libs = libs_accepts(text, max_depth=1000)
+        accepted += libs
+        assert _accepts(text) == libs, repr(text)
+    assert 200 < accepted < 950  # both outcomes are well represented

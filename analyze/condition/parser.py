@@ -123,6 +123,20 @@ def _arg_text(raw: str, offset: int) -> str:
     return raw
 
 
+class _BadQuoted:
+    """A quoted token whose escapes libs rejects (error raised by its user)."""
+
+    def __init__(self, tok: Token, err: EscapeError) -> None:
+        self.tok = tok
+        self.err = err
+
+
+def _ok(node):
+    if isinstance(node, _BadQuoted):
+        raise _ParseFailure(str(node.err), node.tok.start_pos + node.err.index, 2)
+    return node
+
+
 def _unescape(token: str, offset: int) -> str:
     try:
         return unescape(token)
@@ -175,6 +189,7 @@ class _Build(Transformer):
         return Exists(lhs, _span(lhs, tok, self.origin))
 
     def compare(self, lhs, op, rhs):
+        rhs = _ok(rhs)
         name = str(op)
         if name in LIST_OPERATORS and isinstance(rhs, Identifier):
             rhs = self._ident_list(rhs)
@@ -193,25 +208,36 @@ class _Build(Transformer):
         return _field_token(tok, self.origin)
 
     def quoted(self, tok):
-        value = _unescape(str(tok), tok.start_pos)
+        try:
+            value = unescape(str(tok))
+        except EscapeError as e:
+            # deferred: libs swallows this error in one place (see ``list``)
+            return _BadQuoted(tok, e)
         return Literal(value, True, Span(tok.start_pos, tok.end_pos, self.origin))
 
     def bare(self, tok):
         return Literal(str(tok), False, Span(tok.start_pos, tok.end_pos, self.origin))
 
     def list(self, lpar, *rest):
-        items = tuple(i for i in rest if isinstance(i, Literal))
-        return ListLiteral(items, _span(lpar, rest[-1], self.origin))
+        items = [i for i in rest if isinstance(i, Literal | _BadQuoted)]
+        rpar = rest[-1]
+        if (len(items) == 1 and isinstance(items[0], _BadQuoted)
+                and items[0].tok.end_pos == rpar.start_pos):
+            # libs quirk (try_parse_list_expr): an escape error in the first
+            # item is caught and the list is taken as empty when ")" follows
+            # right after the string
+            items = []
+        return ListLiteral(tuple(_ok(i) for i in items), _span(lpar, rpar, self.origin))
 
     def list_ident(self, tok):
         return Identifier(str(tok), Span(tok.start_pos, tok.end_pos, self.origin))
 
     def tlist(self, lpar, *rest):
-        items = tuple(i for i in rest if i is not None and not isinstance(i, Token))
+        items = tuple(_ok(i) for i in rest if i is not None and not isinstance(i, Token))
         return TransformerList(items, _span(lpar, rest[-1], self.origin))
 
     def xargs(self, *items):
-        return tuple(i for i in items if not isinstance(i, Token))
+        return tuple(_ok(i) for i in items if not isinstance(i, Token))
 
     def _close_arg(self, rpar: Token, xarg: Token | None) -> str | None:
         if xarg is None:
