@@ -172,3 +172,24 @@ def test_missing_inputs(tmp_path: Path) -> None:
     (bad / jr.META_FILE).write_text("{not json")
     with pytest.raises(CaptureError, match="unreadable journal"):
         open_capture(bad)
+
+
+def test_docs_cover_every_column() -> None:
+    """docs/capture-format.md lists exactly the columns of every table and the meta keys."""
+    import re
+
+    from fcap.schema import EVENTS, META_FIELDS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "capture-format.md").read_text()
+    sections = re.split(r"^### ", doc, flags=re.M)[1:]
+    found = {}
+    for s in sections:
+        title = s.splitlines()[0].split(" ")[0]
+        found[title] = set(re.findall(r"^\| `(\w+)` \|", s, flags=re.M))
+    schemas = {"events": EVENTS, **SIDE_TABLES}
+    for name, schema in schemas.items():
+        if name not in ("users", "groups"):
+            assert found[name] == set(schema.names), name
+    both = set(SIDE_TABLES["users"].names) | set(SIDE_TABLES["groups"].names)
+    assert found["users"] == both  # one section documents users and groups
+    assert found["fcap.meta"] == set(META_FIELDS)
