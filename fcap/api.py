@@ -22,7 +22,6 @@ here needs root or bcc.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,10 +90,8 @@ def _field_sql(name: str) -> str:
 
 def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any) -> None:
     """Run Falco rules over the capture with the replay engine; create the ``alerts`` table."""
-    import pyarrow as pa
-
     from fcap.analyze.compile import compile_ruleset
-    from fcap.analyze.engine import replay
+    from fcap.analyze.engine import alerts_table, replay
     from fcap.analyze.rules import load_rules
 
     paths = [rules] if isinstance(rules, str | Path) else list(rules)
@@ -108,22 +105,7 @@ def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any) -> None:
         problems += [str(d) for d in compiled.errors]
     if problems:
         raise RulesError(f"{len(problems)} error(s) in the rules:\n" + "\n".join(problems))
-    alerts = list(replay(con, compiled))
-    table = pa.table(
-        {
-            "ts": pa.array([a.ts for a in alerts], pa.int64()),
-            "evt_num": pa.array([a.evt_num for a in alerts], pa.int64()),
-            "rule": pa.array([a.rule for a in alerts], pa.string()),
-            "priority": pa.array([a.priority_name for a in alerts], pa.string()),
-            "source": pa.array([a.source for a in alerts], pa.string()),
-            "tags": pa.array([list(a.tags) for a in alerts], pa.list_(pa.string())),
-            "output": pa.array([a.message for a in alerts], pa.string()),
-            "hostname": pa.array([a.hostname for a in alerts], pa.string()),
-            "output_fields": pa.array(
-                [json.dumps(a.output_fields, default=str) for a in alerts], pa.string()
-            ),
-        }
-    )
+    table = alerts_table(replay(con, compiled))
     con.register("_fcap_alerts_arrow", table)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE alerts AS SELECT ts, make_timestamp_ns(ts) AS time, "

@@ -145,7 +145,7 @@ def test_close_and_context_manager(sample) -> None:  # type: ignore[no-untyped-d
 
 @NEEDS_ENGINE
 def test_filter_with_falco_condition(cap) -> None:  # type: ignore[no-untyped-def]
-    res = cap.filter("fd.name = /etc/shadow and evt.res >= 0", ["proc.name", "proc.pid", "user.name"])
+    res = cap.filter("evt.type in (open, openat, openat2) and fd.name = /etc/shadow and evt.rawres >= 0", ["proc.name", "proc.pid", "user.name"])
     assert res.columns == ["proc.name", "proc.pid", "user.name"]
     assert res.fetchall() == [("cat", 5002, "root")]
     every = cap.filter("proc.name = sudo")
@@ -158,7 +158,7 @@ def test_alerts_with_rules(sample, tmp_path) -> None:  # type: ignore[no-untyped
     rules.write_text(
         "- rule: Read shadow\n"
         "  desc: test\n"
-        "  condition: evt.type in (open, openat) and fd.name = /etc/shadow and evt.res >= 0\n"
+        "  condition: evt.type in (open, openat) and fd.name = /etc/shadow and evt.rawres >= 0\n"
         "  output: shadow read by %proc.name (pid=%proc.pid)\n"
         "  priority: WARNING\n"
     )

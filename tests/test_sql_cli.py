@@ -190,8 +190,10 @@ def test_hunt_condition_with_columns(sample, capsys) -> None:  # type: ignore[no
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["proc.cmdline", "fd.name"]
+    # the refused open (pid 5000), the open and the close by pid 5002, the open in the pod
     assert sorted(tuple(r) for r in rows[1:]) == [
         ("cat /etc/passwd", "/etc/passwd"),
+        ("cat /etc/shadow", "/etc/shadow"),
         ("cat /etc/shadow", "/etc/shadow"),
         ("cat /etc/shadow", "/etc/shadow"),
     ]

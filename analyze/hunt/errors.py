@@ -31,7 +31,7 @@ class RulesError(FcapError):
 
 
 #: Relations of a connection that are internal, never offered as suggestions.
-_INTERNAL_PREFIXES = ("_fcap", "duckdb_", "pg_", "sqlite_", "information_schema")
+_INTERNAL_PREFIXES = ("_fcap", "fc_", "fcap_", "duckdb_", "pg_", "sqlite_", "information_schema")
 
 
 def user_relations(con: duckdb.DuckDBPyConnection) -> list[str]:
