@@ -143,7 +143,11 @@ class _Journal:
 
 
 class CaptureWriter:
-    """Write a capture: journal while recording, Parquet on :meth:`close`."""
+    """Write a capture: journal while recording, Parquet on :meth:`close`.
+
+    ``write``, ``flush``, ``update_side_table`` and ``set_stats`` may be called
+    from different threads (e.g. a drain loop and a once-a-second timer).
+    """
 
     def __init__(
         self,
@@ -172,7 +176,7 @@ class CaptureWriter:
         self._buffered = 0
         self._error: CaptureError | None = None
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._files: list[Path] = []
         self._pending: list[Future[Path]] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -247,9 +251,12 @@ class CaptureWriter:
         self._fail_if_broken()
         if batch.num_rows == 0:
             return
-        self._buffer.append(jr.conform_batch(batch))
-        self._buffered += batch.num_rows
-        if self._buffered >= self.flush_rows:
+        batch = jr.conform_batch(batch)
+        with self._lock:
+            self._buffer.append(batch)
+            self._buffered += batch.num_rows
+            full = self._buffered >= self.flush_rows
+        if full:
             self.flush()
 
     def flush(self) -> None:
@@ -297,13 +304,16 @@ class CaptureWriter:
         self._fail_if_broken()
         if name not in SIDE_TABLES:
             raise ValueError(f"unknown side table {name!r}")
-        merged = merge_rows(name, self.tables[name], jr.conform(table, name))
-        self.tables[name] = merged
-        try:
-            self._journal.write_table(name, merged)
-        except OSError as err:
-            self._error = self._fatal(err)
-            raise self._error from None
+        if table.num_rows == 0:
+            return
+        with self._lock:
+            merged = merge_rows(name, self.tables[name], jr.conform(table, name))
+            self.tables[name] = merged
+            try:
+                self._journal.write_table(name, merged)
+            except OSError as err:
+                self._error = self._fatal(err)
+                raise self._error from None
 
     def set_stats(self, *, events_written: int, drops_per_cpu: list[int], end_ns: int) -> None:
         """Record the recorder's counters (cumulative); written at the next flush."""
