@@ -239,21 +239,35 @@ USERS = View(
 
 SHELL_COMMANDS = View(
     "shell_commands",
-    "one line typed in an interactive shell (bash readline, sh/ash on a tty)",
+    "one command typed in an interactive shell (bash readline, sh/ash on a tty)",
     (
         _HOST,
         _TS,
         _TIME,
-        _c("pid", "INTEGER", "the shell's pid"),
+        _c("shell_pid", "INTEGER", "the shell's pid"),
         _c("tty", "UINTEGER", "the terminal"),
-        _c("line", "VARCHAR", "the line as typed; null when withheld (echo off)"),
+        _c("line", "VARCHAR", "the command as typed; null when withheld (echo off)"),
         _c("withheld", "BOOLEAN", "true when input was withheld because echo was off"),
-        _c("user_uid", "UINTEGER", "real uid of the shell"),
-        _c("user_name", "VARCHAR", "its user name"),
+        _c("user_name", "VARCHAR", "user name of the shell"),
         _c("container_id", "VARCHAR", "12-character container id, or `host`"),
     ),
-    available="always; when the shell-session module is installed it defines this view "
-    "(with at least these columns) and `sessions`",
+    available="always; with the shell-session module (fcap.analyze.sessions) it has these "
+    "columns and more (session_id, command_no, effects counts: see docs/sessions.md)",
+)
+
+SESSIONS = View(
+    "sessions",
+    "one interactive shell session: how it was entered, who, where",
+    (),
+    available="with the shell-session module; columns in docs/sessions.md (`container_id` "
+    "normalized to the 12-character id or `host`)",
+)
+
+SHELL_EFFECTS = View(
+    "shell_effects",
+    "one effect of a typed command: a process, a file change, a connection",
+    (),
+    available="with the shell-session module; columns in docs/sessions.md",
 )
 
 ALERTS = View(
@@ -284,10 +298,12 @@ VIEWS: tuple[View, ...] = (
     CONTAINERS,
     USERS,
     SHELL_COMMANDS,
+    SESSIONS,
+    SHELL_EFFECTS,
     ALERTS,
 )
 
-VIEW_NAMES: tuple[str, ...] = (*tuple(v.name for v in VIEWS), "sessions")
+VIEW_NAMES: tuple[str, ...] = tuple(v.name for v in VIEWS)
 
 
 def view(name: str) -> View:

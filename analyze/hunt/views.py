@@ -15,6 +15,7 @@ stay in the Parquet files.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import duckdb
@@ -248,14 +249,34 @@ FROM raw_users
 
 _SHELL_COMMANDS_SQL = f"""
 CREATE OR REPLACE TEMP VIEW shell_commands AS
-SELECT r.host, r.ts, make_timestamp_ns(r.ts) AS time, r.pid, r.tty,
+SELECT r.host, r.ts, make_timestamp_ns(r.ts) AS time, r.pid AS shell_pid, r.tty,
        CASE WHEN r.syscall = 'shell_line' THEN r.text END AS line,
        r.syscall = 'shell_line_withheld' AS withheld,
-       r.uid AS user_uid, coalesce(uc.name, uh.name) AS user_name,
+       coalesce(uc.name, uh.name) AS user_name,
        {_SHORT_CID.format("r.container_id")} AS container_id
 FROM (SELECT * FROM raw_events WHERE syscall IN ('shell_line', 'shell_line_withheld')) r
 {_USER_JOIN.format(a="r")}
 """
+
+
+def _normalize_container_ids(con: duckdb.DuckDBPyConnection, view: str) -> None:
+    """Re-expose ``view`` with ``container_id`` as the contract has it (12 chars or ``host``)."""
+    row = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = ? AND temporary", [view]
+    ).fetchall()
+    if not row:
+        return
+    cols = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
+    if "container_id" not in cols:
+        return
+    body = re.sub(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?(TEMP|TEMPORARY)?\s*VIEW\s+\S+\s+AS\s+", "",
+                  row[0][0], flags=re.IGNORECASE)
+    src = f"_fcap_src_{view}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {src} AS {body.rstrip().rstrip(';')}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * REPLACE "
+        f"({_SHORT_CID.format('container_id')} AS container_id) FROM {src}"
+    )
 
 
 def _shell_module_views(con: duckdb.DuckDBPyConnection) -> bool:
@@ -264,16 +285,17 @@ def _shell_module_views(con: duckdb.DuckDBPyConnection) -> bool:
         from fcap.analyze import sessions  # type: ignore[attr-defined]
     except ImportError:
         return False
-    for name in ("create_views", "build_views", "build"):
-        fn = getattr(sessions, name, None)
-        if callable(fn):
-            try:
-                fn(con)
-            except duckdb.Error as err:  # keep the basic view; say why
-                warnings.warn(f"shell_commands: the sessions module failed ({err})", stacklevel=3)
-                return False
-            return True
-    return False
+    fn = getattr(sessions, "create_views", None)
+    if not callable(fn):
+        return False
+    try:
+        fn(con)
+        for view in ("shell_commands", "sessions", "shell_effects"):
+            _normalize_container_ids(con, view)
+    except duckdb.Error as err:  # keep the basic view; say why
+        warnings.warn(f"shell_commands: the sessions module failed ({err})", stacklevel=3)
+        return False
+    return True
 
 
 def create_views(con: duckdb.DuckDBPyConnection, *, shell_module: bool = True) -> None:
@@ -292,11 +314,10 @@ def create_views(con: duckdb.DuckDBPyConnection, *, shell_module: bool = True) -
         _SOCKET_EVENTS_SQL,
         _CONTAINERS_SQL,
         _USERS_SQL,
-        _SHELL_COMMANDS_SQL,
     ):
         con.execute(sql)
-    if shell_module:
-        _shell_module_views(con)
+    if not (shell_module and _shell_module_views(con)):
+        con.execute(_SHELL_COMMANDS_SQL)
 
 
 def views_version() -> str:
