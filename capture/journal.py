@@ -355,7 +355,8 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def finalize(journal: Path, *, complete: bool, extra_meta: dict[str, Any] | None = None) -> Path:
+def finalize(journal: Path, *, complete: bool, repaired: bool | None = None,
+             extra_meta: dict[str, Any] | None = None) -> Path:
     """Turn a journal into its Parquet capture and remove the journal.
 
     ``complete`` is false for a crashed recording finalized by ``fcap repair``.
@@ -371,7 +372,7 @@ def finalize(journal: Path, *, complete: bool, extra_meta: dict[str, Any] | None
     drops = meta.get("drops_per_cpu") or []
     meta["drops_total"] = int(sum(drops))
     meta["complete"] = complete
-    meta["repaired"] = not complete
+    meta["repaired"] = repaired if repaired is not None else not complete
     if extra_meta:
         meta.update(extra_meta)
     try:

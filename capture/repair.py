@@ -25,6 +25,9 @@ def find_journals(path: Path) -> list[Path]:
 def repair(path: Path) -> list[Path]:
     """Finalize every crashed journal at ``path`` into Parquet (meta complete=false).
 
+    (A rotated segment that was already closed when the recorder died keeps
+    complete=true.)
+
     ``path`` is the output path given to ``fcap record``, its ``.partial``
     journal, or a rotated output directory. A truncated last IPC message is
     dropped; everything before it is kept. Returns the capture files written.
@@ -44,5 +47,8 @@ def repair(path: Path) -> list[Path]:
             raise CaptureError(
                 f"{j}: refusing to overwrite {target}", hint="move the existing file away first"
             )
-        out.append(jr.finalize(j, complete=False))
+        # A rotated segment whose stream was closed cleanly, killed while it
+        # was being converted, is complete; anything else lost its tail.
+        closed = bool(jr.read_json(j / jr.STATS_FILE).get("closed"))
+        out.append(jr.finalize(j, complete=closed, repaired=True))
     return out

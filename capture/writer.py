@@ -215,7 +215,7 @@ class CaptureWriter:
         old = self._journal
         old.close_stream()
         now = time.time_ns()
-        self._write_stats(old, end_ns=now)
+        self._write_stats(old, end_ns=now, closed=True)
         self._drops_base = list(self.stats.get("drops_per_cpu") or [])
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fcap-finalize")
@@ -285,7 +285,8 @@ class CaptureWriter:
         return CaptureError(f"cannot write {self._journal.path}: {err}",
                             hint=f"run `fcap repair {self._journal.path}` to keep what was flushed")
 
-    def _write_stats(self, j: _Journal, *, end_ns: int | None = None) -> None:
+    def _write_stats(self, j: _Journal, *, end_ns: int | None = None,
+                     closed: bool = False) -> None:
         drops = list(self.stats.get("drops_per_cpu") or [])
         base = self._drops_base + [0] * (len(drops) - len(self._drops_base))
         seg_drops = [max(0, d - b) for d, b in zip(drops, base, strict=False)]
@@ -296,6 +297,7 @@ class CaptureWriter:
             "end_ns": end_ns or self.stats.get("end_ns") or time.time_ns(),
             "flushed_ns": time.time_ns(),
             "journal_bytes": j.bytes,
+            "closed": closed,  # the stream was ended cleanly (a rotated segment)
         }
         jr.write_atomic(j.path / jr.STATS_FILE, json.dumps(stats).encode())
 
