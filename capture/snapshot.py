@@ -12,6 +12,7 @@ import contextlib
 import os
 import stat as st
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -252,3 +253,28 @@ def take_snapshot(*, with_env: bool = False, with_fds: bool = True,
     procs.sort(key=lambda r: r["pid"])
     return Snapshot(pa.Table.from_pylist(procs, schema=PROCESSES),
                     pa.Table.from_pylist(fds, schema=FDS), errors)
+
+
+def start_tables(*, with_env: bool = False, exclude_pids: set[int] | None = None,
+                 resolver: Any = None) -> dict[str, pa.Table]:
+    """Every side table of a recording's start: processes, fds, containers, users, groups, cgroups.
+
+    ``resolver`` is a :class:`fcap.capture.containers.ContainerResolver` (one is
+    created when None); keep using it while recording for ``lookup``/``refresh``.
+    """
+    from fcap.capture.accounts import read_accounts
+    from fcap.capture.containers import ContainerResolver
+
+    if resolver is None:
+        resolver = ContainerResolver()
+    snap = take_snapshot(with_env=with_env, exclude_pids=exclude_pids)
+    users, groups = read_accounts(Path("/"), resolver.rootfs())
+    resolver.new_cgroups()  # everything known now is in the full table below
+    return {
+        "processes": snap.processes,
+        "fds": snap.fds,
+        "containers": resolver.table(),
+        "users": users,
+        "groups": groups,
+        "cgroups": resolver.index.table(),
+    }

@@ -98,3 +98,18 @@ def test_host_meta() -> None:
     btime = int(next(ln.split()[1] for ln in Path("/proc/stat").read_text().splitlines()
                      if ln.startswith("btime")))
     assert abs(m["boot_time_ns"] - btime * 10**9) < 2 * 10**9
+
+
+def test_start_tables_have_every_side_table() -> None:
+    from fcap.capture.snapshot import start_tables
+
+    from fcap.schema import SIDE_TABLES
+
+    tables = start_tables(exclude_pids={os.getpid()})
+    assert set(tables) == set(SIDE_TABLES)
+    for name, t in tables.items():
+        assert t.schema.equals(SIDE_TABLES[name]), name
+    assert os.getpid() not in tables["processes"].column("pid").to_pylist()
+    assert os.getppid() in tables["processes"].column("pid").to_pylist()
+    assert "root" in tables["users"].column("name").to_pylist()
+    assert tables["cgroups"].num_rows >= 1  # at least the cgroup2 root
