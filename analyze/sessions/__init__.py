@@ -124,10 +124,12 @@ class Command:
     command_no: int
     ts: int
     line: str | None
-    withheld: bool
+    withheld: bool  # the line itself was read with echo off (no command text)
     shell: str
     flags: int
     effects: tuple[Effect, ...]
+    #: lines typed while the command ran (its ``read``), as (ts, text or None if withheld)
+    inputs: tuple[tuple[int, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,10 +197,11 @@ def transcript(con: Any, session_id: int) -> Transcript:
             command_no=r["command_no"], ts=r["ts"], line=r["line"], withheld=r["withheld"],
             shell=r["shell"], flags=r["flags"],
             effects=tuple(effects.get(r["command_no"], ())),
+            inputs=tuple((i["ts"], None if i["withheld"] else i["text"]) for i in r["inputs"]),
         )
         for r in _rows(
             con,
-            "SELECT command_no, ts, line, withheld, shell, flags FROM shell_commands "
+            "SELECT command_no, ts, line, withheld, shell, flags, inputs FROM shell_commands "
             "WHERE session_id = ? ORDER BY ts",
             [session_id],
         )

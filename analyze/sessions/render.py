@@ -94,6 +94,9 @@ def _command_lines(c: Command) -> list[str]:
         return [f"{stamp}  [input withheld: terminal echo was off]"]
     text = (c.line or "").split("\n")
     lines = [f"{stamp}  $ {text[0]}"] + [f"{'':12}  > {x}" for x in text[1:]]
+    for ts, text in c.inputs:
+        what = "[input withheld: terminal echo was off]" if text is None else f"input: {text}"
+        lines.append(f"{'':14}  {what}  ({when(ts)})")
     lines += [f"{'':14}  {_effect_line(e)}" for e in c.effects]
     return lines
 

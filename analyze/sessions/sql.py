@@ -122,26 +122,41 @@ LEFT JOIN cg ON cg.id = s.cgroup_id
 
 COMMANDS = f"""
 CREATE OR REPLACE TEMP TABLE fs_commands AS
-WITH l AS (
+WITH l0 AS (
     SELECT s.session_id, l.*,
-           CASE WHEN lag(l.text) OVER w LIKE '%\\' AND NOT lag(l.withheld) OVER w
-                THEN 0 ELSE 1 END AS starts
+           -- input to a running command rather than a command: a line read with echo
+           -- off, or (in a shell whose commands come from readline) a line the shell
+           -- read without readline, i.e. by its `read` builtin
+           l.withheld OR ((coalesce(l.flags_aux, 0) & 1) = 0 AND coalesce(bool_or(
+               (coalesce(l.flags_aux, 0) & 1) = 1) OVER (PARTITION BY s.session_id, l.comm
+               ORDER BY l.ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false))
+               AS is_input
     FROM fs_lines l JOIN fs_sessions s
       ON s.host_key = l.host_key AND s.pid = l.pid AND s.tty IS NOT DISTINCT FROM l.tty
-    WINDOW w AS (PARTITION BY l.host_key, l.pid, l.tty ORDER BY l.ts)
+),
+l AS (
+    SELECT *,
+           CASE WHEN is_input AND lag(ts) OVER w IS NOT NULL THEN 0
+                WHEN lag(text) OVER w LIKE '%\\' AND NOT lag(is_input) OVER w THEN 0
+                ELSE 1 END AS starts
+    FROM l0 WINDOW w AS (PARTITION BY session_id ORDER BY ts)
 ),
 g AS (SELECT *, sum(starts) OVER (PARTITION BY session_id ORDER BY ts
                                   ROWS UNBOUNDED PRECEDING) AS command_no FROM l),
 c AS (
     SELECT session_id, command_no, any_value(host_key) AS host_key, any_value(host) AS host,
-           min(ts) AS ts, max(ts) AS last_line_ts, arg_min(pid, ts) AS pid,
-           arg_max(comm, ts) AS comm, arg_max(uid, ts) AS uid, bool_or(withheld) AS withheld,
-           CASE WHEN bool_or(withheld) THEN NULL
-                ELSE string_agg(text, chr(10) ORDER BY ts) END AS line,
-           count(*) AS n_lines, bit_or(coalesce(flags_aux, 0)) AS flags
+           min(ts) AS ts, coalesce(max(ts) FILTER (WHERE NOT is_input), min(ts)) AS last_line_ts,
+           arg_min(pid, ts) AS pid, arg_max(comm, ts) AS comm, arg_max(uid, ts) AS uid,
+           bool_and(is_input) AND bool_and(withheld) AS withheld,
+           string_agg(text, chr(10) ORDER BY ts) FILTER (WHERE NOT is_input) AS line,
+           list({{'ts': ts, 'text': text, 'withheld': withheld}} ORDER BY ts)
+               FILTER (WHERE is_input AND NOT (starts = 1)) AS inputs,
+           count(*) FILTER (WHERE NOT is_input) AS n_lines,
+           bit_or(coalesce(flags_aux, 0)) AS flags
     FROM g GROUP BY session_id, command_no
 )
-SELECT c.* REPLACE (CAST(c.command_no AS BIGINT) AS command_no),
+SELECT c.* REPLACE (CAST(c.command_no AS BIGINT) AS command_no,
+                    coalesce(c.inputs, []) AS inputs),
        coalesce(lead(ts) OVER (PARTITION BY session_id ORDER BY ts), {TS_MAX}) AS end_ts
 FROM c
 """
@@ -266,7 +281,7 @@ LEFT JOIN (SELECT uid, min(name) AS name FROM raw_users WHERE container_id IS NU
 CREATE OR REPLACE TEMP VIEW shell_commands AS
 SELECT c.session_id, c.command_no, c.host, c.pid AS shell_pid, c.comm AS shell,
        make_timestamp_ns(c.ts) AS time, c.ts, CASE WHEN c.end_ts >= 4611686018427387904
-       THEN NULL ELSE c.end_ts END AS end_ts, c.line, c.withheld, c.n_lines, c.flags,
+       THEN NULL ELSE c.end_ts END AS end_ts, c.line, c.withheld, c.inputs, c.n_lines, c.flags,
        s.user_name, s.container_id, s.container_name, s.k8s_pod_name, s.k8s_ns_name, s.tty,
        (SELECT count(*) FROM fs_effects e WHERE e.session_id = c.session_id
           AND e.command_no = c.command_no AND e.kind = 'process') AS processes,
