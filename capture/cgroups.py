@@ -121,6 +121,10 @@ class CgroupIndex:
         self.rescan()
         self._new.clear()
 
+    def due(self) -> bool:
+        """True when a rescan is allowed by the rate limit."""
+        return time.monotonic() - self._last_scan >= self.min_rescan_interval
+
     def rescan(self) -> None:
         """Walk the cgroup2 hierarchy again (ids already known keep their paths)."""
         self._last_scan = time.monotonic()
@@ -137,7 +141,7 @@ class CgroupIndex:
             return pa.array([], pa.string())
         uniq, inverse = np.unique(ids, return_inverse=True)
         missing = [int(u) for u in uniq if int(u) not in self.paths]
-        if missing and time.monotonic() - self._last_scan >= self.min_rescan_interval:
+        if missing and self.due():
             self.rescan()
         values = pa.array([self.containers.get(int(u)) for u in uniq], pa.string())
         return values.take(pa.array(inverse.astype(np.int64).ravel()))

@@ -285,6 +285,35 @@ class ContainerResolver:
                 self._unseen.append(info)
         return containers_table(new)
 
+    def poll(self) -> dict[str, pa.Table]:
+        """Side-table rows that appeared since the last poll (rate-limited rescan).
+
+        Returns ``{"containers": ..., "users": ..., "groups": ..., "cgroups": ...}``
+        with only the non-empty tables: hand each to
+        ``CaptureWriter.update_side_table(name, table)``. Users and groups come
+        from the new containers' rootfs when readable.
+        """
+        from fcap.capture.accounts import read_accounts
+
+        out: dict[str, pa.Table] = {}
+        new = self.refresh()
+        if new.num_rows or self.index.due():
+            self.index.rescan()
+        if new.num_rows:
+            out["containers"] = new
+            ids = set(new.column("id").to_pylist())
+            roots = [(cid, p) for cid, p in self.rootfs() if cid in ids]
+            if roots:
+                users, groups = read_accounts(Path("/nonexistent-host-root"), roots)
+                if users.num_rows:
+                    out["users"] = users
+                if groups.num_rows:
+                    out["groups"] = groups
+        cg = self.new_cgroups()
+        if cg.num_rows:
+            out["cgroups"] = cg
+        return out
+
     def table(self) -> pa.Table:
         """Every container seen."""
         return containers_table(self.known.values())

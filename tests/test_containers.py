@@ -173,3 +173,19 @@ def test_real_runc_container_is_found() -> None:
     time.sleep(0.2)
     assert not Path("/run/runc", c.id).exists()
     assert not Path("/sys/fs/cgroup/unified" + c.cgroups_path).exists()
+
+
+def test_resolver_poll_hands_new_rows(tmp_path: Path) -> None:
+    state = tmp_path / "runc"
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    res = ContainerResolver([str(state)], cg, min_rescan_interval=0)
+    assert res.poll() == {}
+    fake_state(state, tmp_path / "bundle")
+    (cg / "kubepods" / "besteffort" / "pod1111-2222" / CID).mkdir(parents=True)
+    got = res.poll()
+    assert got["containers"].column("id").to_pylist() == [CID]
+    assert set(got["users"].column("container_id").to_pylist()) == {CID}
+    assert got["groups"].num_rows == 2
+    assert CID in got["cgroups"].column("container_id").to_pylist()
+    assert res.poll() == {}  # nothing new the second time
