@@ -3,22 +3,20 @@
 bash on a host pty, dash and busybox ash with canonical and raw-mode input, a
 password typed with echo off, and busybox sh inside a runc container entered
 as ``kubectl exec -it`` would (``runc exec --tty`` with a console socket).
-``fcap.capture.runc`` (helper "capio") had not landed when these were written,
-so :func:`_runc_container` below is the minimum needed here.
+Containers come from :class:`fcap.capture.runc.RuncContainer`; the recorded
+tests use :func:`fcap.capture.shell_scenario.record_scenario` (one recording
+for the module).
 """
 
 from __future__ import annotations
 
-import array
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -157,82 +155,17 @@ def test_password_with_echo_off_is_withheld(probe: object, tmp_path: Path) -> No
 # ---- a container entered like `kubectl exec -it pod -- /bin/sh` ---------------
 
 
-def _recv_fd(sock: socket.socket) -> int:
-    conn, _ = sock.accept()
-    with conn:
-        fds = array.array("i")
-        _msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-    return fds[0]
-
-
-@contextmanager
-def _runc_container(tmp: Path) -> Iterator[tuple[str, str]]:
-    """A busybox container with a Kubernetes-shaped cgroup and CRI annotations.
-
-    Yields (container id, cgroups path)."""
-    cid = uuid.uuid4().hex + uuid.uuid4().hex
-    pod_uid = str(uuid.uuid4())
-    bundle = tmp / "bundle"
-    rootfs = bundle / "rootfs"
-    (rootfs / "bin").mkdir(parents=True)
-    for d in ("proc", "dev", "sys", "tmp", "etc"):
-        (rootfs / d).mkdir(exist_ok=True)
-    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
-    for applet in ("sh", "sleep", "cat", "echo", "ls", "stty"):
-        (rootfs / "bin" / applet).symlink_to("busybox")
-    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
-    spec = json.loads((bundle / "config.json").read_text())
-    spec["process"]["terminal"] = False
-    spec["process"]["args"] = ["/bin/sleep", "60"]
-    spec["root"]["readonly"] = False
-    cg = f"/kubepods/besteffort/pod{pod_uid}/{cid}"
-    spec["linux"]["cgroupsPath"] = cg
-    spec["annotations"] = {
-        "io.kubernetes.cri.container-type": "container",
-        "io.kubernetes.cri.container-name": "shell",
-        "io.kubernetes.cri.sandbox-name": "web-0",
-        "io.kubernetes.cri.sandbox-namespace": "prod",
-        "io.kubernetes.cri.sandbox-uid": pod_uid,
-        "io.kubernetes.cri.image-name": "docker.io/library/busybox:1.36",
-    }
-    (bundle / "config.json").write_text(json.dumps(spec))
-    subprocess.run(
-        ["runc", "run", "-d", "--bundle", str(bundle), cid],
-        check=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield cid, cg
-    finally:
-        subprocess.run(["runc", "delete", "--force", cid], check=False)
-
-
 @pytest.mark.container
-def test_busybox_in_container_exec_tty(probe: object, tmp_path: Path) -> None:
-    with _runc_container(tmp_path) as (cid, cg):
-        sock_path = tmp_path / "console.sock"
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        srv.bind(str(sock_path))
-        srv.listen(1)
-        proc = subprocess.Popen(
-            ["runc", "exec", "-d", "--tty", "--console-socket", str(sock_path),
-             "--pid-file", str(tmp_path / "sh.pid"),
-             "--env", f"PS1={PROMPT}", "--env", "TERM=dumb", cid, "/bin/sh"],
-        )  # fmt: skip  (-d: like containerd-shim, runc hands the pty master over and exits)
-        srv.settimeout(20)
-        master = _recv_fd(srv)
-        srv.close()
-        sh = PtySession([], master_fd=master, proc=proc)
-        lines = ["echo in-container > /tmp/x.txt", "cat /tmp/x.txt | wc -c", "ls /bin"]
+def test_busybox_in_container_exec_tty(probe: object) -> None:
+    from fcap.capture.runc import RuncContainer
+
+    lines = ["echo in-container > /tmp/x.txt", "cat /tmp/x.txt | wc -c", "ls /bin"]
+    with RuncContainer(pod_name="web-0", namespace="prod", container_name="shell") as c:
+        c.start(["sleep", "60"])
+        tty = c.exec_tty(["/bin/sh"], env=["TERM=dumb", f"PS1={PROMPT}"])
+        sh = PtySession([], master_fd=tty.master_fd)
         try:
             sh.expect(PROMPT)
-            proc.wait(20)
-            shell_pid = int((tmp_path / "sh.pid").read_text())
             for line in lines:
                 sh.type(line + "\n", per_key=0.005)
                 sh.expect(PROMPT)
@@ -240,13 +173,121 @@ def test_busybox_in_container_exec_tty(probe: object, tmp_path: Path) -> None:
         finally:
             sh.type("exit\n")
             sh.close()
+        cg_dir = Path("/sys/fs/cgroup/unified") / c.cgroups_path.lstrip("/")
+        cg_ino = os.stat(cg_dir).st_ino
     rows = [r for r in table.to_pylist() if r["text"] in lines]
     assert [r["text"] for r in rows] == lines
     # the rows carry the container's cgroup (v2 id = inode of its unified cgroup dir)
-    unified = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified").is_dir() else Path(
-        "/sys/fs/cgroup"
-    )
-    cg_dir = unified / cg.lstrip("/")
-    assert {r["cgroup_id"] for r in rows} == {os.stat(cg_dir).st_ino}
-    assert {r["pid"] for r in rows} == {shell_pid} and rows[0]["comm"] == "sh"
+    assert {r["cgroup_id"] for r in rows} == {cg_ino}
+    assert {r["pid"] for r in rows} == {tty.pid} and rows[0]["comm"] == "sh"
     assert rows[0]["tty"] >> 8 in range(136, 144)
+
+
+# ---- recorded end to end: fcap record -> capture -> sessions ------------------
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from fcap.capture.shell_scenario import record_scenario
+
+    out = tmp_path_factory.mktemp("shell") / "session.parquet"
+    res = record_scenario(out, container=True)
+    yield res
+    shutil.rmtree(res.workdir, ignore_errors=True)
+
+
+def _sessions(scenario: object) -> tuple[object, list]:
+    import duckdb
+    from fcap.analyze.sessions import list_sessions
+    from fcap.capture.reader import open_capture
+
+    con = duckdb.connect()
+    open_capture(scenario.files).attach(con)
+    return con, list_sessions(con)
+
+
+@pytest.mark.container
+def test_recorded_host_session_transcript(scenario: object) -> None:
+    from fcap.analyze.sessions import transcript
+
+    con, sessions = _sessions(scenario)
+    host = [s for s in sessions if s.shell_pid == scenario.host_pid]
+    assert len(host) == 1
+    s = host[0]
+    assert s.where == "host" and s.user_name == "root" and s.tty_name.startswith("pts/")
+    t = transcript(con, s.session_id)
+    cmds = [c for c in t.commands if not c.withheld]
+    hl = scenario.host_lines
+    # the backslash continuation joins two lines into one command
+    expected = [hl[0], hl[1], hl[2] + "\n" + hl[3], hl[4], hl[5], hl[6]]
+    assert [c.line for c in cmds] == expected
+    d = str(scenario.workdir)
+    by_line = {c.line: c for c in cmds}
+    # the builtin's redirection: the shell's own openat right after the line
+    redir = [e for e in by_line[hl[0]].effects if e.kind == "file"]
+    assert [(e.syscall, e.target, e.pid) for e in redir] == [
+        ("openat", f"{d}/example.txt", scenario.host_pid)
+    ]
+    assert redir[0].open_flags & 0o1101 == 0o1101  # O_WRONLY|O_CREAT|O_TRUNC
+    procs = sorted(e.detail for e in by_line[hl[1]].effects if e.kind == "process")
+    assert procs == sorted([f"cat {d}/example.txt", "tr a-z A-Z", "wc -c"])
+    cont = by_line[hl[2] + "\n" + hl[3]]
+    assert [e.target for e in cont.effects if e.kind == "file"] == [f"{d}/notes.txt"]
+    net = [e for e in by_line[hl[4]].effects if e.kind == "network"]
+    assert [(e.syscall, e.detail) for e in net] == [("connect", f"127.0.0.1:{scenario.port}")]
+    pw = by_line[hl[5]]
+    assert pw.inputs and pw.inputs[0][1] is None  # withheld input attached to `read`
+    last = by_line[hl[6]]
+    files = {(e.syscall, e.target) for e in last.effects if e.kind == "file"}
+    assert ("renameat2", f"{d}/notes.txt") in files and ("unlinkat", f"{d}/example.txt") in files
+
+
+@pytest.mark.container
+def test_recorded_container_session(scenario: object) -> None:
+    from fcap.analyze.sessions import transcript
+
+    con, sessions = _sessions(scenario)
+    cs = [s for s in sessions if s.shell_pid == scenario.container_pid]
+    assert len(cs) == 1
+    s = cs[0]
+    assert s.container_id == scenario.container_id
+    assert (s.k8s_pod_name, s.k8s_ns_name) == (scenario.pod_name, scenario.namespace)
+    assert s.entered_via == "container exec" and s.shell == "sh"
+    t = transcript(con, s.session_id)
+    typed = [c.line for c in t.commands if c.line != "exit"]
+    assert typed == scenario.container_lines
+    passwd = [e for e in t.commands[1].effects if e.kind == "file"]
+    assert [(e.target, e.pid) for e in passwd] == [("/etc/passwd", scenario.container_pid)]
+
+
+@pytest.mark.container
+def test_recorded_secret_absent_from_capture(scenario: object) -> None:
+    con, sessions = _sessions(scenario)
+    assert any(s.withheld_lines == 1 for s in sessions if s.shell_pid == scenario.host_pid)
+    secret = scenario.secret.encode()
+    for f in scenario.files:
+        assert secret not in Path(f).read_bytes()
+    hits = con.execute(
+        "SELECT count(*) FROM raw_events WHERE CAST(text AS VARCHAR) LIKE ? "
+        "OR CAST(data AS VARCHAR) LIKE ?",
+        [f"%{scenario.secret}%", f"%{scenario.secret}%"],
+    ).fetchall()
+    assert hits == [(0,)]
+
+
+@pytest.mark.container
+def test_recorded_cli_lists_and_prints(scenario: object) -> None:
+    import sys
+
+    files = [str(f) for f in scenario.files]
+    out = subprocess.run([sys.executable, "-m", "fcap", "sessions", *files],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "container exec" in out and "pod prod/web-0" in out
+    js = subprocess.run([sys.executable, "-m", "fcap", "sessions", *files, "--json"],
+                        capture_output=True, text=True, check=True).stdout  # fmt: skip
+    sessions = json.loads(js)
+    sid = next(s["session_id"] for s in sessions if s["shell_pid"] == scenario.host_pid)
+    text = subprocess.run([sys.executable, "-m", "fcap", "sessions", *files, "--id", str(sid)],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert scenario.host_lines[0] in text and "O_WRONLY|O_CREAT|O_TRUNC" in text
+    assert "[input withheld: terminal echo was off]" in text
