@@ -189,3 +189,13 @@ def test_resolver_poll_hands_new_rows(tmp_path: Path) -> None:
     assert got["groups"].num_rows == 2
     assert CID in got["cgroups"].column("container_id").to_pylist()
     assert res.poll() == {}  # nothing new the second time
+
+
+@pytest.mark.live
+@pytest.mark.container
+def test_runc_foreground_run_and_cleanup() -> None:
+    c = RuncContainer(container_name="fg")
+    r = c.run(["sh", "-c", "echo hi-$(id -u); head -1 /etc/passwd; exit 7"])
+    assert r.returncode == 7
+    assert r.stdout == b"hi-0\nroot:x:0:0:root:/root:/bin/sh\n"
+    assert not Path("/run/runc", c.id).exists() and c.workdir is None
