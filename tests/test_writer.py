@@ -230,3 +230,20 @@ def test_disk_full_real_tmpfs(tmp_path: Path) -> None:
         assert cap.meta[0]["complete"] is False
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_row_groups_across_batches_with_different_dictionaries(tmp_path: Path) -> None:
+    batches = []
+    for i in range(7):
+        rows = [{"ts": i * 1000 + k, "syscall": f"s{i}", "path": f"/p{i}/{k % 3}"}
+                for k in range(300)]
+        batches += events_table(rows).to_batches()
+    out = tmp_path / "d.parquet"
+    assert jr.write_parquet(out, iter(batches), {}, {}, row_group_rows=500) == 2100
+    md = pq.read_metadata(out)
+    assert md.num_row_groups == 5  # 4 full groups of 500 + the rest
+    t = open_capture(out).events_table()
+    want = [(i * 1000 + k, f"s{i}", f"/p{i}/{k % 3}") for i in range(7) for k in range(300)]
+    got = list(zip(t["ts"].to_pylist(), t["syscall"].to_pylist(), t["path"].to_pylist(),
+                   strict=True))
+    assert got == want
