@@ -68,7 +68,8 @@ PARENTS = f"""
 CREATE OR REPLACE TEMP TABLE fs_parents AS
 SELECT host_key, pid, arg_max(ppid, ts) AS ppid, arg_max(name, ts) AS name
 FROM (
-    SELECT {_HOST} AS host_key, pid, ppid, comm AS name, start_ts AS ts FROM raw_processes
+    SELECT {_HOST} AS host_key, pid, ppid, comm AS name, coalesce(start_ts, -{TS_MAX}) AS ts
+    FROM raw_processes
     UNION ALL
     SELECT {_HOST}, pid, ppid, CAST(comm AS VARCHAR), ts FROM raw_events
     WHERE pid IN (SELECT DISTINCT pid FROM fs_ancestry_seed)
