@@ -56,7 +56,7 @@ TABLES_DIR = "tables"
 #: dictionary pages effective; see docs/capture-format.md).
 ROW_GROUP_ROWS = 1_000_000
 PARQUET_COMPRESSION = "zstd"
-PARQUET_COMPRESSION_LEVEL = 3
+PARQUET_COMPRESSION_LEVEL = 1  # measured: same size as level 3 here, ~20% faster
 
 
 def journal_path(output: Path) -> Path:
