@@ -50,54 +50,118 @@ ContainerLookup = Callable[[np.ndarray], pa.Array]
 
 
 def gather_headers(recs: Records) -> np.ndarray:
-    """The fixed headers of all records as an EVENT_DTYPE array (one gather)."""
+    """The fixed headers of all records as an EVENT_DTYPE array.
+
+    One row-wise copy: a sliding-window view of the buffer (one window of
+    header size per 8-byte position) indexed by the record starts.
+    """
     n = len(recs.starts)
     words = EVENT_DTYPE.itemsize // 8
     buf = recs.buf
-    if len(buf) % 8:
-        buf = np.concatenate([buf, np.zeros(8 - len(buf) % 8, np.uint8)])
+    need = int(recs.starts.max()) + EVENT_DTYPE.itemsize if n else 0
+    if len(buf) < need or len(buf) % 8:
+        pad = max(need - len(buf), 0) + (-(len(buf) + max(need - len(buf), 0))) % 8
+        buf = np.concatenate([buf, np.zeros(pad, np.uint8)])
     u64 = buf.view(np.uint64)
-    idx = (recs.starts // 8)[:, None] + np.arange(words)[None, :]
-    return u64[idx].reshape(n * words).view(EVENT_DTYPE)
+    win = np.lib.stride_tricks.sliding_window_view(u64, words)
+    return np.ascontiguousarray(win[recs.starts // 8]).view(EVENT_DTYPE).reshape(n)
+
+
+class HeaderColumns:
+    """Column access to gathered headers, ``hdr["pid"]`` like a structured array.
+
+    The (N, 256-byte) headers are transposed once into 64 contiguous rows of
+    32-bit words, so each field is read from contiguous memory instead of
+    one 4-byte value per 256-byte row (which costs a cache line per field).
+    """
+
+    def __init__(self, hdr: np.ndarray) -> None:
+        self.n = len(hdr)
+        rows = hdr.view(np.uint32).reshape(self.n, -1)
+        self.w32 = np.empty((rows.shape[1], self.n), np.uint32)
+        for i in range(0, self.n, 4096):  # blocked transpose: cache-friendly
+            self.w32[:, i : i + 4096] = rows[i : i + 4096].T
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        got = self._cache.get(name)
+        if got is not None:
+            return got
+        ftype, off = EVENT_DTYPE.fields[name][:2]
+        size = ftype.itemsize
+        if off % 4 == 0 and size == 4 and not ftype.shape:
+            out = self.w32[off // 4].view(ftype)
+        elif off % 4 in (0, 2) and size == 2 and not ftype.shape:
+            w = self.w32[off // 4]
+            out = ((w >> 16) if off % 4 else (w & 0xFFFF)).astype(ftype)
+        else:
+            k0, k1 = off // 4, (off + size + 3) // 4
+            rows = np.ascontiguousarray(self.w32[k0:k1].T).view(np.uint8)
+            raw = np.ascontiguousarray(rows[:, off - 4 * k0 : off - 4 * k0 + size])
+            if ftype.shape:
+                out = raw.view(ftype.base).reshape(self.n, *ftype.shape)
+            else:
+                out = raw.view(ftype).reshape(self.n)
+        self._cache[name] = out
+        return out
 
 
 def _gather(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenate buf[starts[i] : starts[i] + lens[i]] for all i."""
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.uint8)
-    ends = np.cumsum(lens)
-    idx = np.repeat(starts - (ends - lens), lens) + np.arange(total)
-    return buf[idx]
+    """Concatenate buf[starts[i] : starts[i] + lens[i]] for all i (ranges in increasing order)."""
+    return np.frombuffer(_take_ranges(buf, starts, lens).buffers()[2] or b"", np.uint8)[
+        : int(lens.sum())
+    ]
+
+
+def _take_ranges(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
+    """A compact binary array of the byte ranges (starts ascending, ranges disjoint).
+
+    The whole buffer is viewed, without copying, as a binary array alternating
+    gap / range elements; Arrow's ``take`` of the odd elements then copies
+    each range with one memcpy.
+    """
+    n = len(starts)
+    if n == 0:
+        return pa.array([], pa.binary())
+    lens = lens.astype(np.int64)
+    # slot offsets increase through the buffer (records in order, slots in order), so the
+    # offsets below are monotonic; clipping keeps absent slots at the end inside it
+    starts = np.minimum(starts.astype(np.int64), len(buf))
+    ends = np.minimum(starts + lens, len(buf))
+    offs = np.empty(2 * n + 1, np.int64)
+    offs[0] = 0
+    offs[1::2] = starts
+    offs[2::2] = ends
+    big = pa.Array.from_buffers(
+        pa.large_binary(), 2 * n, [None, pa.py_buffer(offs), pa.py_buffer(buf)]
+    )
+    taken = big.take(pa.array(np.arange(1, 2 * n, 2, dtype=np.int64)))
+    return taken.cast(pa.binary())
 
 
 def _string_array(buf, starts, lens, valid, *, binary: bool = False) -> pa.Array:
     """Arrow string (or binary) array from byte ranges; rows not ``valid`` are null."""
+    if not valid.any():
+        return pa.nulls(len(valid), pa.binary() if binary else pa.string())
     lens = np.where(valid, lens, 0).astype(np.int64)
-    data = _gather(buf, starts, lens)
-    offsets = np.zeros(len(lens) + 1, dtype=np.int32)
-    np.cumsum(lens, out=offsets[1:])
-    validity = pa.array(valid).buffers()[1] if not valid.all() else None
-    typ = pa.binary() if binary else pa.string()
-    arr = pa.Array.from_buffers(
-        typ, len(lens), [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-        null_count=int((~valid).sum()),
-    )  # fmt: skip
-    if not binary:
-        try:
-            arr.validate(full=True)
-        except pa.ArrowInvalid:  # invalid UTF-8 in a path: replace, slow path
-            vals = [
-                None if v is None else v.decode("utf-8", "replace")
-                for v in arr.view(pa.binary()).to_pylist()
-            ]
-            arr = pa.array(vals, pa.string())
-    return arr
+    arr = _take_ranges(buf, starts, lens)
+    if not valid.all():
+        arr = pc.if_else(pa.array(valid), arr, pa.nulls(len(arr), pa.binary()))
+    if binary:
+        return arr
+    try:
+        return arr.cast(pa.string())
+    except pa.ArrowInvalid:  # invalid UTF-8 in a path: replace, slow path (rare)
+        vals = [None if v is None else v.decode("utf-8", "replace") for v in arr.to_pylist()]
+        return pa.array(vals, pa.string())
 
 
 def _dict(arr: pa.Array) -> pa.Array:
-    if len(arr) == 0:
-        return pa.array([], _DICT)
+    if len(arr) == 0 or arr.null_count == len(arr):
+        return pa.nulls(len(arr), _DICT)
     return arr.dictionary_encode().cast(_DICT)
 
 
@@ -140,6 +204,8 @@ def _addr_text(fam: np.ndarray, addr16: np.ndarray, valid: np.ndarray) -> pa.Arr
         base = len(texts)
         texts += [_v6(bytes(k)) for k in uniq]
         out[v6] = base + inv
+    if not texts:
+        return pa.nulls(n, _DICT)
     idx = pa.array(out, mask=out < 0)
     return pa.DictionaryArray.from_arrays(idx, pa.array(texts, pa.string()))
 
@@ -151,6 +217,8 @@ def _v6(b: bytes) -> str:
 
 def _argv(buf, starts, lens, valid) -> pa.Array:
     """list<string> from NUL-separated argv blobs."""
+    if not valid.any():
+        return pa.nulls(len(valid), pa.list_(pa.string()))
     lens = np.where(valid, lens, 0).astype(np.int64)
     data = _gather(buf, starts, lens)
     ends = np.cumsum(lens)
@@ -183,9 +251,15 @@ def _argv(buf, starts, lens, valid) -> pa.Array:
 
 
 def _comm(hdr: np.ndarray) -> pa.Array:
-    keys = hdr["comm"]
-    uniq, inv = np.unique(keys, return_inverse=True)
-    names = [k.split(b"\0", 1)[0].decode("utf-8", "replace") for k in uniq]
+    """comm as a dictionary array; uniques found on a 64-bit hash, verified exactly."""
+    words = np.ascontiguousarray(hdr["comm"]).view(np.uint64).reshape(-1, 2)
+    key = words[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ words[:, 1]
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if not (words[first][inv] == words).all():  # a hash collision: exact (slower) path
+        _, first, inv = np.unique(hdr["comm"], return_index=True, return_inverse=True)
+        inv = inv.ravel()
+    names = [bytes(hdr["comm"][i]).split(b"\0", 1)[0].decode("utf-8", "replace") for i in first]
     return pa.DictionaryArray.from_arrays(
         pa.array(inv.astype(np.int32)), pa.array(names, pa.string())
     )
@@ -207,7 +281,7 @@ def decode(
     n = len(recs.starts)
     if n == 0:
         return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in EVENTS], schema=EVENTS)
-    hdr = gather_headers(recs)
+    hdr = HeaderColumns(gather_headers(recs))
     buf = recs.buf
     slen = hdr["slen"].astype(np.int64)
     soff = _slot_offsets(hdr, recs.starts)

@@ -51,7 +51,7 @@ class RecordOptions:
     ring_mb: int = 64
     poll_ms: int = 10
     batch_ms: int = 250
-    batch_rows: int = 262_144
+    batch_rows: int = 131_072
     with_env: bool = False
     command: tuple[str, ...] = ()
 
