@@ -22,8 +22,8 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import termios
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,40 +43,73 @@ def fcap_command() -> list[str]:
     return [sys.executable, "-m", "fcap"]
 
 
+class _PtyLog:
+    """The recorder's stderr on a pty (so it shows its status line), read by a thread."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        self.data = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self.data += chunk
+
+    def contains(self, marker: bytes) -> bool:
+        with self._lock:
+            return marker in self.data
+
+    def text(self) -> str:
+        with self._lock:
+            return bytes(self.data).decode(errors="replace").replace("\r", "\n")
+
+    def close(self) -> None:
+        for fd in (self.slave, self.master):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._thread.join(timeout=2)
+
+
 @contextlib.contextmanager
 def recording(
     out: Path,
     *,
     args: Sequence[str] = (),
     tree: int | None = -1,
-    settle: float = 1.0,
-    timeout: float = 60.0,
+    settle: float = 0.5,
+    timeout: float = 120.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``fcap record -o OUT ARGS`` around the block; stop it with SIGINT afterwards.
 
     ``tree`` limits the recording to a process and its descendants
     (``--pid``); the default -1 means this scenario process, so the sample
     holds the scenario's activity and not whatever else the machine does;
-    None records the whole host. Waits until the recorder's journal
-    (``OUT.partial``) or OUT exists, then ``settle`` seconds more, so the
-    probes are attached before the activity.
+    None records the whole host. The recorder's stderr is a pty, so it prints
+    its status line once its loop runs (probes attached, snapshot taken,
+    signal handlers set): the block starts after the first status line.
     """
     out = Path(out)
     if tree is not None:
         args = ("--pid", str(os.getpid() if tree == -1 else tree), *args)
-    log = tempfile.NamedTemporaryFile(prefix="fcap-record-", suffix=".log", delete=False)  # noqa: SIM115
+    log = _PtyLog()
     cmd = [*fcap_command(), "record", "-o", str(out), *args]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    journal = out.with_name(out.name + ".partial")
+    proc = subprocess.Popen(cmd, stdout=log.slave, stderr=log.slave, stdin=subprocess.DEVNULL)
 
     def fail(why: str) -> ScenarioError:
-        log.flush()
-        text = Path(log.name).read_text(errors="replace")[-2000:]
-        return ScenarioError(f"fcap record {why}: {' '.join(cmd)}\n{text}")
+        return ScenarioError(f"fcap record {why}: {' '.join(cmd)}\n{log.text()[-2000:]}")
 
     try:
         deadline = time.monotonic() + timeout
-        while not (journal.exists() or out.exists()):
+        while not log.contains(b"fcap: "):
             if proc.poll() is not None:
                 raise fail(f"exited with {proc.returncode} before recording")
             if time.monotonic() > deadline:
@@ -84,7 +117,7 @@ def recording(
             time.sleep(0.1)
         time.sleep(settle)
         yield proc
-        time.sleep(settle / 2)
+        time.sleep(settle)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -94,12 +127,12 @@ def recording(
                 proc.kill()
                 proc.wait()
                 raise fail("did not stop on SIGINT") from None
+        time.sleep(0.1)
         log.close()
     if proc.returncode not in (0, -signal.SIGINT, 130):
         raise fail(f"exited with {proc.returncode}")
     if not out.exists():
         raise fail(f"wrote no {out}")
-    os.unlink(log.name)
 
 
 def drain(fd: int, seconds: float = 0.3) -> bytes:
