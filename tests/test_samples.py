@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fcap.analyze.regress.runner import bundled_rule_files, bundled_samples_dir, sha256_file
 from fcap.analyze.regress.samples import DEFAULT_SAMPLE, default_capture, list_samples
 from fcap.analyze.regress.spec import load_specs
