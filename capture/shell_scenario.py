@@ -115,15 +115,27 @@ def _container_session(res: ScenarioResult) -> None:
             sh.close()
 
 
+def new_result(secret: str = "") -> tuple[ScenarioResult, socket.socket]:
+    """A fresh work dir, a listening TCP socket on 127.0.0.1 and a random secret."""
+    srv, port = _listener()
+    res = ScenarioResult(files=[], workdir=Path(tempfile.mkdtemp(prefix="fcap-shell-")),
+                         port=port, secret=secret or f"S3cret-{os.urandom(8).hex()}")  # fmt: skip
+    return res, srv
+
+
+def type_sessions(res: ScenarioResult, *, container: bool = True) -> None:
+    """Type the host session, then (``container``) the container session."""
+    _host_session(res)
+    if container:
+        _container_session(res)
+
+
 def record_scenario(output: Path, *, container: bool = True, secret: str = "") -> ScenarioResult:
     """Record the scripted sessions into ``output``; return what was typed."""
     from fcap.capture.recorder import RecordOptions, record
     from fcap.capture.syscalls import DEFAULT_SYSCALLS
 
-    workdir = Path(tempfile.mkdtemp(prefix="fcap-shell-"))
-    srv, port = _listener()
-    res = ScenarioResult(files=[], workdir=workdir, port=port,
-                         secret=secret or f"S3cret-{os.urandom(8).hex()}")  # fmt: skip
+    res, srv = new_result(secret)
     opts = RecordOptions(output=output, syscalls=DEFAULT_SYSCALLS, quiet=True,
                          command=("fcap", "record", "-o", str(output)))  # fmt: skip
     ready, stop = threading.Event(), threading.Event()
@@ -142,9 +154,7 @@ def record_scenario(output: Path, *, container: bool = True, secret: str = "") -
     try:
         if "error" not in out:
             time.sleep(0.3)
-            _host_session(res)
-            if container:
-                _container_session(res)
+            type_sessions(res, container=container)
             time.sleep(0.5)
     finally:
         stop.set()
