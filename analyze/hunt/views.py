@@ -97,7 +97,9 @@ parented AS (
     ASOF LEFT JOIN (SELECT host, pid, start_ts, image_id FROM numbered) p
         ON c.host = p.host AND c.ppid = p.pid AND c.start_ts >= p.start_ts
 )
-SELECT * EXCLUDE (src_order, next_start) FROM parented
+SELECT * EXCLUDE (src_order, next_start),
+       coalesce(next_start, 9223372036854775807) AS until_ts  -- for the event -> image join
+FROM parented
 """
 
 _CHAIN_SQL = f"""
@@ -140,9 +142,12 @@ _ACTOR_SQL = f"""
        r.uid AS user_uid, coalesce(uc.name, uh.name) AS user_name,
        {_SHORT_CID.format("r.container_id")} AS container_id, p.image_id"""
 
+#: Event -> process image: a hash join on (host, pid) with the image's time range; faster
+#: than an ASOF join on large inputs because a pid has only a few images.
 _IMAGE_JOIN = f"""
-ASOF LEFT JOIN (SELECT host, pid, start_ts, image_id, exepath, argv FROM {IMAGES}) p
-    ON r.host = p.host AND r.pid = p.pid AND r.ts >= p.start_ts"""
+LEFT JOIN (SELECT host, pid, start_ts, until_ts, image_id, exepath, argv FROM {IMAGES}) p
+    ON r.host = p.host AND r.pid = p.pid AND r.ts < p.until_ts
+   AND r.ts >= coalesce(p.start_ts, -9223372036854775807)"""
 
 _PROCESS_EVENTS_SQL = f"""
 CREATE OR REPLACE TEMP VIEW process_events AS
