@@ -339,3 +339,18 @@ def test_bad_value_does_not_hide_condition_errors() -> None:
     rs = load(rule("r", cond="spawned_proces", prio="WARN"))
     assert [e.message for e in rs.errors] == [
         "Invalid priority", "Undefined macro 'spawned_proces' used in filter."]
+
+
+def test_appended_condition_maps_to_the_appending_file() -> None:
+    a = "- macro: m\n  condition: evt.type = open\n" + rule(cond="m")
+    b = "- macro: m\n  condition: and fd.name =\n  override:\n    condition: append\n"
+    rs = load_rules(["a.yaml", "b.yaml"], texts={"a.yaml": a, "b.yaml": b})
+    (err,) = rs.errors
+    assert err.code == "LOAD_ERR_COMPILE_CONDITION"
+    assert (err.location.file, err.location.line) == ("b.yaml", 2)
+    assert err.location.col == len("  condition: and fd.name =") + 1  # end of the text
+    ok = b.replace("fd.name =", "fd.name = /etc")
+    rs = load_rules(["a.yaml", "b.yaml"], texts={"a.yaml": a, "b.yaml": ok})
+    cmp = rs.rule("r").condition.children[1]
+    loc = rs.locate(cmp.rhs.span)
+    assert (loc.file, loc.line, loc.col, loc.length) == ("b.yaml", 2, 28, 4)
