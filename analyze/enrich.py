@@ -5,9 +5,9 @@ capture (:meth:`fcap.capture.reader.Capture.attach`) and creates:
 
 * the state tables of :mod:`fcap.analyze.state` (process instances, images and
   ancestor chains, descriptor records, users, containers);
-* ``fc_events``: every raw row once, in time order, with ``evt_num`` and the
-  keys of its process-chain interval and descriptor record (two ASOF joins);
-* the view ``events``: ``fc_events`` joined to the small state tables, with
+* ``fc_keys``: per raw row (scan order), ``evt_num`` and the keys of its
+  process-chain interval and descriptor record (two ASOF joins);
+* the view ``events``: ``raw_events`` positionally joined to ``fc_keys`` and to the small state tables, with
   one snake_case column per Falco field (see docs/fields.md and
   :mod:`fcap.analyze.fields.columns`) plus the raw columns (the raw
   ``container_id`` is renamed ``raw_container_id``).
@@ -50,27 +50,55 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
 
 
 def _build_events(con: Any) -> None:
-    raw = ", ".join(f'x."{c}"' for c in _RAW)
+    """``fc_keys``: per raw row (in scan order) its evt_num and state keys.
+
+    The raw rows are not copied: the view reads ``raw_events`` and attaches
+    ``fc_keys`` with a POSITIONAL JOIN. :func:`_check_positional` verifies the
+    scan order is stable (same ts and tid per position); if it is not (e.g. a
+    source that does not preserve order), the raw rows are materialized in
+    ``fc_raw`` instead.
+    """
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fc_events AS
-        SELECT row_number() OVER (ORDER BY x.ts, x.cpu, x.tid) AS evt_num,
-               CAST(x.syscall AS VARCHAR) AS evt_type, {raw},
-               x.container_id AS raw_container_id,
-               CAST(coalesce(x.container_id, cg.container_id) AS VARCHAR) AS cfull,
-               x.ts - lag(x.ts) OVER (ORDER BY x.ts, x.cpu, x.tid) AS evt_deltatime,
-               c.cid, r.rid
-        FROM raw_events x
+        """
+        CREATE OR REPLACE TEMP TABLE fc_keys AS
+        WITH x AS (
+          SELECT row_number() OVER () AS pos, ts, cpu, tid, pid, fd, cgroup_id,
+                 CAST(container_id AS VARCHAR) AS container_id
+          FROM raw_events
+        )
+        SELECT x.pos, x.ts AS k_ts, x.tid AS k_tid,
+               row_number() OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_num,
+               x.ts - lag(x.ts) OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_deltatime,
+               coalesce(x.container_id, cg.container_id) AS cfull, c.cid, r.rid
+        FROM x
         LEFT JOIN fc_cgroups cg ON cg.id = x.cgroup_id AND x.container_id IS NULL
         ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
         ASOF LEFT JOIN fc_fdrec r ON r.pkey = c.pkey AND r.fd = x.fd AND x.ts >= r.ts
-        ORDER BY evt_num
+        ORDER BY x.pos
+        """
+    )
+    if _check_positional(con):
+        con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
+        return
+    con.execute(  # pragma: no cover - only for sources whose scan order is unstable
+        """
+        CREATE OR REPLACE TEMP TABLE fc_raw AS
+        SELECT x.* FROM (SELECT row_number() OVER () AS pos, * FROM raw_events) x
+        JOIN fc_keys k ON k.k_ts = x.ts AND k.k_tid = x.tid ORDER BY k.pos
         """
     )
 
 
+def _check_positional(con: Any) -> bool:
+    bad = con.execute(
+        "SELECT count(*) FROM (SELECT ts, tid FROM raw_events) x POSITIONAL JOIN fc_keys k "
+        "WHERE x.ts IS DISTINCT FROM k.k_ts OR x.tid IS DISTINCT FROM k.k_tid"
+    ).fetchone()[0]
+    return bad == 0
+
+
 def _meta(con: Any) -> tuple[int, str | None]:
-    first = con.execute("SELECT min(ts) FROM fc_events").fetchone()[0] or 0
+    first = con.execute("SELECT min(k_ts) FROM fc_keys").fetchone()[0] or 0
     try:
         row = con.execute("SELECT hostname FROM raw_meta LIMIT 1").fetchone()
     except Exception:  # raw_meta absent or without hostname: tests with bare tables
@@ -82,13 +110,17 @@ def _build_view(con: Any) -> None:
     first_ts, hostname = _meta(con)
     cols = columns(first_ts, hostname)
     raw = ", ".join(f'e."{c}"' for c in _RAW)
+    raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = ",\n  ".join(f"{sql} AS {name}" for name, sql in cols.items())
     con.execute(
         f"""
         CREATE OR REPLACE VIEW events AS
         SELECT e.evt_num, e.ts, e.evt_type, {raw}, e.raw_container_id, e.cfull,
           {sel}
-        FROM fc_events e
+        FROM (SELECT k.evt_num, k.evt_deltatime, k.cfull, k.cid, k.rid,
+                     CAST(x.syscall AS VARCHAR) AS evt_type,
+                     x.container_id AS raw_container_id, {raw_x}
+              FROM fc_raw x POSITIONAL JOIN fc_keys k) e
         LEFT JOIN fc_chain c ON c.cid = e.cid
         LEFT JOIN (SELECT * FROM fc_fdrec WHERE kind NOT IN ('close')) r ON r.rid = e.rid
         LEFT JOIN fc_users u ON u.uid = e.euid AND u.cid = coalesce(e.cfull, '')

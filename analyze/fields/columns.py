@@ -49,6 +49,13 @@ _CATEGORY = {
 }
 
 
+def _isin(values: str, x: str = "e.evt_type") -> str:
+    """``x IN values`` as a CASE: DuckDB turns IN lists into joins it never prunes from views."""
+    names = [v.strip().strip("'") for v in values.strip("()").split(",")]
+    whens = " ".join(f"WHEN '{n}' THEN true" for n in names)
+    return f"(CASE {x} {whens} ELSE false END)"
+
+
 def _ts_text(fmt: str, ns: bool) -> str:
     base = f"strftime(make_timestamp(e.ts // 1000), '{fmt}')"
     return f"{base} || '.' || lpad(CAST(e.ts % 1000000000 AS VARCHAR), 9, '0')" if ns else base
@@ -68,7 +75,7 @@ def _evt_args() -> str:
         if sc not in evtargs.KARGS and sc not in ("procexit",):
             continue
         parts = [
-            f"'{p.split(':', 1)[0]}=' || coalesce(CAST(({evtargs.param_sql(sc, i)}) AS VARCHAR), '')"
+            f"'{p.split(':', 1)[0]}=' || coalesce(CAST(({evtargs.param_sql(sc, i, lookups=False)}) AS VARCHAR), '')"
             for i, p in enumerate(params)
             if evtargs.param_sql(sc, i) != "NULL" and p.split(":", 1)[0] != "data"
         ]
@@ -79,8 +86,8 @@ def _evt_args() -> str:
 
 _LEADER = "list_position(c.pids, {x})"
 _OPEN_FLAGS = evtargs.open_flags_raw("e.evt_type")
-_FILE_NAME = f"CASE WHEN e.evt_type IN {_OPENS} THEN CAST(e.path AS VARCHAR) END"
-_IS_FILE = f"(r.fd_type = 'file' OR (r.fd_type IS NULL AND e.evt_type IN {_OPENS}))"
+_FILE_NAME = f"CASE WHEN {_isin(_OPENS)} THEN CAST(e.path AS VARCHAR) END"
+_IS_FILE = f"(r.fd_type = 'file' OR (r.fd_type IS NULL AND {_isin(_OPENS)}))"
 _FDNAME = f"coalesce(r.name, {_FILE_NAME})"
 
 
@@ -97,26 +104,26 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "evt_failed": "coalesce(e.res < 0, false)",
         "evt_cpu": "e.cpu",
         "evt_buffer": "e.data",
-        "evt_buflen": f"CASE WHEN e.evt_type IN {_IO_READ} OR e.evt_type IN {_IO_WRITE} "
+        "evt_buflen": f"CASE WHEN {_isin(_IO_READ)} OR {_isin(_IO_WRITE)} "
         "THEN greatest(e.res, 0) END",
-        "evt_is_io": f"e.evt_type IN {_IO_READ} OR e.evt_type IN {_IO_WRITE}",
-        "evt_is_io_read": f"e.evt_type IN {_IO_READ}",
-        "evt_is_io_write": f"e.evt_type IN {_IO_WRITE}",
-        "evt_io_dir": f"CASE WHEN e.evt_type IN {_IO_READ} THEN 'r' "
-        f"WHEN e.evt_type IN {_IO_WRITE} THEN 'w' END",
-        "evt_is_wait": f"e.evt_type IN {_WAIT}",
-        "evt_is_syslog": f"e.evt_type IN {_IO_WRITE} AND {_FDNAME} = '/dev/log'",
-        "evt_is_open_read": f"e.evt_type IN {_OPENS} AND coalesce(({_OPEN_FLAGS} & 3) IN (0, 2), false)",
-        "evt_is_open_write": f"e.evt_type IN {_OPENS} AND coalesce(({_OPEN_FLAGS} & 3) IN (1, 2), false)",
-        "evt_is_open_create": f"e.evt_type IN {_OPENS} AND coalesce(({_OPEN_FLAGS} & 64) <> 0, false)",
-        "evt_is_open_exec": f"e.evt_type IN {_OPENS} AND coalesce(({_OPEN_FLAGS} & 4259904) <> 0 "
+        "evt_is_io": f"{_isin(_IO_READ)} OR {_isin(_IO_WRITE)}",
+        "evt_is_io_read": f"{_isin(_IO_READ)}",
+        "evt_is_io_write": f"{_isin(_IO_WRITE)}",
+        "evt_io_dir": f"CASE WHEN {_isin(_IO_READ)} THEN 'r' "
+        f"WHEN {_isin(_IO_WRITE)} THEN 'w' END",
+        "evt_is_wait": f"{_isin(_WAIT)}",
+        "evt_is_syslog": f"{_isin(_IO_WRITE)} AND {_FDNAME} = '/dev/log'",
+        "evt_is_open_read": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 3) IN (0, 2), false)",
+        "evt_is_open_write": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 3) IN (1, 2), false)",
+        "evt_is_open_create": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 64) <> 0, false)",
+        "evt_is_open_exec": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 4259904) <> 0 "
         "AND (CASE e.evt_type WHEN 'open' THEN e.a2 WHEN 'openat' THEN e.a3 "
         "WHEN 'creat' THEN e.a1 END & 73) <> 0, false)",
         "evt_args": _evt_args(),
-        "syscall_type": "CASE WHEN e.evt_type IN ('procexit', 'shell_line', "
-        "'shell_line_withheld') THEN NULL ELSE e.evt_type END",
+        "syscall_type": "CASE WHEN " + _isin("('procexit', 'shell_line', 'shell_line_withheld')")
+        + " THEN NULL ELSE e.evt_type END",
         "evt_category": "CASE "
-        + " ".join(f"WHEN e.evt_type IN {v} THEN '{k}'" for k, v in _CATEGORY.items())
+        + " ".join(f"WHEN {_isin(v)} THEN '{k}'" for k, v in _CATEGORY.items())
         + " ELSE 'other' END",
         "evt_time": _ts_text("%H:%M:%S", True),
         "evt_time_s": _ts_text("%H:%M:%S", False),
@@ -203,9 +210,9 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "WHEN 'inotify' THEN 'i' WHEN 'timerfd' THEN 't' WHEN 'netlink' THEN 'n' "
         "WHEN 'bpf' THEN 'b' WHEN 'userfaultfd' THEN 'u' WHEN 'io_uring' THEN 'r' "
         "WHEN 'memfd' THEN 'm' WHEN 'pidfd' THEN 'P' "
-        f"ELSE CASE WHEN r.fd_type IS NOT NULL THEN 'o' WHEN e.evt_type IN {_OPENS} THEN 'f' END END",
+        f"ELSE CASE WHEN r.fd_type IS NOT NULL THEN 'o' WHEN {_isin(_OPENS)} THEN 'f' END END",
         "fd_name": _FDNAME,
-        "fd_nameraw": f"coalesce(r.name_raw, r.name, CASE WHEN e.evt_type IN {_OPENS} "
+        "fd_nameraw": f"coalesce(r.name_raw, r.name, CASE WHEN {_isin(_OPENS)} "
         "THEN CAST(coalesce(e.path_raw, e.path) AS VARCHAR) END)",
         "fd_directory": f"CASE WHEN {_IS_FILE} THEN CASE WHEN strpos({_FDNAME}, '/') = 0 "
         f"OR regexp_matches({_FDNAME}, '^/[^/]*$') THEN '/' "
@@ -239,14 +246,14 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "fd_sip_name": "CAST(NULL AS VARCHAR)",
         "fd_lip_name": "CAST(NULL AS VARCHAR)",
         "fd_rip_name": "CAST(NULL AS VARCHAR)",
-        "fs_path_name": f"CASE WHEN e.evt_type NOT IN {_TWO_PATHS} THEN CAST(e.path AS VARCHAR) END",
-        "fs_path_nameraw": f"CASE WHEN e.evt_type NOT IN {_TWO_PATHS} "
+        "fs_path_name": f"CASE WHEN NOT {_isin(_TWO_PATHS)} THEN CAST(e.path AS VARCHAR) END",
+        "fs_path_nameraw": f"CASE WHEN NOT {_isin(_TWO_PATHS)} "
         "THEN CAST(coalesce(e.path_raw, e.path) AS VARCHAR) END",
-        "fs_path_source": f"CASE WHEN e.evt_type IN {_TWO_PATHS} THEN CAST(e.path AS VARCHAR) END",
-        "fs_path_sourceraw": f"CASE WHEN e.evt_type IN {_TWO_PATHS} "
+        "fs_path_source": f"CASE WHEN {_isin(_TWO_PATHS)} THEN CAST(e.path AS VARCHAR) END",
+        "fs_path_sourceraw": f"CASE WHEN {_isin(_TWO_PATHS)} "
         "THEN CAST(coalesce(e.path_raw, e.path) AS VARCHAR) END",
-        "fs_path_target": f"CASE WHEN e.evt_type IN {_TWO_PATHS} THEN CAST(e.path2 AS VARCHAR) END",
-        "fs_path_targetraw": f"CASE WHEN e.evt_type IN {_TWO_PATHS} "
+        "fs_path_target": f"CASE WHEN {_isin(_TWO_PATHS)} THEN CAST(e.path2 AS VARCHAR) END",
+        "fs_path_targetraw": f"CASE WHEN {_isin(_TWO_PATHS)} "
         "THEN CAST(coalesce(e.path2_raw, e.path2) AS VARCHAR) END",
         # --- user / group ---------------------------------------------------------
         "user_uid": "e.euid",

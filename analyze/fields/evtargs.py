@@ -178,8 +178,12 @@ def _raw_arg(syscall: str, pname: str) -> str | None:
     return None
 
 
-def param_sql(syscall: str, index: int, rendered: bool = True) -> str:
-    """SQL for parameter ``index`` of ``syscall`` (rendered text, or raw value)."""
+def param_sql(syscall: str, index: int, rendered: bool = True, lookups: bool = True) -> str:
+    """SQL for parameter ``index`` of ``syscall`` (rendered text, or raw value).
+
+    ``lookups=False`` renders uids/gids as numbers (no user-table subquery), for the
+    ``evt_args`` view column where a correlated subquery would cost every query.
+    """
     spec = PARAMS[syscall][index]
     pname, ptype = spec.split(":", 1)
     paths = [
@@ -231,10 +235,10 @@ def param_sql(syscall: str, index: int, rendered: bool = True) -> str:
         return "NULL"
     if not rendered:
         return sql
-    return _render(syscall, pname, ptype, sql)
+    return _render(syscall, pname, ptype, sql, lookups)
 
 
-def _render(syscall: str, pname: str, ptype: str, sql: str) -> str:
+def _render(syscall: str, pname: str, ptype: str, sql: str, lookups: bool = True) -> str:
     if pname == "flags" and syscall in ("open", "openat", "openat2", "creat"):
         return open_flags_sql(sql)
     if pname == "flags" and syscall in ("clone", "clone3", "unshare"):
@@ -251,6 +255,8 @@ def _render(syscall: str, pname: str, ptype: str, sql: str) -> str:
         return _enum_sql(sql, _PTRACE)
     if pname == "cmd" and syscall == "bpf":
         return _enum_sql(sql, _BPF_CMDS)
+    if ptype in ("UID", "GID") and not lookups:
+        return f"CAST({sql} AS VARCHAR)"
     if ptype == "UID":
         return (
             f"coalesce((SELECT u.name FROM fc_users u WHERE u.uid = {sql} "

@@ -212,17 +212,30 @@ def _resolve_level(con: Any, level: int) -> None:
         WHERE r.kind <> 'close'
         """
     )
+    # Only (pkey, fd) histories with updates or dups need the window passes below.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_lvlx AS
+        SELECT l.* FROM fc_lvl l SEMI JOIN (
+          SELECT DISTINCT pkey, fd FROM fc_lvl WHERE kind IN ('update', 'dup')
+        ) k ON k.pkey = l.pkey AND k.fd = l.fd;
+        CREATE OR REPLACE TEMP TABLE fc_lvls AS
+        SELECT l.* FROM fc_lvl l ANTI JOIN (SELECT DISTINCT pkey, fd FROM fc_lvlx) k
+          ON k.pkey = l.pkey AND k.fd = l.fd;
+        """
+    )
     # dup chains: each pass resolves dups whose source is already resolved
     for _ in range(8):
         _fill(con)
         n = con.execute(
             f"""
-            UPDATE fc_lvl SET kind = 'open', {", ".join(f"{a} = r.{a}" for a in _ATTRS if a != "cloexec")}
+            UPDATE fc_lvlx SET kind = 'open', {", ".join(f"{a} = r.{a}" for a in _ATTRS if a != "cloexec")}
             FROM (
-              SELECT d.rowid AS rid, s.* FROM fc_lvl d
-              ASOF JOIN fc_lvlf s ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
+              SELECT d.rowid AS rid, s.* FROM fc_lvlx d
+              ASOF JOIN (SELECT * FROM fc_lvlf UNION ALL SELECT {_COLS} FROM fc_lvls) s
+                ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
               WHERE d.kind = 'dup' AND s.kind NOT IN ('dup', 'close')
-            ) r WHERE fc_lvl.rowid = r.rid
+            ) r WHERE fc_lvlx.rowid = r.rid
             """
         ).fetchone()[0]
         if not n:
@@ -231,10 +244,12 @@ def _resolve_level(con: Any, level: int) -> None:
     # close-on-exec: every descriptor open with cloexec at a successful exec
     con.execute(
         f"""
+        INSERT INTO fc_lvlf SELECT {_COLS} FROM fc_lvls;
         INSERT INTO fc_lvlf
         SELECT x.pkey, r.fd, x.ts, 'close', {", ".join("NULL" for _ in _ATTRS)}, NULL, false, NULL
         FROM fc_execs x
-        JOIN (SELECT *, lead(ts) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te FROM fc_lvlf) r
+        JOIN (SELECT *, lead(ts) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te FROM fc_lvlf
+              WHERE pkey IN (SELECT pkey FROM fc_execs)) r
           ON r.pkey = x.pkey AND r.ts < x.ts AND x.ts < coalesce(r.te, {2**62})
         WHERE r.kind = 'open' AND r.cloexec;
 
@@ -265,7 +280,7 @@ def _fill(con: Any) -> None:
           FROM (SELECT *, sum(CASE WHEN kind = 'update' THEN 0 ELSE 1 END)
                           OVER (PARTITION BY pkey, fd ORDER BY ts, kind = 'update'
                                 ROWS UNBOUNDED PRECEDING) AS gen
-                FROM fc_lvl)
+                FROM fc_lvlx)
           WINDOW w AS (PARTITION BY pkey, fd, gen ORDER BY ts, kind = 'update'
                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
         )
@@ -285,7 +300,7 @@ def build(con: Any) -> None:
     for level in range(max_depth + 1):
         _resolve_level(con, level)
     con.execute(
-        "DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlf;"
+        "DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlf; DROP TABLE IF EXISTS fc_lvlx; DROP TABLE IF EXISTS fc_lvls;"
         "CREATE OR REPLACE TEMP TABLE fc_fdrec2 AS "
         "SELECT row_number() OVER (ORDER BY pkey, fd, ts) AS rid, * FROM fc_fdrec;"
         "DROP TABLE fc_fdrec; ALTER TABLE fc_fdrec2 RENAME TO fc_fdrec;"

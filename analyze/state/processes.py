@@ -167,24 +167,32 @@ def _fill_segments(con: Any) -> None:
 
 
 def build_chains(con: Any) -> None:
-    """``fc_lin`` (intervals per instance) and ``fc_chain`` (intervals with ancestor lists)."""
+    """``fc_lin`` (lineage intervals per instance) and ``fc_chain`` (with ancestor lists).
+
+    Lineage intervals change on exec and on a new parent only; an ancestor's
+    chdir does not split its descendants' intervals (only ``proc.cwd`` of the
+    process itself depends on it), which keeps ``fc_chain`` small.
+    """
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_lin AS
         WITH nxt AS (
           SELECT pkey, pid, ts, lead(ts) OVER (PARTITION BY pid ORDER BY ts) AS next_ts
           FROM fc_pinst
-        ), seg AS (
-          SELECT f.*,
-                 lead(f.ts) OVER (PARTITION BY f.pkey ORDER BY f.ts, f.ord) AS seg_next
+        ), chg AS (
+          SELECT f.*, lag(f.fimg) OVER w AS prev_img, lag(f.fppid) OVER w AS prev_ppid,
+                 row_number() OVER w AS rn
           FROM fc_segf f
+          WINDOW w AS (PARTITION BY f.pkey ORDER BY f.ts, f.ord)
+        ), seg AS (
+          SELECT *, lead(ts) OVER (PARTITION BY pkey ORDER BY ts, ord) AS seg_next FROM chg
+          WHERE rn = 1 OR fimg IS DISTINCT FROM prev_img OR fppid IS DISTINCT FROM prev_ppid
         )
         SELECT row_number() OVER () AS lid, s.pkey, s.pid, s.ts AS s,
                coalesce(s.seg_next, n.next_ts, {TS_MAX}) AS e,
-               s.fppid AS ppid, s.fcwd AS cwd,
+               s.fppid AS ppid, s.fimg AS img,
                coalesce(i.name, s.fcomm) AS name, i.exe, i.exepath,
                coalesce(i.argv[2:], []) AS argv_tail, i.env,
-               i.exe_ino, i.exe_writable, i.exe_upper_layer, i.exe_from_memfd, i.argv,
                pi.start_ts AS start_ts, pp.pkey AS ppkey
         FROM seg s
         JOIN nxt n ON n.pkey = s.pkey
@@ -196,7 +204,7 @@ def build_chains(con: Any) -> None:
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_chain AS
+        CREATE OR REPLACE TEMP TABLE fc_chain0 AS
         WITH RECURSIVE ch AS (
           SELECT l.lid, l.pkey, l.pid, l.s, l.e, 0 AS depth,
                  [l.name] AS names, [l.exe] AS exes, [l.exepath] AS exepaths,
@@ -214,12 +222,31 @@ def build_chains(con: Any) -> None:
           FROM fc_lin c JOIN ch p ON c.ppkey = p.pkey AND c.s < p.e AND p.s < c.e
           WHERE p.depth < {_MAX_DEPTH}
         )
-        SELECT row_number() OVER (ORDER BY ch.pid, ch.s) AS cid, ch.pid, ch.s, ch.pkey, ch.names, ch.exes, ch.exepaths, ch.cmdlines, ch.pids,
-               ch.argss, ch.envs, ch.starts,
-               l.cwd, l.argv, l.env, l.exe_ino, l.exe_writable, l.exe_upper_layer,
-               l.exe_from_memfd, l.start_ts
-        FROM ch JOIN fc_lin l ON l.lid = ch.lid
-        ORDER BY ch.pid, ch.s
+        SELECT * FROM ch
+        """
+    )
+    # the process's own cwd changes split its own intervals (not its descendants')
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_cwd AS
+        SELECT pkey, ts AS s, lead(ts, 1, {TS_MAX}) OVER (PARTITION BY pkey ORDER BY ts, ord) AS e,
+               fcwd AS cwd
+        FROM (SELECT *, lag(fcwd) OVER (PARTITION BY pkey ORDER BY ts, ord) AS prev_cwd,
+                     row_number() OVER (PARTITION BY pkey ORDER BY ts, ord) AS rn
+              FROM fc_segf)
+        WHERE rn = 1 OR fcwd IS DISTINCT FROM prev_cwd;
+
+        CREATE OR REPLACE TEMP TABLE fc_chain AS
+        SELECT row_number() OVER (ORDER BY ch.pid, greatest(ch.s, w.s)) AS cid, ch.pid,
+               greatest(ch.s, w.s) AS s, ch.pkey, ch.names, ch.exes, ch.exepaths, ch.cmdlines,
+               ch.pids, ch.argss, ch.envs, ch.starts, w.cwd, i.argv, i.env, i.exe_ino,
+               i.exe_writable, i.exe_upper_layer, i.exe_from_memfd, l.start_ts
+        FROM fc_chain0 ch
+        JOIN fc_lin l ON l.lid = ch.lid
+        LEFT JOIN fc_img i ON i.img = l.img
+        JOIN fc_cwd w ON w.pkey = ch.pkey AND w.s < ch.e AND ch.s < w.e
+        ORDER BY cid;
+        DROP TABLE fc_chain0;
         """
     )
 
