@@ -354,3 +354,13 @@ def test_appended_condition_maps_to_the_appending_file() -> None:
     cmp = rs.rule("r").condition.children[1]
     loc = rs.locate(cmp.rhs.span)
     assert (loc.file, loc.line, loc.col, loc.length) == ("b.yaml", 2, 28, 4)
+
+
+def test_misspelled_list_name_warns_with_hint() -> None:
+    text = "- list: shell_binaries\n  items: [bash]\n" + rule(cond="proc.name in (shell_binarie)")
+    rs = load(text)
+    assert rs.ok  # Falco compares with the text "shell_binarie": not an error
+    typo = [w for w in rs.warnings if w.code == "LOAD_LIST_NAME_TYPO"]
+    (w,) = typo
+    assert w.hint == "did you mean list 'shell_binaries'?"
+    assert (w.location.line, w.location.col, w.location.length) == (6, 28, 13)

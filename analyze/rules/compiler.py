@@ -11,10 +11,12 @@ each failing macro or rule is reported and left out, and compilation goes on.
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
 
-from ..condition.ast import And, Expr, Identifier, Not, Or
-from ..condition.parser import ConditionSyntaxError, parse_condition
+from ..condition.ast import And, Compare, Expr, Identifier, ListLiteral, Not, Or
+from ..condition.parser import LIST_OPERATORS, ConditionSyntaxError, parse_condition
 from ..condition.printer import to_string
 from . import diagnostics as d
 from .collector import Collector, RuleInfo
@@ -28,6 +30,19 @@ from .positions import PosText, SourceMaps
 #: compiler checks conditions)
 DEPRECATED_OUTPUT_FIELDS = ("evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns",
                             "evt.latency.human", "evt.wait_latency")
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _compares(e: Expr):
+    if isinstance(e, And | Or):
+        for c in e.children:
+            yield from _compares(c)
+    elif isinstance(e, Not):
+        yield from _compares(e.child)
+    elif isinstance(e, Compare):
+        yield e
 
 
 @dataclass
@@ -79,12 +94,33 @@ class Compiler:
         text = self.substitute(cond, lists)
         self.maps.texts[origin] = text
         try:
-            return parse_condition(text.text, origin=origin)
+            ast = parse_condition(text.text, origin=origin)
         except ConditionSyntaxError as e:
             self.sink.error(d.COMPILE_CONDITION, e.message,
                             self.maps.span_location(text, e.offset, e.offset + e.length),
                             item_type=kind, item_name=name, hint=e.hint)
             return None
+        self._list_typos(ast, lists, kind, name)
+        return ast
+
+    def _list_typos(self, ast: Expr, lists: _Lists, kind: str, name: str) -> None:
+        """fcap: a bare list item that is not a list but nearly a list name is
+        probably a misspelled list (Falco compares with the text silently)."""
+        if not lists.names:
+            return
+        for c in _compares(ast):
+            if not isinstance(c.rhs, ListLiteral) or not (c.op in LIST_OPERATORS or c.modifier):
+                continue
+            for item in c.rhs.items:
+                v = item.value
+                if item.quoted or len(v) < 6 or "_" not in v or not _NAME.fullmatch(v):
+                    continue
+                close = difflib.get_close_matches(v, lists.names, n=1, cutoff=0.85)
+                if close and close[0] != v:
+                    self.sink.warning(
+                        d.LIST_NAME_TYPO, f"'{v}' is not a list; it is compared as a string",
+                        self.maps.locate(item.span), item_type=kind, item_name=name,
+                        hint=f"did you mean list '{close[0]}'?")
 
     # -- macros ---------------------------------------------------------------------
     def _expand(self, expr: Expr, visible: dict[str, Expr | None], path: list[str],

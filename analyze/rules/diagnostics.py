@@ -36,6 +36,7 @@ INVALID_MACRO_NAME = "LOAD_INVALID_MACRO_NAME"
 INVALID_LIST_NAME = "LOAD_INVALID_LIST_NAME"
 UNKNOWN_KEY = "LOAD_UNKNOWN_KEY"
 UNKNOWN_PLUGIN = "LOAD_UNKNOWN_PLUGIN"  # fcap: a required plugin fcap does not provide
+LIST_NAME_TYPO = "LOAD_LIST_NAME_TYPO"  # fcap: a list item that is nearly a list name
 
 WARNING_APPEND = (
     "'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under "
