@@ -31,8 +31,8 @@ def _fcap(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 
 def test_there_are_positive_and_negative_samples() -> None:
     assert len(NAMES) >= 8
-    negatives = [n for n in NAMES for s in load_specs(next((SAMPLES / n).glob("*.fcap.yaml")))
-                 if s.no_alerts]  # fmt: skip
+    negatives = [n for n in NAMES for f in (SAMPLES / n).glob("*.fcap.yaml")
+                 for s in load_specs(f) if s.no_alerts]  # fmt: skip
     assert negatives == ["benign-admin"]
 
 
@@ -57,7 +57,7 @@ def test_sample_is_complete_small_and_pinned(name: str) -> None:
         alert = json.loads(line)
         assert {"rule", "priority", "time", "output", "output_fields"} <= set(alert)
     # the README tells what alerts: every expected rule is named in it
-    readme = (d / "README.md").read_text()
+    readme = " ".join((d / "README.md").read_text().split())
     for rule in {json.loads(line)["rule"] for line in lines}:
         assert rule in readme, f"{name}: README does not mention {rule!r}"
 
@@ -77,8 +77,10 @@ def test_default_capture_is_the_container_shell_sample() -> None:
 def test_fcap_test_samples_passes() -> None:
     r = _fcap("test", str(SAMPLES), "-v")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"ok: {len(NAMES)} passed, 0 failed" in r.stdout
-    for name in NAMES:
+    tested = sorted(n for n in NAMES if any((SAMPLES / n).glob("*.fcap.yaml")))
+    assert len(tested) >= 9
+    assert f"ok: {len(tested)} passed, 0 failed" in r.stdout
+    for name in tested:
         assert f"PASS {name}" in r.stdout
 
 
