@@ -49,3 +49,30 @@ def test_stable_and_incubating_together(shared_dir: Path) -> None:
     names = [r.name for r in rs.rules]
     assert len(names) == len(set(names)) == 25 + 31
     assert rs.required_engine_version == "0.57.0"
+
+
+@pytest.mark.shared
+def test_every_field_span_maps_to_its_text_in_the_file(shared_dir: Path) -> None:
+    """Every field of every expanded rule condition points at exactly that
+    field in the file (folded scalars, macros from other places, lists)."""
+    from fcap.analyze.condition.ast import And, Compare, Exists, Field, Not, Or
+
+    def fields(e):
+        if isinstance(e, And | Or):
+            for c in e.children:
+                yield from fields(c)
+        elif isinstance(e, Not):
+            yield from fields(e.child)
+        elif isinstance(e, Compare | Exists) and isinstance(e.lhs, Field):
+            yield e.lhs
+
+    n = 0
+    for name in FILES:
+        rs = load_rules([shared_dir / "anchors" / "falco-rules" / name])
+        for r in rs.rules:
+            for f in fields(r.condition):
+                loc = r.locate(f.span)
+                text = rs.maps.texts[f.span.origin].text[f.span.start : f.span.end]
+                assert loc.line_text[loc.col - 1 : loc.col - 1 + loc.length] == text, (r.name, loc)
+                n += 1
+    assert n > 4000
