@@ -110,9 +110,10 @@ class SourceMaps:
 
     def add_file(self, name: str, text: str) -> int:
         starts = [0]
-        for i, ch in enumerate(text):
-            if ch == "\n":
-                starts.append(i + 1)
+        i = text.find("\n")
+        while i >= 0:
+            starts.append(i + 1)
+            i = text.find("\n", i + 1)
         self.files.append(_File(name, text, starts))
         return len(self.files) - 1
 
