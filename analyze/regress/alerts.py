@@ -134,8 +134,11 @@ class Expectation:
         return len(self.fields) + (1 if self.time else 0) + (1 if self.priority else 0)
 
     def describe(self) -> str:
-        """A one-line human description."""
-        parts = [f"{k}={v}" for k, v in self.fields]
+        """A one-line human description (identifying fields first, times left out)."""
+        fields = dict(self.fields)
+        keys = [k for k in STABLE_FIELDS if k in fields]
+        keys += [k for k in sorted(fields) if k not in keys and not k.startswith("evt.time")]
+        parts = [f"{k}={fields[k]}" for k in keys]
         head = f"{self.rule} ({self.priority})" if self.priority else self.rule
         when = f" at {self.time}" if self.time else ""
         return f"{head}{when}" + (f" {' '.join(parts)}" if parts else "")
