@@ -34,6 +34,12 @@ def repair(path: Path) -> list[Path]:
     """
     path = Path(path)
     journals = find_journals(path)
+    stub = path if path.name.endswith(jr.JOURNAL_SUFFIX) else jr.journal_path(path)
+    if not journals and stub.is_dir() and not (stub / jr.EVENTS_FILE).exists():
+        raise CaptureError(
+            f"{stub}: the recording stopped before writing anything (an empty journal)",
+            hint=f"nothing to keep: remove {stub}",
+        )
     if not journals:
         if path.exists() and path.is_file():
             raise CaptureError(f"{path}: nothing to repair (no journal {jr.journal_path(path).name})")

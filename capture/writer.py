@@ -115,10 +115,10 @@ class _Journal:
         self.start_mono = time.monotonic()
         os.mkdir(self.path, 0o700)
         os.chmod(self.path, 0o700)
+        jr.write_atomic(self.path / jr.META_FILE, json.dumps(meta, sort_keys=True).encode())
         os.mkdir(self.path / jr.TABLES_DIR, 0o700)
         for name, table in tables.items():
             self.write_table(name, table)
-        jr.write_atomic(self.path / jr.META_FILE, json.dumps(meta, sort_keys=True).encode())
         events = self.path / jr.EVENTS_FILE
         os.close(os.open(events, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.sink = pa.OSFile(str(events), "wb")

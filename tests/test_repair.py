@@ -136,3 +136,11 @@ def test_repair_errors(tmp_path: Path) -> None:
         repair(done)
     with pytest.raises(CaptureError, match="no unfinished journal"):
         repair(tmp_path)
+
+
+def test_empty_journal_stub(tmp_path: Path) -> None:
+    stub = tmp_path / "t.parquet.partial"
+    stub.mkdir()
+    for arg in (tmp_path / "t.parquet", stub):
+        with pytest.raises(CaptureError, match="before writing anything"):
+            repair(arg)
