@@ -163,6 +163,10 @@ def test_modifier_comps_take_parenthesised_lists() -> None:
     assert rs.rule("r").condition_text == (
         "(evt.type = open) and not (( proc.name startswith oneof ( a, b ) and  "
         "fd.name in (/tmp/x)))")
+    (ex,) = rs.rule("r").exceptions
+    assert (ex.name, ex.fields, ex.comps, ex.values) == (
+        "e", ("proc.name", "fd.name"), ("startswith oneof", "in"), (("my_prefixes", "/tmp/x"),))
+    assert rs.rule("r").exception_fields == {"proc.name", "fd.name"}
 
 
 def test_scalar_fields_need_a_list_comp() -> None:

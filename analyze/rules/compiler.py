@@ -23,7 +23,7 @@ from .collector import Collector, RuleInfo
 from .diagnostics import LoadError
 from .exceptions import build_exception_condition
 from .listsub import list_text, resolve_list
-from .model import ListDef, MacroDef, Rule
+from .model import ExceptionDef, ListDef, MacroDef, Rule
 from .positions import PosText, SourceMaps
 
 #: ``falco_load_result.cpp`` deprecated fields (checked in outputs here; the rule
@@ -213,6 +213,7 @@ class Compiler:
             skip_if_unknown_filter=r.skip_if_unknown_filter, capture=r.capture,
             capture_duration=r.capture_duration, exception_fields=frozenset(fields_used),
             raw_condition=r.cond.text if r.cond is not None else "",
+            exceptions=tuple(_exception_def(e) for e in r.exceptions),
             location=r.loc, condition_location=r.cond_loc, output_location=r.output_loc,
             maps=self.maps)
 
@@ -244,6 +245,15 @@ class Compiler:
                                   info.loc, item_type="list", item_name=name)
             out_lists.append(ListDef(name, tuple(lists.items[name]), used, info.loc))
         return rules, macros, out_lists
+
+
+def _entry_value(e):
+    return tuple(_entry_value(i) for i in e.items) if e.is_list else e.item
+
+
+def _exception_def(e) -> ExceptionDef:
+    return ExceptionDef(e.name, _entry_value(e.fields), _entry_value(e.comps),
+                        tuple(_entry_value(v) for v in e.values))
 
 
 def compiled_condition_string(rule: Rule) -> str:
