@@ -197,7 +197,6 @@ def build_levels(con: Any) -> None:
 
 def _resolve_level(con: Any, level: int) -> None:
     """Records of the instances at ``level``: inherit, resolve dups, fill updates, cloexec."""
-    attrs = ", ".join(_ATTRS)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_lvl AS
@@ -212,78 +211,87 @@ def _resolve_level(con: Any, level: int) -> None:
         WHERE r.kind <> 'close'
         """
     )
-    # Only (pkey, fd) histories with updates or dups need the window passes below.
+    # Plain opens/closes are final. Updates (connect, bind ...) merge with the record they
+    # update; dups copy their source. Both are resolved with ASOF joins on those rows only.
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE fc_lvlx AS
-        SELECT l.* FROM fc_lvl l SEMI JOIN (
-          SELECT DISTINCT pkey, fd FROM fc_lvl WHERE kind IN ('update', 'dup')
-        ) k ON k.pkey = l.pkey AND k.fd = l.fd;
-        CREATE OR REPLACE TEMP TABLE fc_lvls AS
-        SELECT l.* FROM fc_lvl l ANTI JOIN (SELECT DISTINCT pkey, fd FROM fc_lvlx) k
-          ON k.pkey = l.pkey AND k.fd = l.fd;
+        CREATE OR REPLACE TEMP VIEW fc_lvls AS SELECT * FROM fc_lvl WHERE kind IN ('open', 'close');
+        CREATE OR REPLACE TEMP TABLE fc_lvlu AS SELECT * FROM fc_lvl WHERE kind = 'update';
+        CREATE OR REPLACE TEMP TABLE fc_lvld AS SELECT * FROM fc_lvl WHERE kind = 'dup';
+        CREATE OR REPLACE TEMP TABLE fc_lvlr AS SELECT * FROM fc_lvl WHERE false;
         """
     )
-    # dup chains: each pass resolves dups whose source is already resolved
+    _merge_updates(con)
     for _ in range(8):
-        _fill(con)
         n = con.execute(
             f"""
-            UPDATE fc_lvlx SET kind = 'open', {", ".join(f"{a} = r.{a}" for a in _ATTRS if a != "cloexec")}
-            FROM (
-              SELECT d.rowid AS rid, s.* FROM fc_lvlx d
-              ASOF JOIN (SELECT * FROM fc_lvlf UNION ALL SELECT {_COLS} FROM fc_lvls) s
-                ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
-              WHERE d.kind = 'dup' AND s.kind NOT IN ('dup', 'close')
-            ) r WHERE fc_lvlx.rowid = r.rid
+            INSERT INTO fc_lvlr
+            SELECT d.pkey, d.fd, d.ts, 'open', {", ".join(
+                "d.cloexec" if a == "cloexec" else f"s.{a}" for a in _ATTRS)},
+                   NULL, false, d.ev_tid
+            FROM fc_lvld d
+            ASOF JOIN (SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlm
+                       UNION ALL SELECT {_COLS} FROM fc_lvlr) s
+              ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
+            WHERE s.kind <> 'close'
+              AND NOT EXISTS (SELECT 1 FROM fc_lvlr x WHERE x.pkey = d.pkey AND x.fd = d.fd
+                              AND x.ts = d.ts)
             """
         ).fetchone()[0]
         if not n:
             break
-    _fill(con)
-    # close-on-exec: every descriptor open with cloexec at a successful exec
+        _merge_updates(con)
+    # unresolved dups (source unknown) still replace what the number meant before
     con.execute(
         f"""
-        INSERT INTO fc_lvlf SELECT {_COLS} FROM fc_lvls;
-        INSERT INTO fc_lvlf
+        CREATE OR REPLACE TEMP TABLE fc_lvlc AS SELECT * FROM fc_lvl WHERE false;
+        CREATE OR REPLACE TEMP VIEW fc_lvlf AS
+        SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlm
+        UNION ALL SELECT {_COLS} FROM fc_lvlr
+        UNION ALL SELECT d.pkey, d.fd, d.ts, 'unknown', {", ".join("NULL" for _ in _ATTRS)},
+                         NULL, false, d.ev_tid
+        FROM fc_lvld d ANTI JOIN fc_lvlr x ON x.pkey = d.pkey AND x.fd = d.fd AND x.ts = d.ts
+        UNION ALL SELECT {_COLS} FROM fc_lvlc;
+
+        INSERT INTO fc_lvlc
         SELECT x.pkey, r.fd, x.ts, 'close', {", ".join("NULL" for _ in _ATTRS)}, NULL, false, NULL
         FROM fc_execs x
-        JOIN (SELECT *, lead(ts) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te FROM fc_lvlf
+        JOIN (SELECT pkey, fd, ts, kind, cloexec,
+                     lead(ts) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te FROM fc_lvlf
               WHERE pkey IN (SELECT pkey FROM fc_execs)) r
           ON r.pkey = x.pkey AND r.ts < x.ts AND x.ts < coalesce(r.te, {2**62})
         WHERE r.kind = 'open' AND r.cloexec;
 
         INSERT INTO fc_fdrec
-        SELECT {_COLS.replace("kind,", "CASE WHEN kind = 'dup' THEN 'unknown' ELSE kind END,")},
-               lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
-        FROM fc_lvlf;
+        SELECT (SELECT count(*) FROM fc_fdrec) + row_number() OVER () AS rid, *
+        FROM (SELECT {_COLS}, lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
+              FROM fc_lvlf);
         """
     )
-    del attrs
 
 
-def _fill(con: Any) -> None:
-    """``fc_lvlf``: updates take the attributes they do not set from the record they update."""
-    fills = ", ".join(
-        f"CASE WHEN kind = 'update' THEN last_value({a} IGNORE NULLS) OVER w ELSE {a} END AS {a}"
+def _merge_updates(con: Any) -> None:
+    """``fc_lvlm``: each update merged with the open/dup record it updates.
+
+    Successive updates of the same descriptor (bind then listen) accumulate:
+    within one base record, an attribute comes from the latest update that set
+    it, else from the base.
+    """
+    merged = ", ".join(
+        f"coalesce(last_value(u.{a} IGNORE NULLS) OVER w, first_value(b.{a}) OVER w) AS {a}"
         for a in _ATTRS
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_lvlf AS
-        SELECT pkey, fd, ts, CASE WHEN kind = 'update' AND gen_kind IN ('open') THEN 'open'
-                                  WHEN kind = 'update' THEN 'update' ELSE kind END AS kind,
-               {", ".join(_ATTRS)}, src_fd, changed, ev_tid
-        FROM (
-          SELECT pkey, fd, ts, kind, {fills}, src_fd, changed, ev_tid,
-                 first_value(kind) OVER w AS gen_kind
-          FROM (SELECT *, sum(CASE WHEN kind = 'update' THEN 0 ELSE 1 END)
-                          OVER (PARTITION BY pkey, fd ORDER BY ts, kind = 'update'
-                                ROWS UNBOUNDED PRECEDING) AS gen
-                FROM fc_lvlx)
-          WINDOW w AS (PARTITION BY pkey, fd, gen ORDER BY ts, kind = 'update'
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-        )
+        CREATE OR REPLACE TEMP TABLE fc_lvlm AS
+        SELECT u.pkey, u.fd, u.ts,
+               CASE WHEN b.kind IS NULL OR b.kind = 'close' THEN 'update' ELSE 'open' END AS kind,
+               {merged}, NULL::BIGINT AS src_fd, u.changed, u.ev_tid
+        FROM fc_lvlu u
+        ASOF LEFT JOIN (SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlr) b
+          ON b.pkey = u.pkey AND b.fd = u.fd AND u.ts >= b.ts
+        WINDOW w AS (PARTITION BY u.pkey, u.fd, b.ts ORDER BY u.ts
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
         """
     )
 
@@ -293,15 +301,14 @@ def build(con: Any) -> None:
     build_direct(con)
     build_levels(con)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE fc_fdrec AS SELECT {_COLS}, 0::BIGINT AS te "
+        f"CREATE OR REPLACE TEMP TABLE fc_fdrec AS SELECT 0::BIGINT AS rid, {_COLS}, 0::BIGINT AS te "
         "FROM fc_fdd WHERE false"
     )
     max_depth = con.execute("SELECT coalesce(max(depth), 0) FROM fc_pdepth").fetchone()[0]
     for level in range(max_depth + 1):
         _resolve_level(con, level)
     con.execute(
-        "DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlf; DROP TABLE IF EXISTS fc_lvlx; DROP TABLE IF EXISTS fc_lvls;"
-        "CREATE OR REPLACE TEMP TABLE fc_fdrec2 AS "
-        "SELECT row_number() OVER (ORDER BY pkey, fd, ts) AS rid, * FROM fc_fdrec;"
-        "DROP TABLE fc_fdrec; ALTER TABLE fc_fdrec2 RENAME TO fc_fdrec;"
+        "DROP VIEW IF EXISTS fc_lvlf; DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlu;"
+        "DROP TABLE IF EXISTS fc_lvld; DROP TABLE IF EXISTS fc_lvlr; DROP TABLE IF EXISTS fc_lvlm;"
+        "DROP VIEW IF EXISTS fc_lvls; DROP TABLE IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_fdd;"
     )
