@@ -81,6 +81,12 @@ def check_output(path: Path, *, rotate: bool = False, overwrite: bool = False) -
         if path.exists() and not path.is_dir():
             raise CaptureError(f"cannot write rotated segments to {path}: it is a file")
         if path.is_dir():
+            crashed = sorted(path.glob("*" + jr.JOURNAL_SUFFIX))
+            if crashed:
+                raise CaptureError(
+                    f"{crashed[0]} exists: an earlier recording to {path} did not finish",
+                    hint=f"run `fcap repair {path}` to keep it, or remove it",
+                )
             if any(path.glob("*.parquet")) and not overwrite:
                 raise CaptureError(
                     f"{path} already holds capture segments", hint="choose another -o directory"

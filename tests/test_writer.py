@@ -163,6 +163,16 @@ def test_check_output(tmp_path: Path) -> None:
         check_output(tmp_path / "crashed.parquet")
     check_output(tmp_path / "fresh.parquet")
     check_output(tmp_path / "rotdir", rotate=True)
+    rot = tmp_path / "rot2"
+    (rot / "fcap-x-0001.parquet.partial").mkdir(parents=True)
+    with pytest.raises(CaptureError, match="did not finish"):
+        check_output(rot, rotate=True)
+    (rot / "fcap-x-0001.parquet.partial").rmdir()
+    (rot / "fcap-x-0001.parquet").write_bytes(b"")
+    with pytest.raises(CaptureError, match="already holds capture segments"):
+        check_output(rot, rotate=True)
+    with pytest.raises(CaptureError, match="is a directory"):
+        check_output(rot)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
