@@ -615,8 +615,12 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     __u16 kind = FCAP_K_SYSCALL;
     if (st && st->active == 1 && st->nr == nr) {
         st->active = 0;
-        if ((d->flags & FCAP_SC_EXEC) && ret == 0)
+        if ((d->flags & FCAP_SC_EXEC) && ret == 0) {
             kind = FCAP_K_EXEC;
+            /* comm filters see the new image's comm */
+            if ((cfg->filters & (FCAP_F_COMM | FCAP_F_XCOMM)) && !pass_filters(cfg, tgid))
+                return 0;
+        }
     } else if (ret == 0 && (d->flags & (FCAP_SC_CLONE | FCAP_SC_EXEC))) {
         /* a new child (no entry seen), or an exec that changed our tid */
         if (tgid == cfg->self_tgid)

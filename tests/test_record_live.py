@@ -11,6 +11,7 @@ pids, ports it chose), not from the recorder's output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -314,3 +315,131 @@ def test_cli_record_and_bad_output(tmp_path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
     assert not (tmp_path / "missing-dir").exists()
+
+
+def _record_while(tmp_path, work, **opts):
+    """Record (library API) while ``work()`` runs in a thread; returns (result, events)."""
+    from fcap.capture.recorder import RecordOptions, record
+    from fcap.capture.syscalls import parse_syscalls
+
+    ready, stop = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ready.wait(60)
+            work()
+            time.sleep(0.3)
+        except BaseException as err:
+            errors.append(err)
+        finally:
+            stop.set()
+
+    th = threading.Thread(target=run)
+    th.start()
+    syscalls = parse_syscalls(opts.pop("syscalls", None))
+    try:
+        res = record(RecordOptions(output=tmp_path / "f.parquet", syscalls=syscalls, shell=False,
+                                   duration=60, **opts),
+                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
+    finally:
+        stop.set()
+        th.join(30)
+    assert not errors, errors
+    return res, _events(res.files)
+
+
+def test_filters_pid_tree_and_comms(tmp_path) -> None:
+    from fcap.capture.filters import Filters
+
+    tag = secrets.token_hex(4)
+    root = subprocess.Popen(["bash", "-c", "read x; sh -c 'cat /etc/hostname; ls / >/dev/null'"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)  # fmt: skip
+    outsider = tmp_path / f"out-{tag}"
+
+    def work() -> None:
+        subprocess.run(["cat", "/etc/hostname"], stdout=subprocess.DEVNULL)  # not in the tree
+        outsider.write_text("x")
+        root.communicate(b"go\n", timeout=20)
+
+    res, ev = _record_while(tmp_path, work, filters=Filters(pids=(root.pid,), exclude_comms=("ls",)))
+    pids = set(pc.unique(ev["pid"]).to_pylist())
+    assert root.pid in pids
+    # every recorded process descends from the root (parents recorded in the same capture)
+    ppids = {r["pid"]: r["ppid"] for r in ev.select(["pid", "ppid"]).to_pylist()}
+    for p in pids:
+        chain, q = [], p
+        while q in ppids and q != root.pid and len(chain) < 10:
+            chain.append(q)
+            q = ppids[q]
+        assert q == root.pid, (p, chain)
+    assert "ls" not in set(pc.unique(ev["comm"]).to_pylist())
+    assert "sh" in set(pc.unique(ev["comm"]).to_pylist())
+    assert not [r for r in ev.to_pylist() if r["path"] == str(outsider)]
+    from fcap.capture.reader import open_capture
+
+    assert open_capture(res.files).meta[0]["filters"]["pid"] == [root.pid]
+
+
+def test_max_events_is_exact(tmp_path) -> None:
+    def work() -> None:
+        for _ in range(20):
+            subprocess.run(["true"])
+
+    res, ev = _record_while(tmp_path, work, max_events=25, syscalls="execve,procexit,openat,close")
+    assert res.events == 25 and ev.num_rows == 25
+
+
+def test_kill_9_keeps_the_recording(tmp_path) -> None:
+    out = tmp_path / "k.parquet"
+    proc = subprocess.Popen([str(REPO / ".venv/bin/fcap"), "record", "-o", str(out), "-q",
+                             "--no-shell", "-d", "60"], stderr=subprocess.DEVNULL)  # fmt: skip
+    journal = Path(str(out) + ".partial")
+    for _ in range(300):
+        if journal.exists():
+            break
+        time.sleep(0.1)
+    tag = secrets.token_hex(4)
+    marker = tmp_path / f"marker-{tag}"
+    marker.write_text("x")
+    time.sleep(1.5)  # > one flush interval
+    proc.kill()
+    proc.wait(10)
+    assert not out.exists()
+    rep = subprocess.run([str(REPO / ".venv/bin/fcap"), "repair", str(out)], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert rep.returncode == 0, rep.stderr
+    ev = _events([out])
+    assert [r for r in ev.to_pylist() if r["path"] == str(marker) and r["syscall"] == "openat"]
+
+
+def test_disk_full_stops_with_a_clear_error(tmp_path) -> None:
+    from fcap.errors import CaptureError
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        stop_at = time.monotonic() + 30
+
+        def work() -> None:  # plenty of rows with long distinct paths until the disk fills
+            i = 0
+            while time.monotonic() < stop_at and not (mnt / "full").exists():
+                for _ in range(200):
+                    with contextlib.suppress(OSError):
+                        os.stat(f"/nonexistent/{secrets.token_hex(40)}/{i}")
+                    i += 1
+                subprocess.run(["true"])
+                if any(mnt.iterdir()) and _tree_bytes(mnt) > 900_000:
+                    (tmp_path / "seen").write_text("x")
+
+        with pytest.raises(CaptureError, match="disk full|No space"):
+            _record_while(mnt, work, syscalls="default,+newfstatat,+stat")
+        # what was flushed is kept (journal or finalized file) and fcap repair can finalize it
+        assert any(mnt.iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
