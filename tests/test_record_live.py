@@ -433,7 +433,7 @@ def test_disk_full_stops_with_a_clear_error(tmp_path) -> None:
                 if any(mnt.iterdir()) and _tree_bytes(mnt) > 900_000:
                     (tmp_path / "seen").write_text("x")
 
-        with pytest.raises(CaptureError, match="disk full|No space"):
+        with pytest.raises(CaptureError, match=r"disk full|No space"):
             _record_while(mnt, work, syscalls="default,+newfstatat,+stat")
         # what was flushed is kept (journal or finalized file) and fcap repair can finalize it
         assert any(mnt.iterdir())
