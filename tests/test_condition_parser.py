@@ -294,3 +294,22 @@ def test_grammar_agrees_with_libs_transcription(seed: int) -> None:
         accepted += libs
         assert _accepts(text) == libs, repr(text)
     assert 200 < accepted < 950  # both outcomes are well represented
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        ("proc.name startswit /etc", "unexpected 'startswit', expecting an operator",
+         "did you mean 'startswith'?"),
+        ("proc.name = cat and", "unexpected end of condition after 'and'", None),
+        ("proc.name = cat andx", "expected blank or '(' after 'and'", None),
+        ('proc.name == "abc', "unterminated quoted string", 'close it with "'),
+        ("proc.name contains", "'contains' needs a value after it", None),
+        ("proc.name containsx", "expected a blank after 'contains'", None),
+    ],
+)
+def test_friendly_syntax_errors(text: str, message: str, hint: str | None) -> None:
+    with pytest.raises(ConditionSyntaxError) as info:
+        parse_condition(text)
+    assert info.value.message == message
+    assert info.value.hint == hint

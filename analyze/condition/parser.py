@@ -10,6 +10,7 @@ offset, which the rules loader maps back to ``file:line:col``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import threading
 from pathlib import Path
@@ -325,6 +326,10 @@ def _syntax_error(text: str, e: UnexpectedInput) -> ConditionSyntaxError:
                 "unexpected end of condition, expecting " + _expected(e.expected, e.token),
                 text, offset)
         offset = tok.start_pos
+        special = _explain(text, offset, str(tok), e.expected)
+        if special is not None:
+            message, hint = special
+            return ConditionSyntaxError(message, text, offset, length=len(str(tok)), hint=hint)
         return ConditionSyntaxError(
             f"unexpected '{str(tok)[:40]}', expecting {_expected(e.expected, tok)}",
             text, offset, length=len(str(tok)))
@@ -335,10 +340,42 @@ def _syntax_error(text: str, e: UnexpectedInput) -> ConditionSyntaxError:
         rest = text[offset:].split(None, 1)
         word = rest[0] if rest else text[offset:offset + 1]
         allowed = getattr(e, "allowed", None) or set()
+        special = _explain(text, offset, word, allowed)
+        if special is not None:
+            message, hint = special
+            return ConditionSyntaxError(message, text, offset, length=len(word), hint=hint)
         return ConditionSyntaxError(
             f"unexpected '{word[:40]}', expecting {_expected(allowed, None)}",
             text, offset, length=len(word))
     return ConditionSyntaxError(str(e), text, offset or 0)
+
+
+_WORD_OPS = ("contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith",
+             "glob", "iglob", "regex")
+
+
+def _explain(text: str, offset: int, word: str, allowed) -> tuple[str, str | None] | None:
+    """Friendlier messages for the common lexing dead ends."""
+    for kw in ("and", "or", "not"):
+        if word.startswith(kw) and (kw.upper() in allowed or "NOT" in allowed):
+            after = text[offset + len(kw):offset + len(kw) + 1]
+            if not after:
+                return f"unexpected end of condition after '{kw}'", None
+            if kw != "not" and after not in " \t\b\r\n(":
+                return f"expected blank or '(' after '{kw}'", None
+    if word[:1] in ("'", '"') and "QUOTED" in allowed:
+        return "unterminated quoted string", f"close it with {word[0]}"
+    if "STROP" in allowed:
+        for op in _WORD_OPS:
+            if word == op:
+                return f"'{op}' needs a value after it", None
+            if word.startswith(op):
+                return f"expected a blank after '{op}'", None
+        close = difflib.get_close_matches(word, OPERATORS, n=1, cutoff=0.75)
+        if close:
+            return (f"unexpected '{word[:40]}', expecting an operator",
+                    f"did you mean '{close[0]}'?")
+    return None
 
 
 def _expected(names, tok) -> str:
