@@ -27,6 +27,7 @@
 
 struct comm_key { char comm[SHELL_COMM_LEN]; };
 struct read_arg { unsigned long long buf; int fd; };
+struct exe_key { unsigned long long ino; unsigned int dev; unsigned int pad; };
 
 BPF_RINGBUF_OUTPUT(shell_events, RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(scratch, struct shell_rec, 1);
@@ -34,6 +35,7 @@ BPF_HASH(shell_comms, struct comm_key, u8, 64);
 BPF_HASH(in_readline, u32, u8, 8192);
 BPF_HASH(read_args, u32, struct read_arg, 8192);
 BPF_ARRAY(lost, u64, 1);
+BPF_HASH(known_exe, struct exe_key, u8, 4096);  /* binaries userspace has handled */
 
 static __always_inline u64 rd64(u64 addr) {
     u64 v = 0;
@@ -251,8 +253,18 @@ TRACEPOINT_PROBE(syscalls, sys_exit_read) {
 TRACEPOINT_PROBE(sched, sched_process_exec) {
     if (!is_shell())
         return 0;
+    u64 task = bpf_get_current_task();
+    u64 inode = rd64(rd64(rd64(task + OFF_TASK_MM) + OFF_MM_EXE_FILE) + OFF_FILE_INODE);
+    struct exe_key k = {};
+    k.ino = rd64(inode + OFF_INODE_INO);
+    k.dev = rd32(rd64(inode + OFF_INODE_SB) + OFF_SB_DEV);
+    if (known_exe.lookup(&k))
+        return 0;  /* already attached, or known to have no readline: no record */
     struct shell_rec *r = fill(SHELL_K_EXEC);
-    if (r)
-        submit(r);
+    if (!r)
+        return 0;
+    __builtin_memcpy(r->data, &k, sizeof(k));
+    r->len = sizeof(k);
+    submit(r);
     return 0;
 }

@@ -16,7 +16,8 @@
 #define SHELL_K_READLINE 1       /* a line returned by readline() (uretprobe), data = the line */
 #define SHELL_K_TTYREAD 2        /* bytes a shell read() from its terminal, data = the bytes */
 #define SHELL_K_WITHHELD 3       /* a terminal read with ECHO off: no data, only the marker */
-#define SHELL_K_EXEC 4           /* a process whose comm is a shell exec'd: attach uprobes */
+#define SHELL_K_EXEC 4           /* a shell exec'd a binary not in known_exe: attach uprobes;
+                                    data = struct exe_key {u64 ino; u32 dev (kernel dev_t); u32 pad} */
 
 /* flags */
 #define SHELL_F_ICANON 1         /* the terminal was in canonical mode */

@@ -36,6 +36,11 @@ WANTED: dict[str, tuple[str, str]] = {
     "OFF_KTERMIOS_LFLAG": ("ktermios", "c_lflag"),
     "OFF_DRIVER_MAJOR": ("tty_driver", "major"),
     "OFF_DRIVER_MINOR_START": ("tty_driver", "minor_start"),
+    "OFF_TASK_MM": ("task_struct", "mm"),
+    "OFF_MM_EXE_FILE": ("mm_struct", "exe_file"),
+    "OFF_INODE_INO": ("inode", "i_ino"),
+    "OFF_INODE_SB": ("inode", "i_sb"),
+    "OFF_SB_DEV": ("super_block", "s_dev"),
 }
 
 

@@ -59,6 +59,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from fcap.capture.shell_btf import shell_offsets
 from fcap.capture.shell_decode import K_EXEC, LineAssembler, split_records
@@ -86,6 +87,7 @@ class ShellProbe:
     _attached: dict[tuple[int, int], str] = field(default_factory=dict)  # (dev, ino) -> path
     _no_readline: set[tuple[int, int]] = field(default_factory=set)
     _asm: LineAssembler = field(default_factory=LineAssembler)
+    _pending: dict[int, tuple[bytes, int]] = field(default_factory=dict)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -126,9 +128,7 @@ class ShellProbe:
         heads, data = split_records(blobs)
         if heads.size == 0:
             return None
-        execs = heads["pid"][heads["kind"] == K_EXEC]
-        for pid in set(execs.tolist()):
-            self._attach_pid(int(pid))
+        self._handle_execs(heads, data)
         return self._asm.feed(heads, data)
 
     def stop(self) -> None:
@@ -151,33 +151,63 @@ class ShellProbe:
 
     # ---- internals ---------------------------------------------------------
 
+    def _handle_execs(self, heads: object, data: list[bytes]) -> None:
+        """Attach to the binaries of newly exec'd shells, once per binary.
+
+        The kernel reports an exec only while the binary (inode, device) is not in
+        ``known_exe``; after deciding (attached, or no readline) userspace adds it,
+        so a storm of ``sh -c`` execs costs one record per binary and drain period.
+        """
+        todo = list(self._pending.items())  # retries: loader had not mapped libs yet
+        self._pending = {}
+        idx = np.flatnonzero(heads["kind"] == K_EXEC)
+        todo += [(int(heads["pid"][i]), (data[i][:16], 0)) for i in idx]
+        seen: set[bytes] = set()
+        for pid, (key, tries) in todo:
+            if len(key) < 16 or key in seen:
+                continue
+            seen.add(key)
+            verdict = self._attach_pid(pid)
+            if verdict is True:
+                kt = self._bpf["known_exe"].Key.from_buffer_copy(key)
+                self._bpf["known_exe"][kt] = ctypes.c_uint8(1)
+            elif verdict is None and tries < 20:
+                self._pending[pid] = (key, tries + 1)
+
     def _on_record(self, _ctx: int, data: int, size: int) -> None:
         self._records.append(ctypes.string_at(data, size))
 
-    def _attach_pid(self, pid: int) -> None:
-        """Attach readline probes to the binary (or libreadline) process ``pid`` runs."""
+    def _attach_pid(self, pid: int) -> bool | None:
+        """Attach readline probes to the binary (or libreadline) process ``pid`` runs.
+
+        True: decided (attached, or the binary has no readline); False: the process
+        is gone; None: ask again later (a dynamic binary whose libraries are not
+        mapped yet, right after exec)."""
         try:
             st = os.stat(f"/proc/{pid}/exe")
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
-            return  # gone already, or a kernel thread
+            return False  # gone already, or a kernel thread
         key = (st.st_dev, st.st_ino)
         if key in self._attached or key in self._no_readline:
-            return
+            return True
         path = _host_path(pid, exe)
         if path and self._attach_file(path, key):
-            return
-        self._no_readline.add(key)
+            return True
         lib = _mapped_readline(pid)
+        if lib is None and not _libc_mapped(pid):
+            return None  # the dynamic loader has not run yet
         if lib is not None:
             try:
                 lst = os.stat(lib)
             except OSError:
-                return
+                return False
             lkey = (lst.st_dev, lst.st_ino)
             fresh = lkey not in self._attached and lkey not in self._no_readline
             if fresh and not self._attach_file(lib, lkey):
                 self._no_readline.add(lkey)
+        self._no_readline.add(key)
+        return True
 
     def _attach_file(self, path: str, key: tuple[int, int]) -> bool:
         b = self._bpf
@@ -216,6 +246,16 @@ def _mapped_readline(pid: int) -> str | None:
     except OSError:
         return None
     return None
+
+
+def _libc_mapped(pid: int) -> bool:
+    """True once process ``pid`` maps libc (its dynamic loader ran), or it is static."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            maps = f.read()
+    except OSError:
+        return True
+    return "/libc" in maps or "ld-musl" in maps or "ld-linux" not in maps
 
 
 def _running_shells(comms: tuple[str, ...]) -> list[int]:

@@ -183,6 +183,55 @@ def test_busybox_in_container_exec_tty(probe: object) -> None:
     assert rows[0]["tty"] >> 8 in range(136, 144)
 
 
+def _copy_bash(rootfs: Path) -> None:
+    """Install the host's bash and its libraries in a container rootfs (a new inode)."""
+    (rootfs / "bin" / "bash").unlink(missing_ok=True)
+    shutil.copy2("/bin/bash", rootfs / "bin" / "bash")
+    ldd = subprocess.run(["ldd", "/bin/bash"], capture_output=True, text=True, check=True)
+    for word in ldd.stdout.split():
+        if word.startswith("/"):
+            dest = rootfs / word.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.realpath(word), dest)
+
+
+@pytest.mark.container
+def test_container_bash_binary_attached_when_it_starts(probe: object) -> None:
+    from fcap.capture.runc import RuncContainer
+
+    with RuncContainer(pod_name="api-1", namespace="prod", container_name="bash") as c:
+        c.start(["sleep", "60"])
+        _copy_bash(c.rootfs)
+        before = dict(probe.attached)
+        tty = c.exec_tty(["/bin/bash", "--norc", "--noprofile", "-i"],
+                         env=["TERM=dumb", f"PS1={PROMPT}"])  # fmt: skip
+        sh = PtySession([], master_fd=tty.master_fd)
+        try:
+            sh.expect(PROMPT)
+            early = _drain(probe, 0.2)  # the exec event -> attach to the container's bash
+            new = {k: v for k, v in probe.attached.items() if k not in before}
+            sh.type("echo 'from container bash' | cat\n")
+            sh.expect(PROMPT)
+            sh.type("ls / > /tmp/listing\n")
+            sh.expect(PROMPT)
+            table = _drain(probe)
+        finally:
+            sh.type("exit\n")
+            sh.close()
+    ino_host = os.stat("/bin/bash").st_ino
+    assert len(new) == 1, probe.attached
+    (dev, ino), path = next(iter(new.items()))
+    assert ino != ino_host and path.startswith(f"/proc/{tty.pid}/root/")
+    assert not early.num_rows or "from container" not in str(early.to_pylist())
+    rows = [r for r in table.to_pylist() if r["pid"] == tty.pid]
+    # the first line was already being read by readline when the probe attached: it
+    # comes from the keystroke path (4), once; the next one from readline (1)
+    assert [(r["text"], r["flags_aux"]) for r in rows] == [
+        ("echo 'from container bash' | cat", 4),
+        ("ls / > /tmp/listing", 1),
+    ]
+
+
 # ---- recorded end to end: fcap record -> capture -> sessions ------------------
 
 
