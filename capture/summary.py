@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fcap.capture import journal as jr
 from fcap.capture.reader import Capture
 
 
@@ -37,8 +38,11 @@ def summarize(cap: Capture, *, top: int | None = None) -> dict[str, Any]:
         status = "complete" if m.get("complete") else (
             "repaired" if m.get("repaired") else ("unfinished journal" if f.kind == "journal"
                                                   else "incomplete"))
+        rows = f.num_rows
+        if f.kind == "journal":  # the stats file may lag the stream by a flush
+            rows = sum(b.num_rows for b in jr.read_events(f.path))
         files.append({
-            "path": str(f.path), "kind": f.kind, "host": f.host, "events": f.num_rows,
+            "path": str(f.path), "kind": f.kind, "host": f.host, "events": rows,
             "bytes": size, "segment": m.get("segment"), "status": status,
             "schema_version": m.get("schema_version"), "fcap_version": m.get("fcap_version"),
         })
@@ -74,7 +78,6 @@ def summarize(cap: Capture, *, top: int | None = None) -> dict[str, Any]:
         m = next(f.meta for f in cap.files if (f.host or "") == h)
         hosts.append({"host": h, "kernel": m.get("kernel"), "machine": m.get("machine"),
                       "boot_time_ns": m.get("boot_time_ns")})
-    statuses = {f["status"] for f in files}
     versions = sorted({m.get("schema_version") for m in metas if m.get("schema_version")})
     syscalls = sorted({s for m in metas for s in (m.get("syscalls") or [])})
     return {
@@ -83,7 +86,7 @@ def summarize(cap: Capture, *, top: int | None = None) -> dict[str, Any]:
         "hosts": hosts,
         "schema_versions": versions,
         "fcap_versions": sorted({m.get("fcap_version") for m in metas if m.get("fcap_version")}),
-        "status": "complete" if statuses == {"complete"} else ", ".join(sorted(statuses)),
+        "status": _status(files),
         "start_ns": start,
         "end_ns": end,
         "first_event_ns": first,
@@ -98,6 +101,18 @@ def summarize(cap: Capture, *, top: int | None = None) -> dict[str, Any]:
         "filters": [m.get("filters") for m in metas if m.get("filters")][:1] or None,
         "snaplen": max((m.get("snaplen") or 0 for m in metas), default=0),
     }
+
+
+def _status(files: list[dict[str, Any]]) -> str:
+    """'complete', or e.g. 'incomplete: 1 unfinished journal, 11 complete'."""
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f["status"]] = counts.get(f["status"], 0) + 1
+    if set(counts) <= {"complete"}:
+        return "complete"
+    order = ["unfinished journal", "repaired", "incomplete", "complete"]
+    parts = [f"{counts[k]} {k}" for k in order if k in counts]
+    return "incomplete: " + ", ".join(parts)
 
 
 def _ts(ns: int | None) -> str:
@@ -146,7 +161,9 @@ def render(s: dict[str, Any]) -> str:
     lines.append(f"recorded    {_ts(s['start_ns'])} -> {_ts(s['end_ns'])}{span}")
     status = s["status"]
     if status != "complete":
-        status = f"{status.upper()} (recording did not finish cleanly; fcap repair finalizes journals)"
+        hint = ("fcap repair finalizes the journal" if "unfinished" in status
+                else "the recording did not finish cleanly")
+        status = f"{status.upper()} ({hint})"
     lines.append(f"status      {status}")
     if nfiles > 1:
         lines.append(f"segments    {nfiles}")
