@@ -27,6 +27,7 @@
 #define WALK_STEP 6             /* path components per walk program run */
 #define WALK_CALLS 28           /* walk program runs per record (tail-call limit 33) */
 #define AT_FDCWD_ (-100)
+#define CURRENT_BTF ((struct task_struct *)bpf_get_current_task_btf())
 /* hide a value from clang so the masks below reach the verifier */
 #define OPAQUE(v) asm volatile("" : "+r"(v))
 #define DPTR(s, off) ({ __u64 _o = (off); OPAQUE(_o); &(s)->data[_o & DATA_MASK]; })
@@ -80,7 +81,7 @@ BPF_PERCPU_ARRAY(drops, __u64, 1);
 BPF_PERCPU_ARRAY(scratchbuf, struct scratch, 1);
 BPF_PERCPU_ARRAY(walkbufs, struct walkbuf, 1);
 BPF_PERCPU_ARRAY(fnamezero, struct fname, 1);
-BPF_HASH(tasks, __u32, struct tstate, 65536);
+BPF_TASK_STORAGE(tasks, struct tstate);  /* per-thread state, freed with the task */
 BPF_HASH(execfn, __u32, struct fname, 1024);
 BPF_HASH(tracked, __u32, __u8, 65536);
 BPF_HASH(comms, struct comm_key, __u8, 256);
@@ -575,15 +576,10 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
         if (!pass_filters(cfg, tgid))
             return 0;
     }
-    struct tstate *st = tasks.lookup(&tid);
+    struct tstate *st = tasks.task_storage_get(CURRENT_BTF, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!st) {
-        struct tstate zero = {};
-        tasks.update(&tid, &zero);
-        st = tasks.lookup(&tid);
-        if (!st) {
-            count_drop();
-            return 0;
-        }
+        count_drop();
+        return 0;
     }
     st->nr = nr;
     st->active = 1;
@@ -611,7 +607,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     struct fcap_config *cfg = config.lookup(&z);
     if (!cfg)
         return 0;
-    struct tstate *st = tasks.lookup(&tid);
+    struct tstate *st = tasks.task_storage_get(CURRENT_BTF, 0, 0);
     __u16 kind = FCAP_K_SYSCALL;
     if (st && st->active == 1 && st->nr == nr) {
         st->active = 0;
@@ -628,9 +624,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
         if ((cfg->filters & 15) && !pass_filters(cfg, tgid))
             return 0;
         if (!st) {
-            struct tstate zero = {};
-            tasks.update(&tid, &zero);
-            st = tasks.lookup(&tid);
+            st = tasks.task_storage_get(CURRENT_BTF, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
             if (!st) {
                 count_drop();
                 return 0;
@@ -689,13 +683,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     struct fcap_config *cfg = config.lookup(&z);
     if (!cfg || tgid == cfg->self_tgid)
         return 0;
-    struct tstate *st = tasks.lookup(&tid);
+    struct tstate *st = tasks.task_storage_get(CURRENT_BTF, 0, 0);
     if ((cfg->filters & FCAP_F_PROCEXIT) && (!(cfg->filters & 15) || pass_filters(cfg, tgid))) {
-        if (!st) {
-            struct tstate zero = {};
-            tasks.update(&tid, &zero);
-            st = tasks.lookup(&tid);
-        }
+        if (!st)
+            st = tasks.task_storage_get(CURRENT_BTF, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
         if (st) {
             __u32 nr = 0;
             struct fcap_sc_desc *d = sysdesc.lookup(&nr);
@@ -705,7 +696,6 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
             }
         }
     }
-    tasks.delete(&tid);
     execfn.delete(&tid);
     return 0;
 }
