@@ -82,7 +82,7 @@ def build_images(con: Any) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE fc_img AS
         SELECT row_number() OVER (ORDER BY ts, pid) AS img, * FROM (
-          SELECT pid, {TS_MIN}::BIGINT AS ts, comm AS name,
+          SELECT pid, {TS_MIN + 1}::BIGINT AS ts, comm AS name,
                  coalesce(exe, argv[1]) AS exe, exepath, argv, env, exe_ino, exe_writable,
                  exe_upper_layer, exe_from_memfd, cwd
           FROM raw_processes
