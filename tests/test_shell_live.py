@@ -220,7 +220,7 @@ def test_container_bash_binary_attached_when_it_starts(probe: object) -> None:
             sh.close()
     ino_host = os.stat("/bin/bash").st_ino
     assert len(new) == 1, probe.attached
-    (dev, ino), path = next(iter(new.items()))
+    (_dev, ino), path = next(iter(new.items()))
     assert ino != ino_host and path.startswith(f"/proc/{tty.pid}/root/")
     assert not early.num_rows or "from container" not in str(early.to_pylist())
     rows = [r for r in table.to_pylist() if r["pid"] == tty.pid]
@@ -230,6 +230,49 @@ def test_container_bash_binary_attached_when_it_starts(probe: object) -> None:
         ("echo 'from container bash' | cat", 4),
         ("ls / > /tmp/listing", 1),
     ]
+
+
+_RL_SHELL = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <readline/readline.h>
+int main(void) {
+    char *line;
+    while ((line = readline("PROMPT> ")) != NULL) {
+        printf("got [%s]\n", line);
+        fflush(stdout);
+        free(line);
+    }
+    return 0;
+}
+"""
+
+
+def test_shell_linked_with_libreadline_so(probe: object, tmp_path: Path) -> None:
+    """A shell whose readline comes from libreadline.so (not statically linked)."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc or not Path("/usr/include/readline/readline.h").exists():
+        pytest.skip("needs a C compiler and libreadline-dev")
+    src = tmp_path / "rl.c"
+    src.write_text(_RL_SHELL)
+    exe = tmp_path / "bash"  # comm "bash": a shell as far as the probe is concerned
+    subprocess.run([cc, "-O1", "-o", str(exe), str(src), "-lreadline"], check=True)
+    sh = PtySession([str(exe)], env=ENV)
+    try:
+        sh.expect(PROMPT)
+        time.sleep(0.1)
+        _drain(probe, 0.2)  # exec reported -> libreadline.so attached
+        sh.type("first line\n")
+        sh.expect(r"got \[first line\]")
+        sh.expect(PROMPT)
+        sh.type("second 'line'\n")
+        sh.expect(PROMPT)
+        table = _drain(probe)
+    finally:
+        sh.close()
+    assert any("libreadline.so" in p for p in probe.attached.values()), probe.attached
+    rows = [(r["text"], r["flags_aux"]) for r in table.to_pylist() if r["pid"] == sh.pid]
+    assert rows == [("first line", 4), ("second 'line'", 1)]
 
 
 # ---- recorded end to end: fcap record -> capture -> sessions ------------------
