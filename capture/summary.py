@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,37 @@ from typing import Any
 from fcap.capture import journal as jr
 from fcap.capture.reader import Capture
 
+from fcap.errors import CaptureError
+
 
 def _q(con: Any, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 
 
 def summarize(cap: Capture, *, top: int | None = None) -> dict[str, Any]:
-    """A JSON-ready summary: files, hosts, span, events by type, processes, containers, drops."""
+    """A JSON-ready summary: files, hosts, span, events by type, processes, containers, drops.
+
+    Corrupt row data (the footer was fine) raises CaptureError naming the file.
+    """
+    import duckdb
+
+    try:
+        return _summarize(cap, top)
+    except duckdb.Error as err:
+        raise CaptureError(corrupt_message(cap, err)) from None
+
+
+def corrupt_message(cap: Capture, err: Exception) -> str:
+    """One line for a DuckDB error met while reading a capture's rows."""
+    text = str(err).splitlines()[0]
+    text = re.sub(r"^[A-Za-z ]+ Error: ", "", text)
+    named = [str(p) for p in cap.paths if str(p) in text]
+    where = named[0] if named else ", ".join(str(p) for p in cap.paths[:3])
+    text = text.replace(f'Failed to read file "{where}": ', "")
+    return f"{where}: corrupt capture data ({text})"
+
+
+def _summarize(cap: Capture, top: int | None) -> dict[str, Any]:
     import duckdb
 
     con = duckdb.connect()

@@ -96,3 +96,17 @@ def test_info_segments(tmp_path: Path) -> None:
     j = json.loads(fcap("info", "--json", str(d)).stdout)
     assert j["segments"] == len(files) >= 3 and j["events"] == 30
     assert sorted(f["segment"] for f in j["files"]) == list(range(len(files)))
+
+
+def test_info_corrupt_row_data_one_line(tmp_path: Path) -> None:
+    from fcap.capture.synth import generate
+
+    p = generate(tmp_path / "g.parquet", 300_000, seed=1)
+    data = bytearray(p.read_bytes())
+    for i in range(1000, len(data) // 2, 97):  # page data only; the footer stays valid
+        data[i] ^= 0xFF
+    p.write_bytes(bytes(data))
+    r = fcap("info", str(p))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith(f"fcap: {p}: corrupt capture data")
