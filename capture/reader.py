@@ -84,7 +84,10 @@ def _expand_one(p: Path) -> list[Path]:
         return [p]
     if p.is_dir():
         files = sorted(x for x in p.rglob("*.parquet") if not x.name.startswith("."))
-        journals = sorted(x for x in p.rglob("*" + jr.JOURNAL_SUFFIX) if jr.is_journal(x))
+        # A journal whose Parquet file already exists is being removed after
+        # finalization (a concurrent read of a live rotated directory): skip it.
+        journals = sorted(x for x in p.rglob("*" + jr.JOURNAL_SUFFIX)
+                          if jr.is_journal(x) and not jr.output_of_journal(x).exists())
         if not files and not journals:
             raise CaptureError(f"{p}: directory holds no capture (*.parquet) or journal")
         return sorted(files + journals)

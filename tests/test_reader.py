@@ -193,3 +193,18 @@ def test_docs_cover_every_column() -> None:
     both = set(SIDE_TABLES["users"].names) | set(SIDE_TABLES["groups"].names)
     assert found["users"] == both  # one section documents users and groups
     assert found["fcap.meta"] == set(META_FIELDS)
+
+
+def test_finalized_journal_not_counted_twice(tmp_path: Path) -> None:
+    """Between the rename of a segment and the removal of its journal both exist."""
+    w = CaptureWriter(tmp_path / "seg.parquet", meta={}, side_tables={})
+    from tests.test_writer import batch
+
+    w.write(batch(0, 10))
+    w.flush()
+    import shutil
+
+    shutil.copytree(w.journal, tmp_path / "copy.partial")
+    w.close()
+    (tmp_path / "copy.partial").rename(tmp_path / "seg.parquet.partial")
+    assert open_capture(tmp_path).num_events == 10
