@@ -286,7 +286,8 @@ def arg_sql(name: str, *, rendered: bool = True, syscalls: tuple[str, ...] | Non
     if not pairs:
         return "NULL"
     numeric = not rendered and all(
-        sql.startswith("e.a") or sql in ("e.res", "e.fd", "e.flags_aux") for _, sql in pairs
+        sql.startswith("e.a") or sql in ("e.res", "e.fd", "e.flags_aux", "NULL", "e.tid", "e.pid", "e.ppid")
+        for _, sql in pairs
     )
     cast = "BIGINT" if numeric else "VARCHAR"
     body = " ".join(f"WHEN '{sc}' THEN CAST(({sql}) AS {cast})" for sc, sql in pairs)
