@@ -113,3 +113,32 @@ def test_start_tables_have_every_side_table() -> None:
     assert os.getppid() in tables["processes"].column("pid").to_pylist()
     assert "root" in tables["users"].column("name").to_pylist()
     assert tables["cgroups"].num_rows >= 1  # at least the cgroup2 root
+
+
+def test_snapshot_survives_processes_exiting_mid_scan() -> None:
+    import subprocess
+
+    from fcap.capture.netinfo import NetCache
+    from fcap.capture.snapshot import _Ctx, read_fds, read_process
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    assert read_process(p.pid, _Ctx(boot_time_ns(), False)) is None
+    assert read_fds(p.pid, None, NetCache()) == []
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            subprocess.run(["sh", "-c", "sleep 0.001 & exec true"], check=False)
+
+    workers = [threading.Thread(target=churn) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        for _ in range(5):
+            snap = take_snapshot()
+            assert snap.processes.num_rows > 0
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
