@@ -6,11 +6,13 @@ Input: a connection holding a capture's ``raw_*`` relations (created by
 
 The derived views read ``raw_events`` directly (the capture-format contract of
 :mod:`fcap.schema`), so a hunt over ``file_events`` scans only the columns and
-row groups it needs instead of the whole enriched relation. The only thing
-materialized is the small table of process images (one row per snapshot
-process, exec and fork), which the other views join with an ASOF join to give
-each event its process's executable and command line; the events themselves
-stay in the Parquet files.
+row groups it needs instead of the whole enriched relation. The only things
+materialized are small: the lifecycle rows (exec, fork/clone, exit), from
+which ``process_events`` reads and the table of process images (one row per
+snapshot process, exec and fork) is built, and that table, which the other
+views join (hash join on host and pid, then the image's time range) to give
+each event its process's executable and command line. The other events stay
+in the Parquet files.
 """
 
 from __future__ import annotations
@@ -24,21 +26,37 @@ from fcap.analyze.hunt.contract import VIEWS_VERSION
 #: Internal tables (not part of the contract; names may change).
 IMAGES = "_fcap_images"
 UNAMES = "_fcap_usernames"
+LIFECYCLE = "_fcap_lifecycle"
 
 _CLONES = "('clone', 'clone3', 'fork', 'vfork')"
 _EXECS = "('execve', 'execveat')"
 
 _SHORT_CID = "coalesce(left({0}, 12), 'host')"
 
-#: User names: the container's passwd first, then the host's.
+#: User names, one lookup per event: the host's passwd (cid ''), each container's own passwd,
+#: and for a container whose passwd the capture lacks, the host's entries.
 _USER_JOIN = f"""
-LEFT JOIN {UNAMES} uc ON uc.host = {{a}}.host AND uc.uid = {{a}}.uid AND uc.cid = coalesce({{a}}.container_id, '')
-LEFT JOIN {UNAMES} uh ON uh.host = {{a}}.host AND uh.uid = {{a}}.uid AND uh.cid = ''"""
+LEFT JOIN {UNAMES} un ON un.host = {{a}}.host AND un.uid = {{a}}.uid
+    AND un.cid = coalesce({{a}}.container_id, '')"""
 
 _UNAMES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE {UNAMES} AS
-SELECT host, uid, coalesce(container_id, '') AS cid, min(name) AS name
-FROM raw_users GROUP BY ALL
+WITH u AS (SELECT host, uid, coalesce(container_id, '') AS cid, min(name) AS name
+           FROM raw_users GROUP BY ALL),
+bare AS (SELECT DISTINCT c.host, c.id AS cid FROM raw_containers c
+         WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.host = c.host AND u.cid = c.id))
+SELECT * FROM u
+UNION ALL
+SELECT b.host, u.uid, b.cid, u.name FROM bare b JOIN u ON u.host = b.host AND u.cid = ''
+"""
+
+#: Lifecycle rows (exec, fork, exit) read once at open: the process images are built from them.
+_LIFECYCLE_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {LIFECYCLE} AS
+SELECT host, ts, pid, tid, ppid, vpid, sid, comm, exe, argv, cwd, uid, loginuid, tty,
+       container_id, syscall, res
+FROM raw_events
+WHERE syscall IN ('execve', 'execveat', 'procexit', 'clone', 'clone3', 'fork', 'vfork')
 """
 
 _IMAGES_SQL = f"""
@@ -50,11 +68,11 @@ WITH base AS (
     UNION ALL
     SELECT host, pid, ppid, vpid, sid, comm, exe, argv, cwd, uid, loginuid, tty,
            container_id, ts, 'exec', 2
-    FROM raw_events WHERE syscall IN {_EXECS} AND res = 0
+    FROM {LIFECYCLE} WHERE syscall IN {_EXECS} AND res = 0
     UNION ALL
     SELECT host, pid, ppid, vpid, sid, comm, exe, argv, cwd, uid, loginuid, tty,
            container_id, ts, 'fork', 1
-    FROM raw_events WHERE syscall IN {_CLONES} AND res = 0 AND pid = tid
+    FROM {LIFECYCLE} WHERE syscall IN {_CLONES} AND res = 0 AND pid = tid
 ),
 forks_filled AS (
     -- a forked child runs its parent's image until it execs: take exe/argv/cwd from it
@@ -80,7 +98,7 @@ numbered AS (
 ),
 exits AS (
     SELECT x.host, x.pid, x.ts, x.res, n.image_id
-    FROM (SELECT host, pid, ts, res FROM raw_events WHERE syscall = 'procexit' AND pid = tid) x
+    FROM (SELECT host, pid, ts, res FROM {LIFECYCLE} WHERE syscall = 'procexit' AND pid = tid) x
     ASOF JOIN numbered n ON x.host = n.host AND x.pid = n.pid AND x.ts >= n.start_ts
 ),
 ended AS (
@@ -124,7 +142,7 @@ _PROCESSES_SQL = f"""
 CREATE OR REPLACE TEMP VIEW processes AS
 SELECT i.host, i.image_id, i.pid, i.ppid, i.vpid, i.sid, i.name, i.exepath, i.argv,
        {_CMDLINE.format(a="i.argv", n="i.name")} AS cmdline,
-       i.cwd, i.uid, coalesce(uc.name, uh.name) AS user_name, i.loginuid, i.tty,
+       i.cwd, i.uid, un.name AS user_name, i.loginuid, i.tty,
        {_SHORT_CID.format("i.container_id")} AS container_id,
        i.start_ts, i.end_ts, make_timestamp_ns(i.start_ts) AS start_time,
        CAST(i.exit_code AS BIGINT) AS exit_code, i.source, i.parent_image_id,
@@ -139,7 +157,7 @@ LEFT JOIN _fcap_chain ch ON ch.image_id = i.image_id
 _ACTOR_SQL = f"""
        r.pid AS proc_pid, r.tid AS thread_tid, r.ppid AS proc_ppid, r.comm AS proc_name,
        p.exepath AS proc_exepath, {_CMDLINE.format(a="p.argv", n="r.comm")} AS proc_cmdline,
-       r.uid AS user_uid, coalesce(uc.name, uh.name) AS user_name,
+       r.uid AS user_uid, un.name AS user_name,
        {_SHORT_CID.format("r.container_id")} AS container_id, p.image_id"""
 
 #: Event -> process image: a hash join on (host, pid) with the image's time range; faster
@@ -160,12 +178,12 @@ SELECT r.host, r.ts, make_timestamp_ns(r.ts) AS time, r.syscall AS evt_type,
        CASE WHEN r.syscall IN {_EXECS}
             THEN {_CMDLINE.format(a="r.argv", n="r.comm")}
             ELSE {_CMDLINE.format(a="p.argv", n="r.comm")} END AS cmdline,
-       r.cwd, r.uid, coalesce(uc.name, uh.name) AS user_name, r.loginuid, r.tty,
+       r.cwd, r.uid, un.name AS user_name, r.loginuid, r.tty,
        {_SHORT_CID.format("r.container_id")} AS container_id,
        r.res, r.res < 0 AS failed,
        CASE WHEN r.syscall = 'procexit' THEN r.res END AS exit_code,
        p.image_id
-FROM (SELECT * FROM raw_events
+FROM (SELECT * FROM {LIFECYCLE}
       WHERE syscall IN {_EXECS} OR syscall = 'procexit'
          OR (syscall IN {_CLONES} AND res = 0)) r
 {_IMAGE_JOIN}
@@ -257,7 +275,7 @@ CREATE OR REPLACE TEMP VIEW shell_commands AS
 SELECT r.host, r.ts, make_timestamp_ns(r.ts) AS time, r.pid AS shell_pid, r.tty,
        CASE WHEN r.syscall = 'shell_line' THEN r.text END AS line,
        r.syscall = 'shell_line_withheld' AS withheld,
-       coalesce(uc.name, uh.name) AS user_name,
+       un.name AS user_name,
        {_SHORT_CID.format("r.container_id")} AS container_id
 FROM (SELECT * FROM raw_events WHERE syscall IN ('shell_line', 'shell_line_withheld')) r
 {_USER_JOIN.format(a="r")}
@@ -310,6 +328,7 @@ def create_views(con: duckdb.DuckDBPyConnection, *, shell_module: bool = True) -
     process-image table; all event views stay lazy over the Parquet data.
     """
     con.execute(_UNAMES_SQL)
+    con.execute(_LIFECYCLE_SQL)
     con.execute(_IMAGES_SQL)
     con.execute(_CHAIN_SQL)
     for sql in (
