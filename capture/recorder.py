@@ -255,7 +255,7 @@ class Recorder:
     def _status(self) -> None:
         el = time.monotonic() - self._t0
         drops = sum(self.probe.drops_per_cpu())
-        mb = _dir_bytes(self.writer.journal) / 1e6
+        mb = _written_bytes(self.opts.output, self.writer.journal) / 1e6
         rate = self.events / el if el > 0 else 0.0
         line = (f"\rfcap: {el:7.1f}s  {self.events:>12,} events  {rate:>11,.0f}/s  "
                 f"drops {drops:,}  {mb:8.1f} MB")  # fmt: skip
@@ -299,11 +299,18 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _dir_bytes(path: Path) -> int:
-    try:
-        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
-    except OSError:
-        return 0
+def _written_bytes(output: Path, journal: Path) -> int:
+    """Bytes on disk so far: the journal, plus finished segments when rotating."""
+    total = 0
+    for root in {Path(output), Path(journal)}:
+        if root.is_dir():
+            for dirpath, _dirs, files in os.walk(root):
+                for f in files:
+                    try:
+                        total += os.stat(os.path.join(dirpath, f)).st_size
+                    except OSError:
+                        pass
+    return total
 
 
 def record(opts: RecordOptions, *, handle_signals: bool = True,
