@@ -84,6 +84,26 @@ def test_bash_lines_exact(probe: object, tmp_path: Path) -> None:
     assert ts == sorted(ts) and abs(ts[0] - time.time_ns()) < 60 * 10**9
 
 
+def test_loginuid_and_uid_of_a_logged_in_user(probe: object) -> None:
+    """A login sets loginuid; su to another uid keeps it (here: set, then setpriv)."""
+    script = ("echo 4242 > /proc/self/loginuid && "
+              "exec setpriv --reuid=65534 --regid=65534 --clear-groups "
+              "/bin/bash --norc --noprofile -i")  # fmt: skip
+    sh = PtySession(["/bin/sh", "-c", script], env=ENV)
+    try:
+        sh.expect(PROMPT)
+        sh.type("echo as nobody\n")
+        sh.expect(PROMPT)
+        table = _drain(probe)
+    finally:
+        sh.type("exit\n")
+        sh.close()
+    rows = _rows(table, sh.pid)
+    assert [(r["text"], r["uid"], r["gid"], r["loginuid"]) for r in rows] == [
+        ("echo as nobody", 65534, 65534, 4242)
+    ]
+
+
 def test_dash_and_busybox_lines(probe: object) -> None:
     sh = PtySession(["/bin/dash", "-i"], env=ENV)
     try:
