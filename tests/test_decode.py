@@ -261,3 +261,25 @@ def test_filters() -> None:
         with pytest.raises(UsageError):
             bad.check()
     assert Filters(comms=("sh",)).as_meta()["comm"] == ["sh"]
+
+
+def test_prerequisite_errors_name_cause_and_fix(monkeypatch) -> None:
+    import sys
+    from collections import namedtuple
+
+    from fcap.capture import probe
+    from fcap.errors import PrerequisiteError
+
+    monkeypatch.setattr(probe.os, "geteuid", lambda: 1000)
+    with pytest.raises(PrerequisiteError, match="needs root") as e:
+        probe.check_prerequisites()
+    assert e.value.exit_code == 2 and "\n" not in str(e.value)
+    monkeypatch.setattr(probe.os, "geteuid", lambda: 0)
+    monkeypatch.setitem(sys.modules, "bcc", None)  # import bcc -> ImportError
+    with pytest.raises(PrerequisiteError, match="python3-bpfcc"):
+        probe.check_prerequisites()
+    monkeypatch.setitem(sys.modules, "bcc", type(sys)("bcc"))
+    U = namedtuple("U", "sysname nodename release version machine")
+    monkeypatch.setattr(probe.os, "uname", lambda: U("Linux", "h", "0.0-nonexistent", "", "x86_64"))
+    with pytest.raises(PrerequisiteError, match=r"no kernel headers at /lib/modules/0\.0-nonexistent"):
+        probe.check_prerequisites()
