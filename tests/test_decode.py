@@ -268,6 +268,7 @@ def test_prerequisite_errors_name_cause_and_fix(monkeypatch) -> None:
     from collections import namedtuple
 
     from fcap.capture import probe
+
     from fcap.errors import PrerequisiteError
 
     monkeypatch.setattr(probe.os, "geteuid", lambda: 1000)
