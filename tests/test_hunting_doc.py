@@ -135,3 +135,35 @@ def test_example(cap, ex: Example) -> None:  # type: ignore[no-untyped-def]
         assert sorted(got[1:]) == sorted(want[1:]), f"docs/hunting.md:{ex.line}"
     else:
         assert got[1:] == want[1:], f"docs/hunting.md:{ex.line}\n{render(got)}"
+
+
+def test_error_examples_are_what_fcap_prints(cap, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The console block of the "Errors" section: each command's stderr, verbatim."""
+    import shlex
+
+    from fcap.cli import main
+
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("### Errors"):]
+    block = re.search(r"```console\n(.*?)```", section, re.S)
+    assert block
+    commands: list[tuple[str, list[str]]] = []
+    for line in block.group(1).splitlines():
+        if line.startswith("$ "):
+            commands.append((line[2:], []))
+        else:
+            commands[-1][1].append(line)
+    assert len(commands) >= 2
+    for command, expected in commands:
+        argv = shlex.split(command)
+        assert argv[:3] == ["fcap", "sql", "trace.parquet"]
+        argv[2] = str(cap.paths[0])
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv[1:])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        want = "\n".join(expected)
+        if want.endswith(", ..."):  # a long list, shortened on the page
+            assert err.startswith(want[: -len(", ...")]), err
+        else:
+            assert err.rstrip("\n") == want, err

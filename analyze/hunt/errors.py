@@ -31,7 +31,9 @@ class RulesError(FcapError):
 
 
 #: Relations of a connection that are internal, never offered as suggestions.
-_INTERNAL_PREFIXES = ("_fcap", "fc_", "fcap_", "duckdb_", "pg_", "sqlite_", "information_schema")
+_INTERNAL_PREFIXES = (
+    "_fcap", "fc_", "fs_", "fcap_", "duckdb_", "pg_", "sqlite_", "information_schema",
+)  # fmt: skip
 
 
 def user_relations(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -40,8 +42,11 @@ def user_relations(con: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT view_name FROM duckdb_views() WHERE NOT internal "
         "UNION SELECT table_name FROM duckdb_tables() WHERE NOT internal"
     ).fetchall()
+    from fcap.analyze.hunt.contract import VIEW_NAMES
+
     names = {r[0] for r in rows if not r[0].startswith(_INTERNAL_PREFIXES)}
-    return sorted(names, key=lambda n: (n.startswith("raw_"), n))
+    order = {n: i for i, n in enumerate(VIEW_NAMES)}
+    return sorted(names, key=lambda n: (n not in order, n.startswith("raw_"), order.get(n, 0), n))
 
 
 def relation_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
