@@ -240,6 +240,10 @@ class RuncContainer:
     sandbox_id: str = field(default_factory=lambda: secrets.token_hex(32))
     workdir: Path | None = None
     started: bool = False
+    #: Root filesystem as overlayfs (image = lower layer, writes in ``upperdir``),
+    #: like containerd's snapshotter; Falco's proc.is_exe_upper_layer needs it.
+    overlay: bool = False
+    _mounted: bool = False
 
     @property
     def cgroups_path(self) -> str:
@@ -276,12 +280,34 @@ class RuncContainer:
             self.workdir = Path(tempfile.mkdtemp(prefix="fcap-runc-"))
             os.chmod(self.workdir, 0o711)
         self.bundle.mkdir(exist_ok=True)
-        if not (self.rootfs / "bin/busybox").exists():
+        if self.overlay:
+            self._mount_overlay()
+        elif not (self.rootfs / "bin/busybox").exists():
             make_rootfs(self.rootfs)
         config = make_config(args, cgroups_path=self.cgroups_path, annotations=self.annotations,
                              terminal=terminal, privileged=self.privileged)
         (self.bundle / "config.json").write_text(json.dumps(config, indent=2))
         return self.bundle
+
+    @property
+    def upperdir(self) -> Path:
+        """The overlay's upper (container-writable) layer on the host."""
+        assert self.workdir is not None
+        return self.workdir / "upper"
+
+    def _mount_overlay(self) -> None:
+        if self._mounted:
+            return
+        assert self.workdir is not None
+        lower, work = self.workdir / "lower", self.workdir / "work"
+        if not (lower / "bin/busybox").exists():
+            make_rootfs(lower)
+        for d in (self.upperdir, work, self.rootfs):
+            d.mkdir(exist_ok=True)
+        opts = f"lowerdir={lower},upperdir={self.upperdir},workdir={work}"
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.rootfs)],
+                       check=True, capture_output=True)
+        self._mounted = True
 
     def start(self, args: list[str] | None = None, *, timeout: float = 20) -> int:
         """Run detached (``runc run -d``); return the init pid on the host."""
@@ -386,6 +412,9 @@ class RuncContainer:
                 time.sleep(0.1)
             remove_cgroups(self.cgroups_path)
             self.started = False
+        if self._mounted:
+            subprocess.run(["umount", "-l", str(self.rootfs)], capture_output=True)
+            self._mounted = False
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None

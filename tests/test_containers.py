@@ -199,3 +199,27 @@ def test_runc_foreground_run_and_cleanup() -> None:
     assert r.returncode == 7
     assert r.stdout == b"hi-0\nroot:x:0:0:root:/root:/bin/sh\n"
     assert not Path("/run/runc", c.id).exists() and c.workdir is None
+
+
+@pytest.mark.live
+@pytest.mark.container
+def test_overlay_rootfs_exe_upper_layer() -> None:
+    """A binary written into the container (upper layer) vs one from the image (lower)."""
+    with RuncContainer(container_name="ovl", overlay=True) as c:
+        pid = c.start(["sleep", "60"])
+        r = c.exec(["sh", "-c", "cp /bin/busybox /tmp/dropped && ln -s /tmp/dropped /tmp/sleep"])
+        assert r.returncode == 0, r.stderr
+        assert (c.upperdir / "tmp" / "dropped").exists()
+        c.exec(["sh", "-c", "/tmp/sleep 60 >/dev/null 2>&1 &"])
+        deadline = time.monotonic() + 5
+        dropped = None
+        while dropped is None and time.monotonic() < deadline:
+            snap = take_snapshot(with_fds=False)
+            rows = snap.processes.filter(pc.equal(snap.processes["container_id"], c.id)).to_pylist()
+            dropped = next((p for p in rows if p["exepath"] == "/tmp/dropped"), None)
+            time.sleep(0.1)
+        assert dropped is not None
+        init = next(p for p in rows if p["pid"] == pid)
+        assert init["exepath"] == "/bin/busybox" and init["exe_upper_layer"] is False
+        assert dropped["exe_upper_layer"] is True
+    assert c.workdir is None
