@@ -141,10 +141,16 @@ def read_process(pid: int, ctx: _Ctx) -> dict[str, Any] | None:
         euid = uids[1] if len(uids) > 1 else None
         egid = gids[1] if len(gids) > 1 else None
         mode = est.st_mode
+        # as the kernel's inode_permission(MAY_WRITE) would answer for the
+        # process's credentials: root overrides the mode bits, a read-only
+        # filesystem refuses everyone
         exe_writable = bool(
             (euid == 0) or (est.st_uid == euid and mode & st.S_IWUSR)
             or (est.st_gid == egid and mode & st.S_IWGRP) or (mode & st.S_IWOTH)
         )
+        with contextlib.suppress(OSError):
+            if os.statvfs(f"{base}/exe").f_flag & os.ST_RDONLY:
+                exe_writable = False
     except OSError:
         pass
     if exepath and mntns is not None:
