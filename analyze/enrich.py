@@ -115,7 +115,7 @@ def _build_view(con: Any) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE VIEW events AS
-        SELECT e.evt_num, e.ts, e.evt_type, {raw}, e.raw_container_id, e.cfull,
+        SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id, e.cfull,
           {sel}
         FROM (SELECT k.evt_num, k.evt_deltatime, k.cfull, k.cid, k.rid,
                      CAST(x.syscall AS VARCHAR) AS evt_type,
@@ -134,4 +134,4 @@ def _build_view(con: Any) -> None:
 
 def view_columns() -> list[str]:
     """Names of the ``events`` view's columns (raw and Falco field columns)."""
-    return ["evt_num", "ts", "evt_type", *_RAW, "raw_container_id", "cfull", *columns(0, None)]
+    return ["evt_num", "evt_type", *_RAW, "raw_container_id", "cfull", *columns(0, None)]

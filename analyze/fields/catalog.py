@@ -126,7 +126,7 @@ def _with_arg(d: FieldDef, full: str, arg: str | None, note: str | None) -> Fiel
             return FieldRef(full, f"nullif(array_to_string(e.{col}[2:], ' '), '')", d.type,
                             note=note)
         if name == "proc.aenv" and not re.fullmatch(r"\d+", arg):
-            return FieldRef(full, _env_lookup(f"list_filter(e.{col}[2:], lambda x: x IS NOT NULL)",
+            return FieldRef(full, _env_lookup("list_filter(e.proc_aenv_lists[2:], lambda x: x IS NOT NULL)",
                                               arg, any_=True), d.type, note=note)
         return FieldRef(full, f"e.{col}[{_index(name, arg) + 1}]", d.type, note=note)
     if name in ("evt.arg", "evt.rawarg"):

@@ -177,6 +177,7 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "proc_apids": "c.pids",
         "proc_aargss": "c.argss",
         "proc_aenvs": "list_transform(c.envs, lambda x: array_to_string(x, ' '))",
+        "proc_aenv_lists": "c.envs",
         "proc_tty": "e.tty",
         "proc_sid": "e.sid",
         "proc_sname": f"c.names[{sid_i}]",

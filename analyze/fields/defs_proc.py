@@ -44,12 +44,13 @@ PROC_FIELDS = (
         "pid of the most distant ancestor (or self) whose name ends in 'sh'"),
     sup("proc.tty", U, "proc_tty", "controlling terminal device number (0 = none)"),
     sup("proc.pid", N, "proc_pid", "process id (thread group id, host pid namespace)"),
-    part("proc.ppid", N, "proc_ppid", "parent process id",
-         "the kernel's real_parent at the event (recorded); reparenting is therefore exact for "
-         "the process itself"),
+    sup("proc.ppid", N, "proc_ppid", "parent process id: the kernel's real_parent at the event "
+        "(recorded per row), so reparenting is exact"),
     sup("proc.apid", N, None, "pid of an ancestor: " + _ANC, arg=OI),
     sup("proc.vpid", N, "proc_vpid", "process id inside its pid namespace"),
-    sup("proc.pvpid", N, "proc_pvpid", "proc.vpid of the parent"),
+    part("proc.pvpid", N, "proc_pvpid", "proc.vpid of the parent",
+         "known when the process is in the host pid namespace (= proc.ppid); null inside "
+         "containers (the parent's namespaced pid is not recorded)"),
     sup("proc.sid", N, "proc_sid", "session id"),
     sup("proc.sname", S, "proc_sname", "name of the session leader (ancestor with pid = sid)"),
     sup("proc.sid.exe", S, "proc_sid_exe", "proc.exe of the session leader"),
