@@ -3,7 +3,8 @@ capture and must return exactly the table the page shows under it.
 
 Format of the page: a fenced ``sql`` block (or a ``falco`` block: a condition run through
 ``Capture.filter``), then a line ``<!-- result -->`` (options: ``unordered``,
-``columns="proc.name,fd.name"`` for conditions), then the expected result as a Markdown
+``columns="proc.name,fd.name"`` for conditions, ``capture="samples"`` to run it over the
+committed recordings ``samples/*/capture.parquet`` opened as one), then the expected result as a Markdown
 table whose cells are DuckDB's text form of each value (``NULL`` for null, ``\\|`` for a
 pipe). The view-contract section between ``<!-- contract:begin -->`` and
 ``<!-- contract:end -->`` must equal ``contract.render_markdown()``.
@@ -37,6 +38,7 @@ class Example:
     line: int
     unordered: bool
     columns: tuple[str, ...]
+    capture: str  # "sample" (the scripted cookbook capture) or "samples" (samples/*/)
     expected: tuple[tuple[str, ...], ...]  # header first
     start: int  # offsets of the table in the page (for regeneration)
     end: int
@@ -54,6 +56,7 @@ def parse(text: str) -> list[Example]:
     for m in _BLOCK.finditer(text):
         opts = m.group("opts")
         cols = re.search(r'columns="([^"]*)"', opts)
+        which = re.search(r'capture="([^"]*)"', opts)
         rows = [ln for ln in m.group("table").splitlines() if ln.strip()]
         table = [_cells(r) for i, r in enumerate(rows) if i != 1]
         out.append(
@@ -63,6 +66,7 @@ def parse(text: str) -> list[Example]:
                 line=text.count("\n", 0, m.start()) + 1,
                 unordered="unordered" in opts,
                 columns=tuple(c.strip() for c in cols.group(1).split(",")) if cols else (),
+                capture=which.group(1) if which else "sample",
                 expected=tuple(table),
                 start=m.start("table"),
                 end=m.end("table"),
@@ -124,10 +128,25 @@ def test_contract_section_is_current() -> None:
     )
 
 
+SAMPLES = sorted((DOC.parents[1] / "samples").glob("*/capture.parquet"))
+
+
+@pytest.fixture(scope="module")
+def samples_cap():  # type: ignore[no-untyped-def]
+    import fcap
+
+    if not SAMPLES:
+        pytest.skip("no recorded samples in samples/*/capture.parquet")
+    hunt_support.install_fallbacks()
+    with fcap.open(SAMPLES) as c:
+        yield c
+
+
 @pytest.mark.parametrize("ex", EXAMPLES, ids=[f"line{e.line}" for e in EXAMPLES])
-def test_example(cap, ex: Example) -> None:  # type: ignore[no-untyped-def]
+def test_example(request, ex: Example) -> None:  # type: ignore[no-untyped-def]
     if ex.lang == "falco" and not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH):
         pytest.skip("conditions need the field catalog and the enriched events (not merged yet)")
+    cap = request.getfixturevalue("samples_cap" if ex.capture == "samples" else "cap")
     got = run(cap, ex)
     want = ex.expected
     assert got[0] == want[0], f"columns differ at docs/hunting.md:{ex.line}"
