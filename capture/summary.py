@@ -208,6 +208,14 @@ def render(s: dict[str, Any]) -> str:
         pod = f"  pod {c['pod']}" if c["pod"] else ""
         priv = "  PRIVILEGED" if c["privileged"] else ""
         lines.append(f"  {c['id'][:12]}  {c['name'] or '-'}  {c['image'] or '-'}{pod}{priv}")
+    if s["syscalls_recorded"]:
+        names = s["syscalls_recorded"]
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        lines.append(f"syscalls    {len(names)} recorded ({shown})")
+    if s["filters"]:
+        flt = {k: v for k, v in s["filters"][0].items() if v}
+        if flt:
+            lines.append("filters     " + ", ".join(f"{k}={v}" for k, v in sorted(flt.items())))
     if s["snaplen"]:
         lines.append(f"snaplen     {s['snaplen']} bytes of read/write payloads kept")
     warning = drops_warning(s)

@@ -28,7 +28,9 @@ def sample(path: Path, drops: list[int]) -> list[dict]:
     make_capture(path, events, processes=[{"pid": 5}, {"pid": 6}, {"pid": 7}],
                  containers=[{"id": CID, "name": "shell", "image": "busybox:1.36",
                               "pod_name": "web-0", "pod_namespace": "prod"}],
-                 meta={"hostname": "node-9", "drops_per_cpu": drops, "drops_total": sum(drops)})
+                 meta={"hostname": "node-9", "drops_per_cpu": drops, "drops_total": sum(drops),
+                       "syscalls": ["connect", "execve", "openat"],
+                       "filters": {"comms": ["bash"], "pids": []}})
     return events
 
 
@@ -42,6 +44,8 @@ def test_info_text_and_json(tmp_path: Path) -> None:
     assert f"events      {len(events)}" in out
     assert "ababababab" in out and "shell" in out and "pod prod/web-0" in out
     assert "drops       0" in out and "WARNING" not in out + r.stderr
+    assert "syscalls    3 recorded (connect, execve, openat)" in out
+    assert "filters     comms=['bash']" in out
     j = json.loads(fcap("info", "--json", str(p)).stdout)
     assert j["events_by_type"] == dict(Counter(e["syscall"] for e in events))
     assert j["processes"] == {"snapshot": 3, "pids_in_events": 2, "execs": 2}
