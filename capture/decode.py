@@ -10,13 +10,18 @@ normalization, address text) run on *unique* values only.
 
 from __future__ import annotations
 
-import ipaddress
-import posixpath
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from fcap.capture.arrowbuild import (
+    addr_text,
+    argv_array,
+    normalize_dict,
+    string_array,
+    to_dict,
+)
 from fcap.capture.ringbuf import Records
 from fcap.capture.syscall_table import SYSCALL_NAME
 
@@ -109,145 +114,12 @@ class HeaderColumns:
         return out
 
 
-def _gather(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenate buf[starts[i] : starts[i] + lens[i]] for all i (ranges in increasing order)."""
-    return np.frombuffer(_take_ranges(buf, starts, lens).buffers()[2] or b"", np.uint8)[
-        : int(lens.sum())
-    ]
-
-
-def _take_ranges(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
-    """A compact binary array of the byte ranges (starts ascending, ranges disjoint).
-
-    The whole buffer is viewed, without copying, as a binary array alternating
-    gap / range elements; Arrow's ``take`` of the odd elements then copies
-    each range with one memcpy.
-    """
-    n = len(starts)
-    if n == 0:
-        return pa.array([], pa.binary())
-    lens = lens.astype(np.int64)
-    # slot offsets increase through the buffer (records in order, slots in order), so the
-    # offsets below are monotonic; clipping keeps absent slots at the end inside it
-    starts = np.minimum(starts.astype(np.int64), len(buf))
-    ends = np.minimum(starts + lens, len(buf))
-    offs = np.empty(2 * n + 1, np.int64)
-    offs[0] = 0
-    offs[1::2] = starts
-    offs[2::2] = ends
-    big = pa.Array.from_buffers(
-        pa.large_binary(), 2 * n, [None, pa.py_buffer(offs), pa.py_buffer(buf)]
-    )
-    taken = big.take(pa.array(np.arange(1, 2 * n, 2, dtype=np.int64)))
-    return taken.cast(pa.binary())
-
-
-def _string_array(buf, starts, lens, valid, *, binary: bool = False) -> pa.Array:
-    """Arrow string (or binary) array from byte ranges; rows not ``valid`` are null."""
-    if not valid.any():
-        return pa.nulls(len(valid), pa.binary() if binary else pa.string())
-    lens = np.where(valid, lens, 0).astype(np.int64)
-    arr = _take_ranges(buf, starts, lens)
-    if not valid.all():
-        arr = pc.if_else(pa.array(valid), arr, pa.nulls(len(arr), pa.binary()))
-    if binary:
-        return arr
-    try:
-        return arr.cast(pa.string())
-    except pa.ArrowInvalid:  # invalid UTF-8 in a path: replace, slow path (rare)
-        vals = [None if v is None else v.decode("utf-8", "replace") for v in arr.to_pylist()]
-        return pa.array(vals, pa.string())
-
-
-def _dict(arr: pa.Array) -> pa.Array:
-    if len(arr) == 0 or arr.null_count == len(arr):
-        return pa.nulls(len(arr), _DICT)
-    return arr.dictionary_encode().cast(_DICT)
-
-
-def _normalize_dict(arr: pa.Array) -> pa.Array:
-    """Normalize the (unique) dictionary values of a joined path array."""
-    d = arr.dictionary_encode()
-    vals = [None if v is None else _norm(v) for v in d.dictionary.to_pylist()]
-    return pa.DictionaryArray.from_arrays(d.indices, pa.array(vals, pa.string()))
-
-
-def _norm(p: str) -> str:
-    q = posixpath.normpath(p)
-    return "/" + q.lstrip("/") if q.startswith("//") else q
-
-
 def _slot_offsets(hdr: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Start offset (in the copied buffer) of every slot of every record."""
     slen = hdr["slen"].astype(np.int64)
     first = starts + EVENT_DTYPE.itemsize
     before = np.cumsum(slen, axis=1) - slen
     return first[:, None] + before
-
-
-def _addr_text(fam: np.ndarray, addr16: np.ndarray, valid: np.ndarray) -> pa.Array:
-    """IPv4/IPv6 text from 16-byte address fields (vectorized over unique values)."""
-    n = len(fam)
-    out = np.full(n, -1, dtype=np.int32)
-    texts: list[str] = []
-    v4 = valid & (fam == AF_INET)
-    v6 = valid & (fam == AF_INET6)
-    if v4.any():
-        keys = addr16[v4, :4].copy().view(np.uint32).ravel()
-        uniq, inv = np.unique(keys, return_inverse=True)
-        base = len(texts)
-        texts += [str(ipaddress.IPv4Address(int(k).to_bytes(4, "little"))) for k in uniq]
-        out[v4] = base + inv
-    if v6.any():
-        keys = np.ascontiguousarray(addr16[v6]).view("V16").ravel()
-        uniq, inv = np.unique(keys, return_inverse=True)
-        base = len(texts)
-        texts += [_v6(bytes(k)) for k in uniq]
-        out[v6] = base + inv
-    if not texts:
-        return pa.nulls(n, _DICT)
-    idx = pa.array(out, mask=out < 0)
-    return pa.DictionaryArray.from_arrays(idx, pa.array(texts, pa.string()))
-
-
-def _v6(b: bytes) -> str:
-    a = ipaddress.IPv6Address(b)
-    return str(a.ipv4_mapped) if a.ipv4_mapped else str(a)
-
-
-def _argv(buf, starts, lens, valid) -> pa.Array:
-    """list<string> from NUL-separated argv blobs."""
-    if not valid.any():
-        return pa.nulls(len(valid), pa.list_(pa.string()))
-    lens = np.where(valid, lens, 0).astype(np.int64)
-    data = _gather(buf, starts, lens)
-    ends = np.cumsum(lens)
-    # a truncated blob (no final NUL) still ends its last element: insert one
-    need = (lens > 0) & (data[np.maximum(ends - 1, 0)] != 0) if len(data) else lens > 0
-    if need.any():
-        data = np.insert(data, ends[need], 0)
-        ends = ends + np.cumsum(need)
-    nul = np.flatnonzero(data == 0)
-    elem_start = np.concatenate([[0], nul[:-1] + 1]) if len(nul) else np.zeros(0, np.int64)
-    elem_len = nul - elem_start
-    # per-row element counts: NULs inside each row's range
-    list_off = np.searchsorted(nul, ends, side="left").astype(np.int32)
-    list_off = np.concatenate([[0], list_off]).astype(np.int32)
-    chars = data[data != 0] if len(data) else data
-    str_off = np.zeros(len(elem_len) + 1, dtype=np.int32)
-    np.cumsum(elem_len, out=str_off[1:])
-    values = pa.Array.from_buffers(
-        pa.string(), len(elem_len), [None, pa.py_buffer(str_off), pa.py_buffer(chars)]
-    )
-    try:
-        values.validate(full=True)
-    except pa.ArrowInvalid:
-        values = pa.array(
-            [v.decode("utf-8", "replace") for v in values.view(pa.binary()).to_pylist()],
-            pa.string(),
-        )
-    mask = pa.array(~valid)
-    return pa.ListArray.from_arrays(pa.array(list_off), values, mask=mask)
 
 
 def _comm(hdr: np.ndarray) -> pa.Array:
@@ -291,7 +163,7 @@ def decode(
     args = hdr["args"].view(np.int64)
 
     def sstr(slot: int) -> pa.Array:  # string slot, NUL dropped
-        return _string_array(buf, soff[:, slot], slen[:, slot] - 1, has[:, slot])
+        return string_array(buf, soff[:, slot], slen[:, slot] - 1, has[:, slot])
 
     cols: dict[str, pa.Array] = {}
     cols["ts"] = pa.array(hdr["ts"].astype(np.int64) + boot_offset_ns)
@@ -334,11 +206,11 @@ def decode(
         if pc.any(join).as_py():
             joined = pc.binary_join_element_wise(base, raw, "/")
             joined = pc.if_else(join, joined, pa.nulls(n, pa.string()))
-            normd = _normalize_dict(joined).cast(pa.string())
-            cols[col] = _dict(pc.if_else(join, normd, raw))
-            cols[col + "_raw"] = _dict(pc.if_else(join, raw, pa.nulls(n, pa.string())))
+            normd = normalize_dict(joined).cast(pa.string())
+            cols[col] = to_dict(pc.if_else(join, normd, raw))
+            cols[col + "_raw"] = to_dict(pc.if_else(join, raw, pa.nulls(n, pa.string())))
         else:
-            cols[col] = _dict(raw)
+            cols[col] = to_dict(raw)
             cols[col + "_raw"] = pa.nulls(n, _DICT)
 
     cwd = sstr(S_CWD)
@@ -347,9 +219,9 @@ def decode(
     if d1.any() or d2.any():
         cwd = pc.if_else(pa.array(~has[:, S_CWD] & d1), sstr(S_DIR1), cwd)
         cwd = pc.if_else(pa.array(~has[:, S_CWD] & ~d1 & d2), sstr(S_DIR2), cwd)
-    cols["cwd"] = _dict(cwd)
-    cols["exe"] = _dict(sstr(S_EXE))
-    cols["argv"] = _argv(buf, soff[:, S_ARGV], slen[:, S_ARGV], has[:, S_ARGV])
+    cols["cwd"] = to_dict(cwd)
+    cols["exe"] = to_dict(sstr(S_EXE))
+    cols["argv"] = argv_array(buf, soff[:, S_ARGV], slen[:, S_ARGV], has[:, S_ARGV])
 
     # sockets: kernel socket fields, overridden by the user sockaddr where given
     fam = hdr["sock_family"].astype(np.int16)
@@ -391,17 +263,17 @@ def decode(
     cols["sock_type"] = pa.array(stype.astype(np.int32), mask=~known)
     cols["l4proto"] = pa.array(hdr["l4proto"].astype(np.uint8), mask=~known)
     inet = known & ((fam == AF_INET) | (fam == AF_INET6))
-    cols["laddr"] = _addr_text(fam, laddr, inet)
+    cols["laddr"] = addr_text(fam, laddr, inet)
     cols["lport"] = pa.array(lport, mask=~inet)
-    cols["raddr"] = _addr_text(fam, raddr, inet)
+    cols["raddr"] = addr_text(fam, raddr, inet)
     cols["rport"] = pa.array(rport, mask=~inet)
     # AF_UNIX path: from the user sockaddr (connect/bind/sendto), else the kernel's
     upath_valid = unix_user & (slen[:, S_UADDR] > 2)
-    upath = _string_array(buf, soff[:, S_UADDR] + 2, slen[:, S_UADDR] - 2, upath_valid)
+    upath = string_array(buf, soff[:, S_UADDR] + 2, slen[:, S_UADDR] - 2, upath_valid)
     upath = pc.replace_substring_regex(upath, "\x00.*$", "")  # sun_path ends at its NUL
     kpath = sstr(S_UNIX)
-    cols["unix_path"] = _dict(pc.if_else(pa.array(upath_valid), upath, kpath))
-    cols["data"] = _string_array(buf, soff[:, S_DATA], slen[:, S_DATA], has[:, S_DATA], binary=True)
+    cols["unix_path"] = to_dict(pc.if_else(pa.array(upath_valid), upath, kpath))
+    cols["data"] = string_array(buf, soff[:, S_DATA], slen[:, S_DATA], has[:, S_DATA], binary=True)
     cols["text"] = pa.nulls(n, pa.string())
     fa = hdr["flags_aux"]
     cols["flags_aux"] = pa.array(fa, mask=fa == 0)
