@@ -207,3 +207,27 @@ def test_hunt_bad_condition_points_at_it(sample, capsys) -> None:  # type: ignor
     assert "^" in err
     code, _, err = fcap_cli(capsys, "hunt", str(sample), "proc.nme = cat")
     assert code != 0 and "proc.nme" in err
+
+
+@pytest.mark.skipif(not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH),
+                    reason="rules need the field catalog and the enriched events")
+def test_sql_with_rules_has_alerts(sample, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "- rule: Write below etc\n"
+        "  desc: test\n"
+        "  condition: evt.type in (open, openat) and evt.is_open_write = true and fd.name startswith /etc/\n"
+        "  output: write to %fd.name by %proc.name\n"
+        "  priority: ERROR\n"
+    )
+    code, out, err = fcap_cli(capsys, "sql", str(sample), "--rules", str(rules), "--format", "json",
+                              "SELECT a.rule, a.priority, e.proc_name, e.fd_name "
+                              "FROM alerts a JOIN events e USING (evt_num)")
+    assert code == 0, err
+    assert [json.loads(x) for x in out.splitlines()] == [
+        {"rule": "Write below etc", "priority": "Error", "proc_name": "sh", "fd_name": "/etc/passwd"}
+    ]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- rule: x\n  condition: proc.name = \n")
+    code, _, err = fcap_cli(capsys, "sql", str(sample), "--rules", str(bad), "SELECT 1")
+    assert code == 2 and "bad.yaml" in err and "Traceback" not in err
