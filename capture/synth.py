@@ -303,37 +303,43 @@ class _World:
         exec_kind = np.zeros(m, np.int64)
         exec_kind[n_rand + n_short: n_rand + 2 * n_short] = kind
         is_short_exec, exec_kind = is_short_exec[order], exec_kind[order]
-        name = np.array(names)[all_sys]
+        code = {nm: i for i, nm in enumerate(names)}
+
+        def isin(*wanted: str) -> np.ndarray:
+            lut = np.zeros(len(names), bool)
+            lut[[code[w] for w in wanted]] = True
+            return lut[all_sys]
+
         res = np.zeros(n, np.int64)
         fd = np.full(n, -1, np.int64)
-        opn = name == "openat"
+        opn = isin("openat")
         fdv = rng.integers(3, 64, n)
         fail = rng.random(n)
         res[opn] = np.where(fail[opn] < 0.1, -2, np.where(fail[opn] < 0.11, -13, fdv[opn]))
         fd[opn] = np.where(res[opn] >= 0, res[opn], -1)
-        usefd = np.isin(name, ["close", "read", "write", "connect", "sendto", "recvfrom", "dup2", "bind", "listen"])
+        usefd = isin("close", "read", "write", "connect", "sendto", "recvfrom", "dup2", "bind", "listen")
         fd[usefd] = fdv[usefd]
-        rw = np.isin(name, ["read", "write", "sendto", "recvfrom"])
+        rw = isin("read", "write", "sendto", "recvfrom")
         res[rw] = rng.integers(0, 65536, rw.sum())
-        newfd = np.isin(name, ["socket", "accept4", "memfd_create", "bpf"])
+        newfd = isin("socket", "accept4", "memfd_create", "bpf")
         res[newfd] = fdv[newfd]
         fd[newfd] = fdv[newfd]
-        conn = name == "connect"
+        conn = isin("connect")
         res[conn] = np.where(fail[conn] < 0.05, -111, np.where(fail[conn] < 0.3, -115, 0))
-        pathy = opn | np.isin(name, ["unlinkat", "renameat2", "mkdirat", "fchmodat", "chdir",
-                                     "symlinkat", "fchownat", "mount"])
+        pathy = opn | isin("unlinkat", "renameat2", "mkdirat", "fchmodat", "chdir",
+                                     "symlinkat", "fchownat", "mount")
         pidx = (rng.zipf(1.3, n) - 1) % len(self.paths)
         path_idx = np.where(pathy, pidx, 0)
         paths = self.paths + [e for _, e, _ in _SHORT]
         path_idx[is_short_exec] = len(self.paths) + exec_kind[is_short_exec]
         path_mask = ~(pathy | is_short_exec)
-        path2_mask = ~np.isin(name, ["renameat2", "symlinkat"])
+        path2_mask = ~isin("renameat2", "symlinkat")
         path2_idx = (pidx + 1) % len(self.paths)
-        net = np.isin(name, ["connect", "accept4", "sendto", "recvfrom"])
+        net = isin("connect", "accept4", "sendto", "recvfrom")
         ip_idx = rng.integers(0, len(_IPS), n)
         port = _PORTS[rng.integers(0, len(_PORTS), n)]
         lport = rng.integers(32768, 60999, n).astype(np.uint16)
-        acc = name == "accept4"
+        acc = isin("accept4")
         lp = np.where(acc, port, lport)
         rp = np.where(acc, lport, port)
         # argv for exec rows
