@@ -138,3 +138,26 @@ def test_rerecording_the_bundled_sample_gives_the_same_alerts() -> None:
     r = _fcap("samples", "record", DEFAULT_SAMPLE)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "alerts as expected" in r.stdout
+
+
+#: Falco's own stable rules (falco_rules.yaml, unchanged) on fcap's recordings.
+UPSTREAM_ON_SAMPLES = {
+    "container-shell": {"Terminal shell in container", "Read sensitive file untrusted"},
+    "reverse-shell": {"Netcat Remote Code Execution in Container",
+                      "Redirect STDOUT/STDIN to Network Connection in Container"},
+    "fileless-exec": {"Execution from /dev/shm"},
+    "benign-admin": set(),
+}  # fmt: skip
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", sorted(UPSTREAM_ON_SAMPLES))
+def test_falco_stable_rules_fire_on_the_samples(shared_dir: Path, name: str) -> None:
+    """The same demonstrations detected by Falco's rules file instead of ours."""
+    from fcap.analyze.regress.engine_bridge import replay_json
+
+    rules = [shared_dir / "anchors/falco-rules/falco_rules.yaml"]
+    fired = {a["rule"] for a in replay_json([SAMPLES / name / "capture.parquet"], rules)}
+    assert UPSTREAM_ON_SAMPLES[name] <= fired
+    if not UPSTREAM_ON_SAMPLES[name]:
+        assert fired == set()
