@@ -43,7 +43,7 @@ def _rules_text(rules: Sequence[Path]) -> str:
 def render_result(result: Result, *, max_lines: int = 40) -> str:
     """The report of one test: a PASS line, or FAIL with the missing/unexpected alerts."""
     spec = result.spec
-    where = _rel(spec.file) + (f":{spec.line}" if spec.line > 1 else "")
+    where = _rel(spec.file) + (f":{spec.line}" if spec.index is not None else "")
     head = f"{'PASS' if result.ok else 'FAIL'} {spec.name} ({where})"
     if result.ok:
         n = result.comparison.total if result.comparison else 0

@@ -93,6 +93,7 @@ class Spec:
     no_alerts: bool = False
     allow_unexpected: bool = False
     only_rules: tuple[str, ...] = ()
+    index: int | None = None  # position under ``tests:``, None for a one-test file
 
     @property
     def origin(self) -> str:
@@ -206,6 +207,7 @@ def _one(raw: Mapping[str, Any], file: Path, line: int, index: int | None) -> Sp
         no_alerts=no_alerts,
         allow_unexpected=bool(raw.get("allow_unexpected", False)),
         only_rules=only,
+        index=index,
     )
 
 
