@@ -104,21 +104,80 @@ def _rule_list(compiled: CompiledRuleset | Sequence[CompiledRule]) -> list[Compi
     return [r for r in rules if r.enabled]
 
 
+NESTED_MAX_TYPES = 64  # rules with larger event-type sets are evaluated for every event
+
+
+def _dispatch(rules: Sequence[CompiledRule], leaf: Any) -> str:
+    """Rules grouped by event type: ``CASE e.evt_type WHEN 't' THEN leaf(rules for t) ... END``.
+
+    Within a branch the rules keep their evaluation order and need no
+    pre-filter; rules matching more than NESTED_MAX_TYPES types (or all) are
+    "generic": added to every branch and evaluated in the ELSE branch with
+    their own pre-filter. ``leaf(pairs)`` builds the expression for a list of
+    ``(rule index, predicate sql)``.
+    """
+    from fcap.analyze.compile.values import sql_str
+
+    generic = {i for i, r in enumerate(rules)
+               if r.event_types is None or len(r.event_types) > NESTED_MAX_TYPES}
+    by_type: dict[str, list[int]] = {}
+    for i, r in enumerate(rules):
+        if i not in generic:
+            for t in r.event_types or ():
+                by_type.setdefault(t, []).append(i)
+    branches = []
+    for t in sorted(by_type):
+        idx = sorted(set(by_type[t]) | {g for g in generic if _has_type(rules[g], t)})
+        branches.append(f"WHEN {sql_str(t)} THEN {leaf([(i, rules[i].predicate) for i in idx])}")
+    default = leaf([(i, rules[i].sql) for i in sorted(generic)])
+    if not branches:
+        return default
+    return f"CASE {rules[0].evttype_sql} " + " ".join(branches) + f" ELSE {default} END"
+
+
+def _has_type(rule: CompiledRule, t: str) -> bool:
+    return rule.event_types is None or t in rule.event_types
+
+
+def _first_leaf(pairs: list[tuple[int, str]], vals: list[str]) -> str:
+    if not pairs:
+        return "NULL"
+    return "CASE " + " ".join(f"WHEN {sql} THEN {vals[i]}" for i, sql in pairs) + " END"
+
+
+def _all_leaf(pairs: list[tuple[int, str]], vals: list[str]) -> str:
+    if not pairs:
+        return "[]"
+    items = ", ".join(f"CASE WHEN {sql} THEN {vals[i]} END" for i, sql in pairs)
+    return f"list_filter([{items}], lambda x: x IS NOT NULL)"
+
+
+def _match_struct(i: int, r: CompiledRule) -> str:
+    """``{'r': i, 'v': [json of each output field]}``: computed only when rule i matches."""
+    items = [value_sql(t.operand) for t in r.template.tokens if t.operand]
+    items += [value_sql(op) for _, op in r.template.json_fields]
+    return f"{{'r': {i}, 'v': [{', '.join(items)}]::VARCHAR[]}}"
+
+
 def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
               relation: str = "events") -> str:
-    """The one-pass query: rows ``(ts, evt_num, rule_idx, vals)`` for every match."""
+    """The one-pass query: rows ``(ts, evt_num, rule_idx, vals)`` for every match.
+
+    Rules are dispatched on the event type (a ``CASE`` on ``evt.type``), then
+    evaluated in rule order: the first true predicate gives the rule (``first``)
+    or every true predicate is kept (``all``). The ``THEN`` branch builds the
+    match (rule index and the JSON of its output fields), so output fields are
+    computed only for matching events. ``unnest`` makes DuckDB evaluate the
+    ``CASE`` once per event (a plain column would be inlined by the optimizer
+    into the filter and every other use). When no rule is generic, the union of
+    the rules' event types also filters the scan.
+    """
     if rule_matching not in RULE_MATCHING:
         raise UsageError(f"--rule-matching must be 'first' or 'all', not {rule_matching!r}")
     if not rules:
-        return "SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, " \
-               "NULL::VARCHAR[] AS vals WHERE false"
-    vals_cases = []
-    for i, r in enumerate(rules):
-        items = ", ".join(value_sql(t.operand) for t in r.template.tokens if t.operand) or ""
-        json_items = ", ".join(value_sql(op) for _, op in r.template.json_fields)
-        both = ", ".join(x for x in (items, json_items) if x)
-        vals_cases.append(f"WHEN {i} THEN [{both}]::VARCHAR[]")
-    vals = "CASE e.__rule " + " ".join(vals_cases) + " END"
+        return ("SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, "
+                "NULL::VARCHAR[] AS vals WHERE false")
+    vals = [_match_struct(i, r) for i, r in enumerate(rules)]
     prefilter = ""
     if all(r.event_types is not None for r in rules) and len({r.evttype_sql for r in rules}) == 1:
         from fcap.analyze.compile.ruleset import with_prefilter
@@ -126,18 +185,13 @@ def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
         union: frozenset[str] = frozenset().union(*(r.event_types or () for r in rules))
         prefilter = "WHERE " + with_prefilter("true", union, rules[0].evttype_sql)
     if rule_matching == "first":
-        case = "CASE " + " ".join(f"WHEN {r.sql} THEN {i}" for i, r in enumerate(rules)) + " END"
-        inner = (f"SELECT e.*, {case} AS __rule FROM {relation} e {prefilter}")
-        matched = f"SELECT * FROM ({inner}) e WHERE e.__rule IS NOT NULL"
+        m = "[" + _dispatch(rules, lambda pairs: _first_leaf(pairs, vals)) + "]"
     else:
-        items = ", ".join(f"CASE WHEN {r.sql} THEN {i} END" for i, r in enumerate(rules))
-        inner = f"SELECT e.*, [{items}] AS __m FROM {relation} e {prefilter}"
-        matched = (f"SELECT e.*, unnest(list_filter(e.__m, lambda x: x IS NOT NULL)) AS __rule "
-                   f"FROM ({inner}) e")
-    return (
-        f"SELECT e.ts AS ts, e.evt_num AS evt_num, e.__rule AS rule_idx, {vals} AS vals "
-        f"FROM ({matched}) e ORDER BY e.ts, e.evt_num, e.__rule"
-    )
+        m = _dispatch(rules, lambda pairs: _all_leaf(pairs, vals))
+    inner = (f"SELECT e.ts AS ts, e.evt_num AS evt_num, unnest({m}) AS m "
+             f"FROM {relation} e {prefilter}")
+    return (f"SELECT q.ts, q.evt_num, q.m.r AS rule_idx, q.m.v AS vals FROM ({inner}) q "
+            f"WHERE q.m IS NOT NULL ORDER BY q.ts, q.evt_num, rule_idx")
 
 
 def _hostname(con: Any) -> str:

@@ -67,12 +67,17 @@ def evaluate(cond: str, **row: object) -> bool:
         ("fd.name glob 'a_b*'", "coalesce((e.fd_name LIKE 'a\\_b%' ESCAPE '\\'), false)"),
         ("fd.name iglob '*.LOG'", "coalesce((e.fd_name ILIKE '%.LOG' ESCAPE '\\'), false)"),
         ("fd.name regex 'a.c'", "coalesce(regexp_full_match(e.fd_name, 'a.c'), false)"),
-        ("proc.name exists", "(e.proc_name IS NOT NULL)"),
-        ("not proc.name = a", "(NOT coalesce((e.proc_name = 'a'), false))"),
+        ("proc.name exists", "coalesce((e.proc_name IS NOT NULL), false)"),
+        # checks are coalesced to false only under 'not' (and once at the top)
+        ("not proc.name = a", "coalesce((NOT coalesce((e.proc_name = 'a'), false)), false)"),
         (
             "proc.name = a and (fd.num = 1 or fd.num = 2)",
-            "(coalesce((e.proc_name = 'a'), false) AND (coalesce((e.fd_num = 1), false) OR "
-            "coalesce((e.fd_num = 2), false)))",
+            "coalesce(((e.proc_name = 'a') AND ((e.fd_num = 1) OR (e.fd_num = 2))), false)",
+        ),
+        (
+            "proc.name in (a, b, c, d, e, f, g, h, i, a)",
+            "coalesce(map_contains(MAP {'a': true, 'b': true, 'c': true, 'd': true, 'e': true, "
+            "'f': true, 'g': true, 'h': true, 'i': true}, e.proc_name), false)",
         ),
         ("proc.name = val(fd.name)", "coalesce((e.proc_name = e.fd_name), false)"),
         ("tolower(proc.name) = bash", "coalesce((lower(e.proc_name) = 'bash'), false)"),
@@ -80,8 +85,8 @@ def evaluate(cond: str, **row: object) -> bool:
         ("proc.aname in (bash, sh)", "coalesce(list_has_any(e.proc_anames, ['bash', 'sh']), false)"),
         (
             "evt.type = open and proc.name = cat",
-            "(e.evt_type IN ('open') AND (coalesce((e.evt_type = 'open'), false) AND "
-            "coalesce((e.proc_name = 'cat'), false)))",
+            "coalesce((e.evt_type IN ('open') AND ((e.evt_type = 'open') AND "
+            "(e.proc_name = 'cat'))), false)",
         ),
         (
             "proc.name startswith oneof (a, b)",
@@ -96,7 +101,7 @@ def test_exact_sql(cond: str, expected: str) -> None:
 
 def test_negated_evttype_prefilter_excludes_only_listed_names() -> None:
     assert sql("not evt.type in (open, openat) and proc.name = a").startswith(
-        "(e.evt_type NOT IN ('open', 'openat') AND "
+        "coalesce((e.evt_type NOT IN ('open', 'openat') AND "
     )
 
 
@@ -259,3 +264,13 @@ def test_unknown_field_hint() -> None:
     with pytest.raises(ConditionCompileError) as info:
         sql("proc.nme = x")
     assert info.value.hint == "did you mean proc.name?"
+
+
+def test_long_in_list_map_lookup_semantics() -> None:
+    items = ", ".join(f"n{i}" for i in range(20)) + ", 'b c', n3"
+    assert evaluate(f"proc.name in ({items})", proc_name="b c")
+    assert evaluate(f"proc.name in ({items})", proc_name="n19")
+    assert not evaluate(f"proc.name in ({items})", proc_name="n20")
+    assert not evaluate(f"proc.name in ({items})")
+    assert evaluate(f"not proc.name in ({items})")
+    assert evaluate(f"not proc.name in ({items})", proc_name="zz")

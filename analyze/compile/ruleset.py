@@ -67,7 +67,7 @@ class CompiledRule:
     enabled: bool
     desc: str
     condition_text: str
-    predicate: str  # the condition alone, SQL over alias ``e``
+    predicate: str  # the condition alone, SQL over alias ``e`` (NULL counts as false)
     event_types: frozenset[str] | None  # None: every event type (no pre-filter)
     output: str  # the output template as evaluated (suggested fields appended)
     template: Template
@@ -184,9 +184,10 @@ def compile_condition(
     if res.predicate is None:
         raise ConditionCompileError(res.issues, text)
     types = evttypes.event_types(expr)
-    if not prefilter or evttypes.is_all(types):
-        return res.predicate
-    return with_prefilter(res.predicate, types, _evttype_sql(cat))
+    pred = res.predicate
+    if prefilter and not evttypes.is_all(types):
+        pred = with_prefilter(pred, types, _evttype_sql(cat))
+    return f"coalesce({pred}, false)"
 
 
 def _locate(rule: Any, issue: CompileIssue) -> SourceLocation | None:

@@ -36,6 +36,7 @@ from .diagnostics import LOAD_ERR_COMPILE_CONDITION, CompileIssue
 from .typecheck import Operand, Typed
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+IN_MAP_THRESHOLD = 8  # string IN lists longer than this compile to a MAP lookup
 _CMP = {"=": "=", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -142,13 +143,17 @@ class SqlGenerator:
         self.typed = typed
         self.issues: list[CompileIssue] = []
 
-    def emit(self, e: ast.Expr) -> str:
+    def emit(self, e: ast.Expr, negated: bool = False) -> str:
+        """SQL for ``e``. Checks get ``coalesce(..., false)`` only under a ``not``:
+        elsewhere a NULL (missing field) is already as good as false, because
+        the expression is monotone there and is used as a filter/CASE condition.
+        """
         if isinstance(e, ast.And):
-            return "(" + " AND ".join(self.emit(c) for c in e.children) + ")"
+            return "(" + " AND ".join(self.emit(c, negated) for c in e.children) + ")"
         if isinstance(e, ast.Or):
-            return "(" + " OR ".join(self.emit(c) for c in e.children) + ")"
+            return "(" + " OR ".join(self.emit(c, negated) for c in e.children) + ")"
         if isinstance(e, ast.Not):
-            return f"(NOT {self.emit(e.child)})"
+            return f"(NOT {self.emit(e.child, not negated)})"
         if isinstance(e, ast.Exists):
             lhs = self.typed.lhs[id(e)]
             if lhs.exists_sql:
@@ -158,12 +163,13 @@ class SqlGenerator:
             return f"({lhs.sql} IS NOT NULL)"
         if isinstance(e, ast.Compare):
             try:
-                return f"coalesce({self._compare(e)}, false)"
+                sql = self._compare(e)
             except V.ValueError_ as err:
                 self.issues.append(
                     CompileIssue("error", LOAD_ERR_COMPILE_CONDITION, str(err), e.span)
                 )
                 return "false"
+            return f"coalesce({sql}, false)" if negated else sql
         raise V.ValueError_(f"cannot compile {type(e).__name__}")  # pragma: no cover
 
     # -- checks ------------------------------------------------------------
@@ -205,7 +211,12 @@ class SqlGenerator:
                 return "(" + " OR ".join(_net_sql(x, v, False) for v in rhs) + ")"  # type: ignore[arg-type]
             if lhs.type is FieldType.BYTES:
                 return "(" + " OR ".join(self._one(x, lhs.type, "=", v) for v in rhs) + ")"
-            return f"({x} IN ({', '.join(self._value(v, lhs.type) for v in rhs)}))"
+            uniq = list(dict.fromkeys(self._value(v, lhs.type) for v in rhs))
+            if len(uniq) > IN_MAP_THRESHOLD and lhs.type is FieldType.STRING:
+                # inside a CASE, DuckDB tests IN lists item by item; a MAP lookup is hashed
+                keys = ", ".join(f"{k}: true" for k in uniq)
+                return f"map_contains(MAP {{{keys}}}, {x})"
+            return f"({x} IN ({', '.join(uniq)}))"
         return self._one(x, lhs.type, op, rhs[0])
 
     def _value(self, v: object, t: FieldType) -> str:
