@@ -84,6 +84,8 @@ def _host_session(res: ScenarioResult) -> None:
                 sh.type(res.secret + "\n")
             sh.expect("> " if line.endswith("\\") else PROMPT)
         sh.type("exit\n")
+        if sh.proc is not None:
+            sh.proc.wait(10)  # bash reads `exit` before the terminal hangs up
     finally:
         sh.close()
 
@@ -101,6 +103,7 @@ def _container_session(res: ScenarioResult) -> None:
                        container_name="shell") as c:  # fmt: skip
         c.start(["sleep", "60"])
         res.container_id = c.id
+        time.sleep(1.0)  # let the recorder's container scan see it (short-lived otherwise)
         tty = c.exec_tty(["/bin/sh"], env=["TERM=dumb", f"PS1={PROMPT}"])
         res.container_pid = tty.pid
         sh = PtySession([], master_fd=tty.master_fd)
@@ -111,6 +114,7 @@ def _container_session(res: ScenarioResult) -> None:
                 sh.expect(PROMPT)
             sh.type("exit\n")
             tty.wait(5)
+            time.sleep(0.5)
         finally:
             sh.close()
 
