@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from fcap.capture.decode import decode
+from fcap.capture.drainer import Drainer
 from fcap.capture.filters import Filters, cgroup_ids_for, snapshot_descendants
 from fcap.capture.probe import Probe, ProbeConfig, check_prerequisites
 from fcap.capture.ringbuf import Records, RingBuffer
@@ -207,8 +208,9 @@ class Recorder:
         """Record until stopped; always closes the writer (keeping what was flushed)."""
         o = self.opts
         status = not o.quiet and sys.stderr.isatty()
+        drainer = Drainer(self.ring, o.poll_ms / 1000)
+        drainer.start()
         parts: list[Records] = []
-        pending = 0
         last_decode = last_flush = last_status = time.monotonic()
         error: BaseException | None = None
         try:
@@ -217,14 +219,16 @@ class Recorder:
                 stopping = self.stop_event.is_set() or (
                     o.duration is not None and now - self._t0 >= o.duration
                 )
-                recs = self.ring.drain()
-                if len(recs.starts):
-                    parts.append(recs)
-                    pending += len(recs.starts)
-                if pending and (stopping or pending >= o.batch_rows
-                                or now - last_decode >= o.batch_ms / 1000):
+                if stopping:
+                    drainer.stop()
+                if drainer.error is not None:
+                    raise drainer.error
+                if stopping or drainer.pending_rows >= o.batch_rows or (
+                    now - last_decode >= o.batch_ms / 1000
+                ):
+                    parts = drainer.take()
                     self._decode_write(parts)
-                    parts, pending, last_decode = [], 0, now
+                    parts, last_decode = [], now
                 if self.shell is not None:
                     sb = self.shell.drain()
                     if sb is not None and sb.num_rows:
@@ -247,6 +251,7 @@ class Recorder:
                 time.sleep(o.poll_ms / 1000)
         except BaseException as err:  # disk full, Ctrl-C twice...: keep what was flushed
             error = err
+        drainer.stop()
         result = self._finish(status)
         if error is not None:
             raise error
@@ -306,10 +311,8 @@ def _written_bytes(output: Path, journal: Path) -> int:
         if root.is_dir():
             for dirpath, _dirs, files in os.walk(root):
                 for f in files:
-                    try:
+                    with contextlib.suppress(OSError):
                         total += os.stat(os.path.join(dirpath, f)).st_size
-                    except OSError:
-                        pass
     return total
 
 
