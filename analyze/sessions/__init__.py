@@ -49,11 +49,14 @@ def create_views(con: Any) -> None:
     ``con`` must hold the ``raw_*`` relations of a capture
     (:meth:`fcap.capture.reader.Capture.attach`).
     """
+    con.execute(sql.LINES)
+    any_lines = con.execute("SELECT count(*) FROM fs_lines").fetchall()[0][0] > 0
+    source = "raw_events" if any_lines else "(SELECT * FROM raw_events LIMIT 0)"
     for stmt in (
-        sql.LINES, sql.SEED, sql.PARENTS, sql.ANCESTORS, sql.SESSIONS, sql.entry_sql(),
+        sql.SEED, sql.PARENTS, sql.ANCESTORS, sql.SESSIONS, sql.entry_sql(),
         sql.COMMANDS, sql.SUBTREE, sql.ACTORS, sql.EFFECTS,
     ):  # fmt: skip
-        con.execute(stmt)
+        con.execute(stmt.replace(sql.EVENTS_SOURCE, source))
     for stmt in sql.VIEWS.split(";\n"):
         if stmt.strip():
             con.execute(stmt)

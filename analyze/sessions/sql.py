@@ -25,6 +25,11 @@ Tables and views created (``fs_*`` are internal):
 from __future__ import annotations
 
 TS_MAX = 2**62
+
+#: Placeholder for the event source of the statements after ``LINES``:
+#: ``raw_events``, or an empty relation when the capture has no typed lines
+#: (so opening a capture without shell input costs no scan).
+EVENTS_SOURCE = "@EVENTS@"
 FORKS = "('clone', 'clone3', 'fork', 'vfork')"
 EXECS = "('execve', 'execveat')"
 FILE_SYSCALLS = (
@@ -71,7 +76,7 @@ FROM (
     SELECT {_HOST} AS host_key, pid, ppid, comm AS name, coalesce(start_ts, -{TS_MAX}) AS ts
     FROM raw_processes
     UNION ALL
-    SELECT {_HOST}, pid, ppid, CAST(comm AS VARCHAR), ts FROM raw_events
+    SELECT {_HOST}, pid, ppid, CAST(comm AS VARCHAR), ts FROM @EVENTS@
     WHERE pid IN (SELECT DISTINCT pid FROM fs_ancestry_seed)
        OR syscall IN {EXECS} OR (syscall IN {FORKS} AND res = 0)
 )
@@ -167,7 +172,7 @@ SUBTREE = f"""
 CREATE OR REPLACE TEMP TABLE fs_subtree AS
 WITH RECURSIVE forks AS (
     SELECT {_HOST} AS host_key, ppid AS parent, pid AS child, ts
-    FROM raw_events WHERE syscall IN {FORKS} AND res = 0 AND pid = tid
+    FROM @EVENTS@ WHERE syscall IN {FORKS} AND res = 0 AND pid = tid
 ),
 sub(session_id, command_no, host_key, pid, ppid, ts, depth) AS (
     SELECT c.session_id, c.command_no, c.host_key, f.child, f.parent, f.ts, 1
@@ -205,7 +210,7 @@ WITH r AS (
            CAST(path AS VARCHAR) AS path, CAST(path2 AS VARCHAR) AS path2,
            CAST(exe AS VARCHAR) AS exe, argv, sock_family, CAST(laddr AS VARCHAR) AS laddr,
            lport, CAST(raddr AS VARCHAR) AS raddr, rport, CAST(unix_path AS VARCHAR) AS unix_path
-    FROM raw_events
+    FROM @EVENTS@
     WHERE pid IN (SELECT DISTINCT pid FROM fs_actors)
       AND (syscall IN {EXECS} OR syscall IN {FILE_SYSCALLS} OR syscall IN {NET_SYSCALLS})
 ),
