@@ -138,6 +138,9 @@ def _capture(tmp_path: Path) -> Path:
         _ev(430, SH + 10, "execve", res=0, ppid=SH, exe="/usr/bin/rm", argv=["rm", "example.txt"],
             comm="rm"),
         _ev(440, SH + 10, "unlinkat", res=0, path="/home/al/example.txt", comm="rm"),
+        _ev(445, SH + 10, "procexit", res=0, comm="rm"),
+        # pid reuse: another process gets rm's pid after it exited: not an effect
+        _ev(460, SH + 10, "openat", res=3, path="/tmp/reused", a2=0o1101, comm="cron"),
         # a shell in a container
         _ev(500, 700, "shell_line", text="cat /etc/shadow", tty=(136 << 8), sid=700, comm="sh",
             flags_aux=4, ppid=650, container_id=CID, vpid=7),
@@ -196,6 +199,7 @@ def test_commands_and_effects(con: duckdb.DuckDBPyConnection) -> None:
     text = transcript_text(t)
     assert "[input withheld: terminal echo was off]" in text
     assert "/tmp/unrelated" not in text and "/etc/hosts" not in text
+    assert "/tmp/reused" not in text
 
 
 def test_views_and_errors(con: duckdb.DuckDBPyConnection) -> None:

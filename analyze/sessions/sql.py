@@ -187,14 +187,25 @@ sub(session_id, command_no, host_key, pid, ppid, ts, depth) AS (
 SELECT DISTINCT * FROM sub
 """
 
+# An actor's window also ends when its process exits (a later process may reuse the pid).
 ACTORS = f"""
 CREATE OR REPLACE TEMP TABLE fs_actors AS
-SELECT session_id, command_no, host_key, pid, last_line_ts AS from_ts, end_ts AS to_ts,
-       0 AS depth
-FROM fs_commands
-UNION ALL
-SELECT session_id, command_no, host_key, pid, min(ts), {TS_MAX}, min(depth)
-FROM fs_subtree GROUP BY ALL
+WITH a AS (
+    SELECT session_id, command_no, host_key, pid, last_line_ts AS from_ts, end_ts AS to_ts,
+           0 AS depth
+    FROM fs_commands
+    UNION ALL
+    SELECT session_id, command_no, host_key, pid, min(ts), {TS_MAX}, min(depth)
+    FROM fs_subtree GROUP BY ALL
+),
+exits AS (
+    SELECT {_HOST} AS host_key, pid, ts FROM @EVENTS@
+    WHERE syscall = 'procexit' AND pid = tid AND pid IN (SELECT DISTINCT pid FROM a)
+)
+SELECT a.session_id, a.command_no, a.host_key, a.pid, a.from_ts,
+       least(a.to_ts, coalesce(min(x.ts), {TS_MAX}) + 1) AS to_ts, a.depth
+FROM a LEFT JOIN exits x ON x.host_key = a.host_key AND x.pid = a.pid AND x.ts >= a.from_ts
+GROUP BY a.session_id, a.command_no, a.host_key, a.pid, a.from_ts, a.to_ts, a.depth
 """
 
 _OPEN_FLAGS = (
