@@ -107,9 +107,10 @@ def samples_record(
 ) -> None:
     """Re-run a sample's scenario under `fcap record` and compare with the committed alerts.
 
-    Needs root, bcc and (for container scenarios) runc. Times and pids differ
-    between recordings, so the comparison is by rule and stable output fields
-    (process, file, connection, container names).
+    Needs root, bcc and (for container scenarios) runc. Times, pids and
+    ephemeral ports differ between recordings, so the comparison is by rule and
+    the fields that survive a re-run (process, executable, file, listening
+    port, container and pod names), plus the test's own alerts: entries.
     """
     from fcap.analyze.regress.samples import rerecord
 
