@@ -245,3 +245,14 @@ def test_scap_corpus_loader_expectations(shared_dir: Path) -> None:
         if not c.ok:
             wrong.append(f"{c.name}: Falco {sorted(c.expected)}, fcap errors {sorted(c.errors)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_rerecord_view_drops_volatile_fields() -> None:
+    from fcap.analyze.regress.samples import stable_view
+
+    conn = _alert("Disallowed SSH Connection", fd_name="127.0.0.1:54666->127.0.0.1:22",
+                  fd_lport="22", proc_pid="7374", proc_name="busybox")  # fmt: skip
+    view = stable_view(Alert.from_json(conn)).fields
+    assert view == {"fd.lport": "22", "proc.name": "busybox"}
+    assert stable_view(Alert.from_json(SHADOW)).fields == {"fd.name": "/etc/shadow",
+                                                          "proc.name": "cat"}  # fmt: skip
