@@ -72,6 +72,21 @@ def gather_headers(recs: Records) -> np.ndarray:
     return np.ascontiguousarray(win[recs.starts // 8]).view(EVENT_DTYPE).reshape(n)
 
 
+def sort_by_time(recs: Records) -> Records:
+    """Records in timestamp order (several rings interleave; one ring is nearly ordered)."""
+    buf = recs.buf
+    if len(recs.starts) < 2:
+        return recs
+    off = EVENT_DTYPE.fields["ts"][1]
+    if len(buf) % 8:
+        buf = np.concatenate([buf, np.zeros(8 - len(buf) % 8, np.uint8)])
+    ts = buf.view(np.uint64)[(recs.starts + off) // 8]
+    if (ts[1:] >= ts[:-1]).all():
+        return recs
+    order = np.argsort(ts, kind="stable")
+    return Records(recs.buf, recs.starts[order], recs.lengths[order], recs.consumed)
+
+
 class HeaderColumns:
     """Column access to gathered headers, ``hdr["pid"]`` like a structured array.
 
@@ -153,6 +168,7 @@ def decode(
     n = len(recs.starts)
     if n == 0:
         return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in EVENTS], schema=EVENTS)
+    recs = sort_by_time(recs)
     hdr = HeaderColumns(gather_headers(recs))
     buf = recs.buf
     slen = hdr["slen"].astype(np.int64)

@@ -21,11 +21,11 @@ from fcap.capture.ringbuf import Records, RingBuffer
 
 
 class Drainer(threading.Thread):
-    """Drain ``ring`` every ``poll_s`` seconds into an in-memory queue."""
+    """Drain ``rings`` every ``poll_s`` seconds into an in-memory queue."""
 
-    def __init__(self, ring: RingBuffer, poll_s: float, max_bytes: int = 1 << 30) -> None:
+    def __init__(self, rings: list[RingBuffer], poll_s: float, max_bytes: int = 1 << 30) -> None:
         super().__init__(name="fcap-drain", daemon=True)
-        self.ring = ring
+        self.rings = rings
         self.poll_s = poll_s
         self.max_bytes = max_bytes
         self._queue: deque[Records] = deque()
@@ -50,11 +50,12 @@ class Drainer(threading.Thread):
         with self._lock:
             if self._bytes >= self.max_bytes:
                 return
-            recs = self.ring.drain()
-            if len(recs.starts):
-                self._queue.append(recs)
-                self._bytes += len(recs.buf)
-                self._rows += len(recs.starts)
+            for ring in self.rings:
+                recs = ring.drain()
+                if len(recs.starts):
+                    self._queue.append(recs)
+                    self._bytes += len(recs.buf)
+                    self._rows += len(recs.starts)
 
     @property
     def pending_rows(self) -> int:

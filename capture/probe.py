@@ -138,9 +138,22 @@ class ProbeConfig:
     comms: tuple[str, ...] = ()
     exclude_comms: tuple[str, ...] = ()
     cgroup_ids: tuple[int, ...] | None = None  # None = no container filter
-    ring_mb: int = 64
+    ring_mb: int = 64  # in total, over all rings
+    rings: int = 0  # 0 = one per CPU, at most 16
     refresh_ms: int = 200
     extra_cflags: tuple[str, ...] = field(default=())
+
+
+def ring_source(text: str, nrings: int) -> str:
+    """recorder.c with the ring declarations and the per-CPU output switch filled in."""
+    decl = "\n".join(f"BPF_RINGBUF_OUTPUT(events{i}, RB_PAGES);" for i in range(nrings))
+    cases = " ".join(
+        f"case {i}: r = events{i}.ringbuf_output(&s->ev, size, BPF_RB_NO_WAKEUP); break;"
+        for i in range(nrings)
+    )
+    return text.replace("/*@RINGS_DECL@*/", decl).replace(
+        "/*@RINGS_OUTPUT@*/", f"switch (ring) {{ {cases} default: break; }}"
+    )
 
 
 def _comm_key(name: str) -> bytes:
@@ -155,11 +168,14 @@ class Probe:
         from bcc import BPF
 
         offs = btf.kernel_offsets(MEMBERS, SIZES)
-        pages = 1 << max(0, (cfg.ring_mb * 256 - 1).bit_length())  # 4 KiB pages, power of 2
-        cflags = [f"-I{BPF_DIR}", f"-DRB_PAGES={pages}", "-Wno-macro-redefined"]
+        nrings = cfg.rings or min(os.cpu_count() or 1, 16)
+        per_ring = max(cfg.ring_mb * 256 // nrings, 256)  # 4 KiB pages, at least 1 MiB
+        pages = 1 << (per_ring.bit_length() - 1)  # a power of 2
+        cflags = [f"-I{BPF_DIR}", f"-DRB_PAGES={pages}", f"-DNRINGS={nrings}",
+                  "-Wno-macro-redefined"]  # fmt: skip
         cflags += [f"-D{k}={v}" for k, v in offs.items()]
         cflags += list(cfg.extra_cflags)
-        text = (BPF_DIR / "recorder.c").read_text()
+        text = ring_source((BPF_DIR / "recorder.c").read_text(), nrings)
         try:
             self.bpf = BPF(text=text.encode(), cflags=cflags)
             walk = self.bpf.load_func(b"fcap_walk", BPF.TRACEPOINT)
@@ -170,6 +186,7 @@ class Probe:
                 "check dmesg and that the kernel allows BPF tracing programs"
             ) from None
         self.ring_bytes = pages * 4096
+        self.nrings = nrings
         self.cfg = cfg
         self._fill(cfg)
 
@@ -212,9 +229,9 @@ class Probe:
             self.bpf[b"tracked"][ctypes.c_uint32(p)] = one
 
     @property
-    def ring_fd(self) -> int:
-        """File descriptor of the events ring buffer map."""
-        return self.bpf[b"events"].map_fd
+    def ring_fds(self) -> list[int]:
+        """File descriptors of the ring buffer maps (one per CPU group)."""
+        return [self.bpf[f"events{i}".encode()].map_fd for i in range(self.nrings)]
 
     def drops_per_cpu(self) -> list[int]:
         """Events lost in the kernel, per possible CPU."""

@@ -92,7 +92,7 @@ class Recorder:
     def __init__(self, opts: RecordOptions) -> None:
         self.opts = opts
         self.probe: Probe | None = None
-        self.ring: RingBuffer | None = None
+        self.rings: list[RingBuffer] = []
         self.writer = None
         self.shell = None
         self.resolver = None
@@ -135,7 +135,7 @@ class Recorder:
             )
         )  # fmt: skip
         try:
-            self.ring = RingBuffer(self.probe.ring_fd, self.probe.ring_bytes)
+            self.rings = [RingBuffer(fd, self.probe.ring_bytes) for fd in self.probe.ring_fds]
             start_ns = time.time_ns()
             snap = take_snapshot(with_env=o.with_env, exclude_pids={os.getpid()})
             if o.filters.pids:
@@ -208,7 +208,7 @@ class Recorder:
         """Record until stopped; always closes the writer (keeping what was flushed)."""
         o = self.opts
         status = not o.quiet and sys.stderr.isatty()
-        drainer = Drainer(self.ring, o.poll_ms / 1000)
+        drainer = Drainer(self.rings, o.poll_ms / 1000)
         drainer.start()
         parts: list[Records] = []
         last_decode = last_flush = last_status = time.monotonic()
@@ -289,9 +289,9 @@ class Recorder:
             with contextlib.suppress(Exception):
                 self.shell.stop()
             self.shell = None
-        if self.ring is not None:
-            self.ring.close()
-            self.ring = None
+        for ring in self.rings:
+            ring.close()
+        self.rings = []
         if self.probe is not None:
             self.probe.close()
         if not keep_writer and self.writer is not None:

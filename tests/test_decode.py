@@ -284,3 +284,19 @@ def test_prerequisite_errors_name_cause_and_fix(monkeypatch) -> None:
     monkeypatch.setattr(probe.os, "uname", lambda: U("Linux", "h", "0.0-nonexistent", "", "x86_64"))
     with pytest.raises(PrerequisiteError, match=r"no kernel headers at /lib/modules/0\.0-nonexistent"):
         probe.check_prerequisites()
+
+
+def test_records_from_several_rings_come_out_in_time_order() -> None:
+    ring_a = find_records(buf(rec(nr=3, ts=10, pid=1), rec(nr=3, ts=30, pid=3)))
+    ring_b = find_records(buf(rec(nr=3, ts=20, pid=2), rec(nr=3, ts=25, pid=25)))
+    b = d.decode(merge_records([ring_a, ring_b]), boot_offset_ns=0)
+    assert b.column("ts").to_pylist() == [10, 20, 25, 30]
+    assert b.column("pid").to_pylist() == [1, 2, 25, 3]
+
+
+def test_ring_source_generates_one_ring_per_group() -> None:
+    from fcap.capture.probe import BPF_DIR, ring_source
+
+    text = ring_source((BPF_DIR / "recorder.c").read_text(), 3)
+    assert "BPF_RINGBUF_OUTPUT(events2, RB_PAGES);" in text and "events3" not in text
+    assert "case 2: r = events2.ringbuf_output(" in text and "/*@" not in text
