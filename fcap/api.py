@@ -7,8 +7,9 @@
 >>> cap.filter("proc.name = bash and fd.name startswith /etc")          # doctest: +SKIP
 
 Opening reads only the captures' footers and the small side tables; the
-events stay in the Parquet files and every view is lazy (only the table of
-process images is materialized). Several captures open as one: a list, a
+events stay in the Parquet files and every view is lazy (only the lifecycle
+rows and the table of process images are materialized). The enriched
+``events`` relation is built the first time a query uses it. Several captures open as one: a list, a
 glob, a directory of rotated segments, or a hive tree (``host=.../date=...``),
 with a ``host`` column telling them apart.
 
@@ -22,6 +23,7 @@ here needs root or bcc.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,17 +143,22 @@ def open(paths: PathsLike, rules: Any = None) -> Capture:
     con = duckdb.connect()
     try:
         raw.attach(con)
-        _build_events(con)
         create_views(con)
-        if rules is not None:
-            _load_alerts(con, rules)
     except duckdb.Error as err:
         con.close()
         raise CaptureError(f"cannot read the capture: {str(err).splitlines()[0]}") from None
     except BaseException:
         con.close()
         raise
-    return Capture(con, raw, rules)
+    cap = Capture(con, raw, rules)
+    if rules is not None:
+        cap._ensure_events()
+        try:
+            _load_alerts(con, rules)
+        except BaseException:
+            con.close()
+            raise
+    return cap
 
 
 class Capture:
@@ -161,6 +168,39 @@ class Capture:
         self.con = con
         self.raw = raw
         self.rules = rules
+        self._events_built = False
+
+    def _ensure_events(self) -> None:
+        """Build the enriched ``events`` relation the first time something needs it.
+
+        Opening stays cheap (the other views read the capture directly); the cost of
+        the process/fd state behind ``events`` is paid by the first query that uses it.
+        """
+        if self._events_built:
+            return
+        try:
+            _build_events(self.con)
+        except duckdb.Error as err:
+            raise CaptureError(
+                f"cannot build the events relation: {str(err).splitlines()[0]}"
+            ) from None
+        self._events_built = True
+
+    def _run(self, query: str, params: Any = None, *, source: str = "<query>") -> Any:
+        """``con.sql`` building ``events`` on demand; DuckDB errors become QueryError."""
+        for attempt in (0, 1):
+            try:
+                return self.con.sql(query, params=params)
+            except duckdb.CatalogException as err:
+                missing = re.search(r"Table with name (\w+) does not exist", str(err))
+                if attempt == 0 and missing and missing.group(1).lower() == "events" \
+                        and not self._events_built:
+                    self._ensure_events()
+                    continue
+                raise translate(err, query, self.con, source=source) from None
+            except duckdb.Error as err:
+                raise translate(err, query, self.con, source=source) from None
+        raise AssertionError("unreachable")
 
     # -- identity ------------------------------------------------------------
     @property
@@ -185,10 +225,7 @@ class Capture:
     # -- queries -------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
         """Run ``query`` (DuckDB SQL over the views); ``params`` fill ``?`` or ``$name``."""
-        try:
-            rel = self.con.sql(query, params=params)
-        except duckdb.Error as err:
-            raise translate(err, query, self.con) from None
+        rel = self._run(query, params)
         if rel is None:
             raise UsageError("the query returns no rows (use a SELECT)")
         return Result(rel)
@@ -198,6 +235,8 @@ class Capture:
         names = self.views()
         if name not in names:
             raise QueryError(f"unknown view {name!r}", hint="views: " + ", ".join(names))
+        if name == "events":
+            self._ensure_events()
         return Result(self.con.table(name))
 
     def filter(self, condition: str, columns: Sequence[str] | None = None) -> Result:
@@ -209,10 +248,8 @@ class Capture:
         predicate = _compile_condition(condition)
         select = ", ".join(f'{_field_sql(c)} AS "{c}"' for c in columns) if columns else "e.*"
         query = f"SELECT {select} FROM events e WHERE {predicate} ORDER BY e.evt_num"
-        try:
-            return Result(self.con.sql(query))
-        except duckdb.Error as err:
-            raise translate(err, query, self.con) from None
+        self._ensure_events()
+        return Result(self._run(query))
 
     def alerts(self) -> Result:
         """The rule matches (needs ``rules=`` when opening)."""

@@ -205,3 +205,28 @@ def test_works_without_root_and_without_bcc(sample, request) -> None:  # type: i
     assert n == "2"
     assert (int(uid) != 0) if drop else (int(uid) == os.geteuid())
     assert proc.stdout.split("\n")[1] == "False"
+
+
+def test_events_built_on_first_use(sample) -> None:  # type: ignore[no-untyped-def]
+    """Opening does not build the enriched events; the first query that needs them does."""
+    import fcap.api
+
+    calls = []
+    real = fcap.api._build_events
+
+    def counting(con):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        real(con)
+
+    fcap.api._build_events = counting  # type: ignore[assignment]
+    try:
+        with fcap.open(sample) as c:
+            assert len(c.processes) > 0 and len(c.file_events) > 0
+            assert calls == []
+            assert "events" in c.views()
+            n = c.sql("SELECT count(*) FROM events").fetchall()[0][0]
+            assert n == c.sql("SELECT count(*) FROM raw_events").fetchall()[0][0]
+            c.sql("SELECT count(*) FROM events").fetchall()
+            assert calls == [1]
+    finally:
+        fcap.api._build_events = real  # type: ignore[assignment]

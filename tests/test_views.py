@@ -32,6 +32,7 @@ def _ev(ms: float, pid: int, syscall: str, **kw):  # type: ignore[no-untyped-def
 @pytest.mark.parametrize("view", [v for v in contract.VIEWS if v.columns and v.name != "alerts"],
                          ids=lambda v: v.name)
 def test_view_matches_contract(cap, view: contract.View) -> None:  # type: ignore[no-untyped-def]
+    cap.view(view.name)  # events: built on first use
     described = cap.con.execute(f"DESCRIBE {view.name}").fetchall()
     got = [(r[0], r[1]) for r in described]
     want = [(c.name, c.type) for c in view.columns]

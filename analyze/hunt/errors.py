@@ -45,6 +45,8 @@ def user_relations(con: duckdb.DuckDBPyConnection) -> list[str]:
     from fcap.analyze.hunt.contract import VIEW_NAMES
 
     names = {r[0] for r in rows if not r[0].startswith(_INTERNAL_PREFIXES)}
+    if "raw_events" in names:
+        names.add("events")  # fcap.open builds it on first use
     order = {n: i for i, n in enumerate(VIEW_NAMES)}
     return sorted(names, key=lambda n: (n not in order, n.startswith("raw_"), order.get(n, 0), n))
 
