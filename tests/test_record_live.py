@@ -443,3 +443,45 @@ def test_disk_full_stops_with_a_clear_error(tmp_path) -> None:
 
 def _tree_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+UDP_SCRIPT = r"""
+import socket, sys
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(("127.0.0.1", 0))
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tx.sendto(sys.argv[1].encode(), rx.getsockname())
+data, peer = rx.recvfrom(100)
+print(rx.getsockname()[1], peer[1], tx.fileno(), rx.fileno())
+"""
+
+
+def test_snaplen_payloads_and_udp(tmp_path) -> None:
+    tag = secrets.token_hex(6)
+    target = tmp_path / f"w-{tag}"
+    got: dict = {}
+
+    def work() -> None:
+        subprocess.run(["sh", "-c", f"printf 'payload-{tag}-and-more-bytes' > {target}"], check=True)
+        out = subprocess.run([sys.executable, "-c", UDP_SCRIPT, f"udp-{tag}"], check=True,
+                             capture_output=True, text=True).stdout  # fmt: skip
+        got["udp"] = tuple(int(x) for x in out.split())
+
+    res, ev = _record_while(tmp_path, work, snaplen=16, syscalls="default,+write")
+    writes = [r for r in _rows(ev, syscall="write") if r["data"] and tag[:4].encode() in r["data"]]
+    assert len(writes) == 1, writes
+    w = writes[0]
+    assert w["data"] == f"payload-{tag}".encode()[:16] and w["res"] == len(f"payload-{tag}-and-more-bytes")
+    assert w["fd"] == 1
+    rport, tport, tx_fd, rx_fd = got["udp"]
+    sends = [r for r in _rows(ev, syscall="sendto") if r["rport"] == rport]
+    assert len(sends) == 1
+    s = sends[0]
+    assert (s["raddr"], s["fd"], s["sock_family"], s["l4proto"]) == ("127.0.0.1", tx_fd, 2, 17)
+    assert s["data"] == f"udp-{tag}".encode()[:16]
+    recvs = [r for r in _rows(ev, syscall="recvfrom") if r["fd"] == rx_fd and r["lport"] == rport]
+    assert len(recvs) == 1
+    assert (recvs[0]["raddr"], recvs[0]["rport"]) == ("127.0.0.1", tport)
+    assert recvs[0]["data"] == f"udp-{tag}".encode()[:16]
+    from fcap.capture.reader import open_capture
+
+    assert open_capture(res.files).meta[0]["snaplen"] == 16
