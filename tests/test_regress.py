@@ -191,10 +191,18 @@ def test_alert_change_added_removed() -> None:
     change = alert_change(Path("c.parquet"), old, new)
     assert [a.rule for a in change.added] == ["Read sensitive file untrusted"]
     assert [a.rule for a in change.removed] == ["Write below etc"]
-    assert change.unchanged == 1
+    assert change.unchanged == 1 and not change.changed
     text = render_change(change)
-    assert "+1 added, -1 removed, 1 unchanged" in text
+    assert "+1 added, -1 removed, ~0 changed, 1 unchanged" in text
     assert "  - Write below etc: 1 alert(s)" in text
+    # same rule on the same event with another output: changed, not removed + added
+    reworded = Alert.from_json(dict(PASSWD, output_fields={"fd.name": "/etc/passwd"}))
+    change = alert_change(Path("c.parquet"), old, [Alert.from_json(SHADOW), reworded])
+    assert (len(change.added), len(change.removed), change.unchanged) == (0, 0, 1)
+    assert [(a.rule, b.fields) for a, b in change.changed] == [
+        ("Write below etc", {"fd.name": "/etc/passwd"})
+    ]
+    assert "~ Write below etc: 1 alert(s) with a different priority or output" in render_change(change)
 
 
 # --- Falco 0.35.1's regression corpus (docs/scap-corpus.md) ----------------------

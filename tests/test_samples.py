@@ -126,7 +126,7 @@ def test_broken_rule_fails_with_a_diff_naming_rule_and_alert(tmp_path: Path) -> 
     new = [a for f in rules for a in ("--rules-new", str(f))]
     r = _fcap("diff", *bundled, *new, str(d / "capture.parquet"), "--exit-code")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "+0 added, -1 removed" in r.stdout
+    assert "+0 added, -1 removed, ~0 changed" in r.stdout
     assert "  - Write below etc: 1 alert(s)" in r.stdout
 
 

@@ -95,44 +95,55 @@ def render_summary(results: Sequence[Result]) -> str:
 
 @dataclass(frozen=True)
 class AlertChange:
-    """Alerts a rule change adds and removes on one capture."""
+    """Alerts a rule change adds and removes on one capture.
+
+    An alert of the same rule on the same event in both runs is the same
+    alert; if its priority or output fields differ it is *changed*, not
+    removed and added.
+    """
 
     capture: Path
     added: tuple[Alert, ...]
     removed: tuple[Alert, ...]
     unchanged: int
+    changed: tuple[tuple[Alert, Alert], ...] = ()
 
 
 def _key(a: Alert) -> tuple:
-    """Identity of an alert across two rulesets: rule, time and output fields."""
-    return (a.rule, a.priority, a.time, a.output_fields)
+    """Identity of an alert across two rulesets: the rule and the event's time."""
+    return (a.rule, a.time)
 
 
 def alert_change(capture: Path, old: Sequence[Alert], new: Sequence[Alert]) -> AlertChange:
-    """Multiset difference of two alert lists (identity: rule, priority, time, fields)."""
-    co, cn = Counter(map(_key, old)), Counter(map(_key, new))
-    removed, added = [], []
-    seen_o: Counter = Counter()
-    for a in old:
-        k = _key(a)
-        seen_o[k] += 1
-        if seen_o[k] > cn.get(k, 0):
-            removed.append(a)
-    seen_n: Counter = Counter()
+    """Which alerts ``new`` adds, removes or changes with respect to ``old`` (multisets)."""
+    pending: dict[tuple, list[Alert]] = {}
     for a in new:
-        k = _key(a)
-        seen_n[k] += 1
-        if seen_n[k] > co.get(k, 0):
-            added.append(a)
-    unchanged = sum(min(n, cn.get(k, 0)) for k, n in co.items())
-    return AlertChange(capture, tuple(added), tuple(removed), unchanged)
+        pending.setdefault(_key(a), []).append(a)
+    removed: list[Alert] = []
+    changed: list[tuple[Alert, Alert]] = []
+    unchanged = 0
+    for a in old:
+        bucket = pending.get(_key(a))
+        if not bucket:
+            removed.append(a)
+            continue
+        same = next((b for b in bucket if b == a), None)
+        b = same if same is not None else bucket[0]
+        bucket.remove(b)
+        if same is not None:
+            unchanged += 1
+        else:
+            changed.append((a, b))
+    added = [a for bucket in pending.values() for a in bucket]
+    added.sort(key=lambda a: (a.time, a.rule))
+    return AlertChange(capture, tuple(added), tuple(removed), unchanged, tuple(changed))
 
 
 def render_change(change: AlertChange, *, max_lines: int = 60) -> str:
     """Per capture: ``+`` alerts the new rules add, ``-`` alerts they remove, by rule."""
     lines = [
         f"{_rel(change.capture)}: +{len(change.added)} added, -{len(change.removed)} removed, "
-        f"{change.unchanged} unchanged"
+        f"~{len(change.changed)} changed, {change.unchanged} unchanged"
     ]
     body: list[str] = []
     for sign, alerts in (("-", change.removed), ("+", change.added)):
@@ -143,6 +154,12 @@ def render_change(change: AlertChange, *, max_lines: int = 60) -> str:
                 body.append(f"      {sign} {a.describe(STABLE_FIELDS)}")
             if n > 5:
                 body.append(f"      ... {n - 5} more")
+    by_rule = Counter(a.rule for a, _ in change.changed)
+    for rule, n in sorted(by_rule.items()):
+        body.append(f"  ~ {rule}: {n} alert(s) with a different priority or output")
+        for a, b in [p for p in change.changed if p[0].rule == rule][:3]:
+            body.append(f"      - {a.describe(STABLE_FIELDS)}")
+            body.append(f"      + {b.describe(STABLE_FIELDS)}")
     if len(body) > max_lines:
         body = [*body[:max_lines], f"  ... {len(body) - max_lines} more line(s)"]
     return "\n".join(lines + body)

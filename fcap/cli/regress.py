@@ -62,7 +62,7 @@ def diff_cmd(
         False, "--exit-code", help="Exit 1 when the change adds or removes any alert."
     ),
 ) -> None:
-    """Which alerts a rule change adds (+) and removes (-), per capture."""
+    """Which alerts a rule change adds (+), removes (-) or changes (~), per capture."""
     from fcap.analyze.regress.alerts import Alert
     from fcap.analyze.regress.diff import alert_change, render_change
     from fcap.analyze.regress.runner import Runner
@@ -79,7 +79,7 @@ def diff_cmd(
         old = [Alert.from_json(a) for a in runner.alerts(files, rules, rule_matching)]
         new = [Alert.from_json(a) for a in runner.alerts(files, rules_new, rule_matching)]
         change = alert_change(cap, old, new)
-        changed |= bool(change.added or change.removed)
+        changed |= bool(change.added or change.removed or change.changed)
         typer.echo(render_change(change))
     if exit_code and changed:
         raise typer.Exit(1)
