@@ -165,19 +165,21 @@ def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
 
     Rules are dispatched on the event type (a ``CASE`` on ``evt.type``), then
     evaluated in rule order: the first true predicate gives the rule (``first``)
-    or every true predicate is kept (``all``). The ``THEN`` branch builds the
-    match (rule index and the JSON of its output fields), so output fields are
-    computed only for matching events. ``unnest`` makes DuckDB evaluate the
-    ``CASE`` once per event (a plain column would be inlined by the optimizer
-    into the filter and every other use). When no rule is generic, the union of
-    the rules' event types also filters the scan.
+    or every true predicate is kept (``all``). ``unnest`` makes DuckDB evaluate
+    the ``CASE`` once per event (a plain column would be inlined by the
+    optimizer into the filter and into every use of the rule index); the JSON
+    of the rule's output fields is then computed for matching events only.
+    When no rule is generic, the union of the rules' event types also filters
+    the scan.
     """
     if rule_matching not in RULE_MATCHING:
         raise UsageError(f"--rule-matching must be 'first' or 'all', not {rule_matching!r}")
     if not rules:
         return ("SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, "
                 "NULL::VARCHAR[] AS vals WHERE false")
-    vals = [_match_struct(i, r) for i, r in enumerate(rules)]
+    vals = "CASE e.__rule " + " ".join(
+        f"WHEN {i} THEN {_match_struct(i, r)}" for i, r in enumerate(rules)) + " END"
+    ids = [str(i) for i in range(len(rules))]
     prefilter = ""
     if all(r.event_types is not None for r in rules) and len({r.evttype_sql for r in rules}) == 1:
         from fcap.analyze.compile.ruleset import with_prefilter
@@ -185,13 +187,13 @@ def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
         union: frozenset[str] = frozenset().union(*(r.event_types or () for r in rules))
         prefilter = "WHERE " + with_prefilter("true", union, rules[0].evttype_sql)
     if rule_matching == "first":
-        m = "[" + _dispatch(rules, lambda pairs: _first_leaf(pairs, vals)) + "]"
+        m = "[" + _dispatch(rules, lambda pairs: _first_leaf(pairs, ids)) + "]"
     else:
-        m = _dispatch(rules, lambda pairs: _all_leaf(pairs, vals))
-    inner = (f"SELECT e.ts AS ts, e.evt_num AS evt_num, unnest({m}) AS m "
-             f"FROM {relation} e {prefilter}")
-    return (f"SELECT q.ts, q.evt_num, q.m.r AS rule_idx, q.m.v AS vals FROM ({inner}) q "
-            f"WHERE q.m IS NOT NULL ORDER BY q.ts, q.evt_num, rule_idx")
+        m = _dispatch(rules, lambda pairs: _all_leaf(pairs, ids))
+    inner = f"SELECT e.*, unnest({m}) AS __rule FROM {relation} e {prefilter}"
+    return (f"SELECT q.ts, q.evt_num, q.m.r AS rule_idx, q.m.v AS vals FROM ("
+            f"SELECT e.ts AS ts, e.evt_num AS evt_num, {vals} AS m "
+            f"FROM ({inner}) e WHERE e.__rule IS NOT NULL) q ORDER BY q.ts, q.evt_num, rule_idx")
 
 
 def _hostname(con: Any) -> str:
