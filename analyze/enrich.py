@@ -69,7 +69,8 @@ def _build_events(con: Any) -> None:
         SELECT x.pos, x.ts AS k_ts, x.tid AS k_tid,
                row_number() OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_num,
                x.ts - lag(x.ts) OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_deltatime,
-               coalesce(x.container_id, cg.container_id) AS cfull, c.cid, r.rid
+               coalesce(x.container_id, cg.container_id) AS cfull, c.cid,
+               CASE WHEN x.ts < r.te THEN r.rid END AS rid
         FROM x
         LEFT JOIN fc_cgroups cg ON cg.id = x.cgroup_id AND x.container_id IS NULL
         ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
@@ -122,7 +123,7 @@ def _build_view(con: Any) -> None:
                      x.container_id AS raw_container_id, {raw_x}
               FROM fc_raw x POSITIONAL JOIN fc_keys k) e
         LEFT JOIN fc_chain c ON c.cid = e.cid
-        LEFT JOIN (SELECT * FROM fc_fdrec WHERE kind NOT IN ('close')) r ON r.rid = e.rid
+        LEFT JOIN fc_fdrec r ON r.rid = e.rid
         LEFT JOIN fc_users u ON u.uid = e.euid AND u.cid = coalesce(e.cfull, '')
         LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.cid = coalesce(e.cfull, '')
         LEFT JOIN fc_groups g ON g.gid = e.egid AND g.cid = coalesce(e.cfull, '')

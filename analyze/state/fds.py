@@ -8,8 +8,9 @@ Each record is the state of one descriptor of one process instance from its
   eventfd ...), and ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD*)`` which copy
   the source descriptor's state at that moment to the new number;
 * updates of sockets (connect, bind, listen, sendto/sendmsg with an address);
-* ``close`` (a record with ``kind = 'close'`` 1 ns after the close, so the
-  close event itself still sees the descriptor, as in libsinsp);
+* ``close``, 1 ns after the close event (so the close event itself still sees
+  the descriptor, as in libsinsp); a close only ends the previous record
+  (``te``, the end of its validity) and is not kept as a row;
 * fork: the child gets a copy of every descriptor its parent has open at the
   fork (processed level by level down the fork tree);
 * execve: descriptors opened with close-on-exec are closed.
@@ -208,7 +209,6 @@ def _resolve_level(con: Any, level: int) -> None:
         FROM fc_forks f
         JOIN fc_pdepth d ON d.pkey = f.child AND d.depth = {level}
         JOIN fc_fdrec r ON r.pkey = f.parent AND r.ts <= f.ts AND f.ts < r.te
-        WHERE r.kind <> 'close'
         """
     )
     # Plain opens/closes are final. Updates (connect, bind ...) merge with the record they
@@ -263,9 +263,10 @@ def _resolve_level(con: Any, level: int) -> None:
         WHERE r.kind = 'open' AND r.cloexec;
 
         INSERT INTO fc_fdrec
-        SELECT (SELECT count(*) FROM fc_fdrec) + row_number() OVER () AS rid, *
+        SELECT (SELECT coalesce(max(rid), 0) FROM fc_fdrec) + row_number() OVER () AS rid, *
         FROM (SELECT {_COLS}, lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
-              FROM fc_lvlf);
+              FROM fc_lvlf)
+        WHERE kind <> 'close';
         """
     )
 
