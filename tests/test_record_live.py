@@ -485,3 +485,25 @@ def test_snaplen_payloads_and_udp(tmp_path) -> None:
     from fcap.capture.reader import open_capture
 
     assert open_capture(res.files).meta[0]["snaplen"] == 16
+
+
+@pytest.mark.container
+def test_container_filter(tmp_path) -> None:
+    from fcap.capture.filters import Filters
+    from fcap.capture.runc import RuncContainer
+
+    tag = secrets.token_hex(4)
+    host_marker = tmp_path / f"host-{tag}"
+    with RuncContainer(pod_name=f"pod-{tag}", namespace="fcap-live", container_name="f") as c:
+        c.start(["sleep", "60"])
+
+        def work() -> None:
+            host_marker.write_text("x")
+            subprocess.run(["cat", str(host_marker)], check=True, stdout=subprocess.DEVNULL)
+            assert c.exec(["sh", "-c", f"echo y > /tmp/in-{tag}"]).returncode == 0
+
+        _, ev = _record_while(tmp_path, work, filters=Filters(containers=(c.id[:12],)))
+    assert ev.num_rows > 0
+    assert set(pc.unique(ev["container_id"]).to_pylist()) == {c.id}
+    assert [r for r in ev.to_pylist() if r["path"] == f"/tmp/in-{tag}"]
+    assert not [r for r in ev.to_pylist() if r["path"] == str(host_marker)]
