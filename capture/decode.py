@@ -23,7 +23,7 @@ from fcap.capture.arrowbuild import (
     to_dict,
 )
 from fcap.capture.ringbuf import Records
-from fcap.capture.syscall_table import SYSCALL_NAME
+from fcap.capture.syscall_table import SYSCALL_NAME, SYSCALL_NR
 
 from fcap.schema import EVENTS, PROCEXIT
 
@@ -257,7 +257,7 @@ def decode(
         uf = ub[:, 0].astype(np.int16) | (ub[:, 1].astype(np.int16) << 8)
         ufam[u] = uf
         port = (ub[:, 2].astype(np.uint16) << 8) | ub[:, 3]
-        is_bind = hdr["nr"][u] == 49
+        is_bind = hdr["nr"][u] == SYSCALL_NR["bind"]
         inet = (uf == AF_INET) | (uf == AF_INET6)
         a16 = np.zeros((len(u), 16), np.uint8)
         a16[uf == AF_INET, :4] = ub[uf == AF_INET, 4:8]
@@ -271,7 +271,7 @@ def decode(
         fam = np.where(fam == 0, ufam, fam).astype(np.int16)
         unix_user[u] = uf == AF_UNIX
     # socket(): family/type/proto from the arguments when the kernel gave none
-    is_socket = (hdr["nr"] == 41) & (kind == K_SYSCALL)
+    is_socket = (hdr["nr"] == SYSCALL_NR["socket"]) & (kind == K_SYSCALL)
     fam = np.where(is_socket & (fam == 0), args[:, 0], fam).astype(np.int16)
     stype = np.where(is_socket & (hdr["sock_type"] == 0), args[:, 1] & 0xF, hdr["sock_type"])
     known = fam != 0
