@@ -103,7 +103,7 @@ def _container_session(res: ScenarioResult) -> None:
                        container_name="shell") as c:  # fmt: skip
         c.start(["sleep", "60"])
         res.container_id = c.id
-        time.sleep(1.0)  # let the recorder's container scan see it (short-lived otherwise)
+        time.sleep(2.5)  # let the recorder's container rescan (>= 1 s apart) see it
         tty = c.exec_tty(["/bin/sh"], env=["TERM=dumb", f"PS1={PROMPT}"])
         res.container_pid = tty.pid
         sh = PtySession([], master_fd=tty.master_fd)
