@@ -74,7 +74,7 @@ def _title(d: Path) -> str:
     if readme.is_file():
         for line in readme.read_text(encoding="utf-8").splitlines():
             if line.startswith("# "):
-                return line[2:].strip()
+                return line[2:].strip().removeprefix(f"{d.name}:").strip()
     return ""
 
 
