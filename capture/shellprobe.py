@@ -191,8 +191,10 @@ class ShellProbe:
         key = (st.st_dev, st.st_ino)
         if key in self._attached or key in self._no_readline:
             return True
-        path = _host_path(pid, exe)
-        if path and self._attach_file(path, key):
+        # a deleted (upgraded) binary has no path: its /proc/PID/exe magic link still
+        # opens it, for bcc's symbol lookup and for the kernel's uprobe
+        path = _host_path(pid, exe) or f"/proc/{pid}/exe"
+        if self._attach_file(path, key):
             return True
         lib = _mapped_readline(pid)
         if lib is None and not _libc_mapped(pid):

@@ -104,6 +104,27 @@ def test_loginuid_and_uid_of_a_logged_in_user(probe: object) -> None:
     ]
 
 
+def test_deleted_bash_binary_is_attached(probe: object, tmp_path: Path) -> None:
+    """A bash whose binary was replaced on disk (a package upgrade) after it started."""
+    exe = tmp_path / "bash"
+    shutil.copy2("/bin/bash", exe)
+    sh = PtySession([str(exe), "--norc", "--noprofile", "-i"], env=ENV)
+    try:
+        sh.expect(PROMPT)
+        exe.unlink()
+        probe._attach_pid(sh.pid)  # what the exec report or the start-up scan does
+        sh.type("echo one\n")
+        sh.expect(PROMPT)
+        sh.type("echo two\n")
+        sh.expect(PROMPT)
+        table = _drain(probe)
+    finally:
+        sh.type("exit\n")
+        sh.close()
+    rows = [(r["text"], r["flags_aux"]) for r in _rows(table, sh.pid)]
+    assert rows == [("echo one", 4), ("echo two", 1)]
+
+
 def test_dash_and_busybox_lines(probe: object) -> None:
     sh = PtySession(["/bin/dash", "-i"], env=ENV)
     try:
