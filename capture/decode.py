@@ -99,8 +99,8 @@ class HeaderColumns:
         self.n = len(hdr)
         rows = hdr.view(np.uint32).reshape(self.n, -1)
         self.w32 = np.empty((rows.shape[1], self.n), np.uint32)
-        for i in range(0, self.n, 4096):  # blocked transpose: cache-friendly
-            self.w32[:, i : i + 4096] = rows[i : i + 4096].T
+        for i in range(0, self.n, 512):  # blocked transpose: cache-friendly
+            self.w32[:, i : i + 512] = rows[i : i + 512].T
         self._cache: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -114,6 +114,8 @@ class HeaderColumns:
         size = ftype.itemsize
         if off % 4 == 0 and size == 4 and not ftype.shape:
             out = self.w32[off // 4].view(ftype)
+        elif off % 4 == 0 and size == 8 and not ftype.shape:
+            out = self.u64(off // 4).view(ftype)
         elif off % 4 in (0, 2) and size == 2 and not ftype.shape:
             w = self.w32[off // 4]
             out = ((w >> 16) if off % 4 else (w & 0xFFFF)).astype(ftype)
@@ -128,13 +130,30 @@ class HeaderColumns:
         self._cache[name] = out
         return out
 
+    def u64(self, word: int) -> np.ndarray:
+        """The 64-bit little-endian value at 32-bit word index ``word`` of every header."""
+        lo = self.w32[word].astype(np.uint64)
+        return lo | (self.w32[word + 1].astype(np.uint64) << np.uint64(32))
 
-def _slot_offsets(hdr: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Start offset (in the copied buffer) of every slot of every record."""
-    slen = hdr["slen"].astype(np.int64)
-    first = starts + EVENT_DTYPE.itemsize
-    before = np.cumsum(slen, axis=1) - slen
-    return first[:, None] + before
+    def arg(self, i: int) -> np.ndarray:
+        """Raw syscall argument ``i`` (int64 column)."""
+        return self.u64(EVENT_DTYPE.fields["args"][1] // 4 + 2 * i).view(np.int64)
+
+
+def _slot_columns(hdr: HeaderColumns, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(length, start offset in the copied buffer) of every slot, as (NSLOTS, N) arrays."""
+    base = EVENT_DTYPE.fields["slen"][1]
+    slen = np.empty((NSLOTS, hdr.n), np.int64)
+    for k in range(NSLOTS):  # one contiguous column per slot, straight from the word rows
+        off = base + 2 * k
+        w = hdr.w32[off // 4]
+        slen[k] = (w >> 16) if off % 4 else (w & 0xFFFF)
+    soff = np.empty_like(slen)
+    acc = starts.astype(np.int64) + EVENT_DTYPE.itemsize
+    for k in range(NSLOTS):
+        soff[k] = acc
+        acc = acc + slen[k]
+    return slen, soff
 
 
 def _comm(hdr: np.ndarray) -> pa.Array:
@@ -171,15 +190,14 @@ def decode(
     recs = sort_by_time(recs)
     hdr = HeaderColumns(gather_headers(recs))
     buf = recs.buf
-    slen = hdr["slen"].astype(np.int64)
-    soff = _slot_offsets(hdr, recs.starts)
+    slen, soff = _slot_columns(hdr, recs.starts)
     has = slen > 0
     kind = hdr["kind"]
     dflags = hdr["dflags"]
-    args = hdr["args"].view(np.int64)
+    args = [hdr.arg(i) for i in range(6)]
 
     def sstr(slot: int) -> pa.Array:  # string slot, NUL dropped
-        return string_array(buf, soff[:, slot], slen[:, slot] - 1, has[:, slot])
+        return string_array(buf, soff[slot], slen[slot] - 1, has[slot])
 
     cols: dict[str, pa.Array] = {}
     cols["ts"] = pa.array(hdr["ts"].astype(np.int64) + boot_offset_ns)
@@ -205,7 +223,7 @@ def decode(
     cols["res"] = pa.array(hdr["res"])
     nostate = (dflags & D_NOSTATE) != 0
     for i in range(6):
-        cols[f"a{i}"] = pa.array(args[:, i], mask=nostate)
+        cols[f"a{i}"] = pa.array(args[i], mask=nostate)
     fd = hdr["fd"]
     cols["fd"] = pa.array(fd, mask=fd < 0)
 
@@ -214,7 +232,7 @@ def decode(
         raw = sstr(slot)
         base = sstr(dslot)
         if slot == S_PATH:  # exec: a relative filename is relative to the cwd
-            cwd_exec = (kind == K_EXEC) & has[:, S_CWD] & ~has[:, dslot]
+            cwd_exec = (kind == K_EXEC) & has[S_CWD] & ~has[dslot]
             if cwd_exec.any():
                 base = pc.if_else(pa.array(cwd_exec), sstr(S_CWD), base)
         rel = pc.fill_null(pc.invert(pc.starts_with(raw, "/")), False)
@@ -233,11 +251,11 @@ def decode(
     d1 = (dflags & D_DIR1_CWD) != 0
     d2 = (dflags & D_DIR2_CWD) != 0
     if d1.any() or d2.any():
-        cwd = pc.if_else(pa.array(~has[:, S_CWD] & d1), sstr(S_DIR1), cwd)
-        cwd = pc.if_else(pa.array(~has[:, S_CWD] & ~d1 & d2), sstr(S_DIR2), cwd)
+        cwd = pc.if_else(pa.array(~has[S_CWD] & d1), sstr(S_DIR1), cwd)
+        cwd = pc.if_else(pa.array(~has[S_CWD] & ~d1 & d2), sstr(S_DIR2), cwd)
     cols["cwd"] = to_dict(cwd)
     cols["exe"] = to_dict(sstr(S_EXE))
-    cols["argv"] = argv_array(buf, soff[:, S_ARGV], slen[:, S_ARGV], has[:, S_ARGV])
+    cols["argv"] = argv_array(buf, soff[S_ARGV], slen[S_ARGV], has[S_ARGV])
 
     # sockets: kernel socket fields, overridden by the user sockaddr where given
     fam = hdr["sock_family"].astype(np.int16)
@@ -245,15 +263,15 @@ def decode(
     raddr = hdr["raddr"].copy()
     lport = hdr["lport"].copy()
     rport = hdr["rport"].copy()
-    ua = has[:, S_UADDR] & (slen[:, S_UADDR] >= 2)
+    ua = has[S_UADDR] & (slen[S_UADDR] >= 2)
     ufam = np.zeros(n, np.int16)
     unix_user = np.zeros(n, bool)
     if ua.any():
         u = np.flatnonzero(ua)
         ub = np.zeros((len(u), 28), np.uint8)
         for j in range(28):  # 28 byte columns, not events
-            ok = slen[u, S_UADDR] > j
-            ub[ok, j] = buf[soff[u, S_UADDR][ok] + j]
+            ok = slen[S_UADDR][u] > j
+            ub[ok, j] = buf[soff[S_UADDR][u][ok] + j]
         uf = ub[:, 0].astype(np.int16) | (ub[:, 1].astype(np.int16) << 8)
         ufam[u] = uf
         port = (ub[:, 2].astype(np.uint16) << 8) | ub[:, 3]
@@ -272,8 +290,8 @@ def decode(
         unix_user[u] = uf == AF_UNIX
     # socket(): family/type/proto from the arguments when the kernel gave none
     is_socket = (hdr["nr"] == SYSCALL_NR["socket"]) & (kind == K_SYSCALL)
-    fam = np.where(is_socket & (fam == 0), args[:, 0], fam).astype(np.int16)
-    stype = np.where(is_socket & (hdr["sock_type"] == 0), args[:, 1] & 0xF, hdr["sock_type"])
+    fam = np.where(is_socket & (fam == 0), args[0], fam).astype(np.int16)
+    stype = np.where(is_socket & (hdr["sock_type"] == 0), args[1] & 0xF, hdr["sock_type"])
     known = fam != 0
     cols["sock_family"] = pa.array(fam, mask=~known)
     cols["sock_type"] = pa.array(stype.astype(np.int32), mask=~known)
@@ -284,12 +302,12 @@ def decode(
     cols["raddr"] = addr_text(fam, raddr, inet)
     cols["rport"] = pa.array(rport, mask=~inet)
     # AF_UNIX path: from the user sockaddr (connect/bind/sendto), else the kernel's
-    upath_valid = unix_user & (slen[:, S_UADDR] > 2)
-    upath = string_array(buf, soff[:, S_UADDR] + 2, slen[:, S_UADDR] - 2, upath_valid)
+    upath_valid = unix_user & (slen[S_UADDR] > 2)
+    upath = string_array(buf, soff[S_UADDR] + 2, slen[S_UADDR] - 2, upath_valid)
     upath = pc.replace_substring_regex(upath, "\x00.*$", "")  # sun_path ends at its NUL
     kpath = sstr(S_UNIX)
     cols["unix_path"] = to_dict(pc.if_else(pa.array(upath_valid), upath, kpath))
-    cols["data"] = string_array(buf, soff[:, S_DATA], slen[:, S_DATA], has[:, S_DATA], binary=True)
+    cols["data"] = string_array(buf, soff[S_DATA], slen[S_DATA], has[S_DATA], binary=True)
     cols["text"] = pa.nulls(n, pa.string())
     fa = hdr["flags_aux"]
     cols["flags_aux"] = pa.array(fa, mask=fa == 0)
