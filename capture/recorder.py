@@ -121,7 +121,8 @@ class Recorder:
         from fcap.capture.hostinfo import host_meta
         from fcap.capture.snapshot import take_snapshot
 
-        self.resolver = ContainerResolver()
+        # rescan soon after an unknown cgroup id shows up: short-lived containers vanish fast
+        self.resolver = ContainerResolver(min_rescan_interval=0.25)
         cg_ids = None
         if o.filters.containers:
             idx = self.resolver.index
