@@ -202,8 +202,12 @@ _FILE_SYSCALLS = {
     "chown": "chown", "lchown": "chown", "fchown": "chown", "fchownat": "chown",
 }  # fmt: skip
 _FILE_LIST = "(" + ", ".join(f"'{s}'" for s in _FILE_SYSCALLS) + ")"
-_OP_CASE = "CASE syscall " + " ".join(
-    f"WHEN '{s}' THEN '{o}'" for s, o in _FILE_SYSCALLS.items()
+_OPENS = "('open', 'openat', 'openat2', 'creat')"
+#: op by groups of syscalls (a CASE of IN lists: cheap enough to run inside the scan)
+_OP_CASE = "CASE " + " ".join(
+    "WHEN syscall IN (" + ", ".join(f"'{s}'" for s, o in _FILE_SYSCALLS.items() if o == op)
+    + f") THEN '{op}'"
+    for op in dict.fromkeys(_FILE_SYSCALLS.values())
 ) + " END"
 
 _FILE_EVENTS_SQL = f"""
@@ -211,12 +215,12 @@ CREATE OR REPLACE TEMP VIEW file_events AS
 SELECT r.host, r.ts, make_timestamp_ns(r.ts) AS time, r.syscall AS evt_type,
        CASE WHEN r.syscall = 'unlinkat' AND (r.a2 & 512) <> 0 THEN 'rmdir' ELSE r.op END AS op,
        r.path, r.path2, r.fd, r.oflags AS flags, r.fmode AS mode,
-       CASE WHEN r.op <> 'open' THEN NULL
+       CASE WHEN r.syscall NOT IN {_OPENS} THEN NULL
             WHEN (r.oflags & {_O_ACCMODE}) = 0 THEN 'r'
             WHEN (r.oflags & {_O_ACCMODE}) = 1 THEN 'w' ELSE 'rw' END AS access,
-       r.op = 'open' AND (r.oflags & {_O_ACCMODE}) IN (0, 2) AS is_read,
-       r.op = 'open' AND (r.oflags & {_O_ACCMODE}) IN (1, 2) AS is_write,
-       r.op = 'open' AND (r.oflags & {_O_CREAT}) <> 0 AS is_create,
+       coalesce(r.syscall IN {_OPENS} AND (r.oflags & {_O_ACCMODE}) IN (0, 2), false) AS is_read,
+       coalesce(r.syscall IN {_OPENS} AND (r.oflags & {_O_ACCMODE}) IN (1, 2), false) AS is_write,
+       coalesce(r.syscall IN {_OPENS} AND (r.oflags & {_O_CREAT}) <> 0, false) AS is_create,
        r.res, r.res < 0 AS failed,{_ACTOR_SQL}
 FROM (SELECT *, {_OP_CASE} AS op,
              CASE syscall WHEN 'open' THEN a1 WHEN 'openat' THEN a2 WHEN 'openat2' THEN flags_aux
