@@ -223,12 +223,14 @@ class Capture:
         return user_relations(self.con)
 
     # -- queries -------------------------------------------------------------
-    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
-        """Run ``query`` (DuckDB SQL over the views); ``params`` fill ``?`` or ``$name``."""
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result | None:
+        """Run ``query`` (DuckDB SQL over the views); ``params`` fill ``?`` or ``$name``.
+
+        Returns the result, lazily evaluated; None for a statement without one
+        (``CREATE VIEW my_hunt AS ...`` adds a view for later queries).
+        """
         rel = self._run(query, params)
-        if rel is None:
-            raise UsageError("the query returns no rows (use a SELECT)")
-        return Result(rel)
+        return None if rel is None else Result(rel)
 
     def view(self, name: str) -> Result:
         """View ``name`` as a result; an unknown name lists the valid ones."""

@@ -230,3 +230,10 @@ def test_events_built_on_first_use(sample) -> None:  # type: ignore[no-untyped-d
             assert calls == [1]
     finally:
         fcap.api._build_events = real  # type: ignore[assignment]
+
+
+def test_statements_without_result(sample) -> None:  # type: ignore[no-untyped-def]
+    with fcap.open(sample) as c:
+        c.sql("CREATE VIEW shells AS SELECT * FROM processes WHERE name IN ('sh', 'bash')")
+        assert "shells" in c.views()
+        assert c.sql("SELECT count(*) FROM shells").fetchall()[0][0] > 0

@@ -68,6 +68,9 @@ def sql_cmd(
                 loc = err.location
                 err.location = type(loc)(source, loc.line, loc.col, loc.line_text, loc.length)
             raise
+        if result is None:
+            typer.echo("(no result)", err=True)
+            return
         _emit(result, fmt, output, max_rows)
     finally:
         cap.close()
