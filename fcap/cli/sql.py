@@ -48,7 +48,8 @@ def sql_cmd(
     file: Path | None = typer.Option(None, "-f", "--file", help="read the query from this file"),
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
     output: Path | None = typer.Option(None, "-o", "--output", help="write to this file"),
-    rules: list[Path] | None = typer.Option(None, "--rules", help="rules file(s): adds the alerts view"),
+    rules: list[Path] | None = typer.Option(None, "--rules", "-r",
+                                            help="rules file or directory (repeatable): adds the alerts view"),
     max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
 ) -> None:
     """Run DuckDB SQL over captures (views: events, processes, file_events, socket_events ...).
