@@ -21,15 +21,10 @@ import fcap
 from fcap.errors import CaptureError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDS_ENGINE = pytest.mark.skipif(
-    not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH),
-    reason="needs the field catalog and the enriched events relation",
-)
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
-    hunt_support.install_fallbacks()
     return hunt_support.sample_capture(tmp_path_factory.mktemp("api"))
 
 
@@ -143,7 +138,6 @@ def test_close_and_context_manager(sample) -> None:  # type: ignore[no-untyped-d
         c.sql("SELECT 1")
 
 
-@NEEDS_ENGINE
 def test_filter_with_falco_condition(cap) -> None:  # type: ignore[no-untyped-def]
     res = cap.filter("evt.type in (open, openat, openat2) and fd.name = /etc/shadow and evt.rawres >= 0", ["proc.name", "proc.pid", "user.name"])
     assert res.columns == ["proc.name", "proc.pid", "user.name"]
@@ -152,7 +146,6 @@ def test_filter_with_falco_condition(cap) -> None:  # type: ignore[no-untyped-de
     assert "evt_num" in every.columns and len(every) > 0
 
 
-@NEEDS_ENGINE
 def test_alerts_with_rules(sample, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rules = tmp_path / "r.yaml"
     rules.write_text(
@@ -186,7 +179,6 @@ def test_works_without_root_and_without_bcc(sample, request) -> None:  # type: i
         "import sys, os\n"
         "sys.modules['bcc'] = None\n"
         f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
-        "import hunt_support; hunt_support.install_fallbacks()\n"
         "import fcap, fcap.api, fcap.capture.reader, fcap.capture.writer, pyarrow.parquet\n"
         "import fcap.analyze.enrich, fcap.analyze.compile, fcap.analyze.fields.catalog\n"
         "try:\n    import fcap.analyze.sessions\nexcept ImportError:\n    pass\n"

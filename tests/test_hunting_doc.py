@@ -103,7 +103,6 @@ EXAMPLES = parse(DOC.read_text(encoding="utf-8"))
 def cap(tmp_path_factory):  # type: ignore[no-untyped-def]
     import fcap
 
-    hunt_support.install_fallbacks()
     path = hunt_support.sample_capture(tmp_path_factory.mktemp("hunt-doc"))
     with fcap.open(path) as c:
         yield c
@@ -137,15 +136,12 @@ def samples_cap():  # type: ignore[no-untyped-def]
 
     if not SAMPLES:
         pytest.skip("no recorded samples in samples/*/capture.parquet")
-    hunt_support.install_fallbacks()
     with fcap.open(SAMPLES) as c:
         yield c
 
 
 @pytest.mark.parametrize("ex", EXAMPLES, ids=[f"line{e.line}" for e in EXAMPLES])
 def test_example(request, ex: Example) -> None:  # type: ignore[no-untyped-def]
-    if ex.lang == "falco" and not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH):
-        pytest.skip("conditions need the field catalog and the enriched events (not merged yet)")
     cap = request.getfixturevalue("samples_cap" if ex.capture == "samples" else "cap")
     got = run(cap, ex)
     want = ex.expected

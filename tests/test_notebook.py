@@ -7,9 +7,6 @@ import ast
 import json
 from pathlib import Path
 
-import hunt_support
-import pytest
-
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "hunting-example.ipynb"
 
 
@@ -31,14 +28,8 @@ def run_cell(source: str, ns: dict) -> object:
 
 
 def test_notebook_runs_and_finds_what_it_says() -> None:
-    hunt_support.install_fallbacks()
-    engine = hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH
     ns: dict = {}
-    skipped = []
-    for i, (source, tags) in enumerate(code_cells()):
-        if "needs-engine" in tags and not engine:
-            skipped.append(i)
-            continue
+    for source, _tags in code_cells():
         value = run_cell(source, ns)
         if hasattr(value, "_repr_html_"):  # what Jupyter would render must render
             assert "<" in value._repr_html_()
@@ -47,8 +38,5 @@ def test_notebook_runs_and_finds_what_it_says() -> None:
     assert ("host", "203.0.113.7", 4444, 1) in ns["outbound_rows"]
     assert ns["dropped_rows"] == [("/tmp/.x", "curl", ".x", 1.45)]
     assert ns["table"].num_rows > 0
-    if engine:
-        assert ("a1b2c3d4e5f6", "cat", "/etc/passwd") in ns["in_container_rows"]
-        assert ("a1b2c3d4e5f6", "sh", "/etc/passwd") in ns["in_container_rows"]
-    if skipped:
-        pytest.skip(f"cells {skipped} need the rule compiler and enriched events (not merged yet)")
+    assert ("a1b2c3d4e5f6", "cat", "/etc/passwd") in ns["in_container_rows"]
+    assert ("a1b2c3d4e5f6", "sh", "/etc/passwd") in ns["in_container_rows"]

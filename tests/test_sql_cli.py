@@ -22,7 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
-    hunt_support.install_fallbacks()
     return hunt_support.sample_capture(tmp_path_factory.mktemp("sqlcli"))
 
 
@@ -181,8 +180,6 @@ def test_no_traceback_in_a_real_process(tmp_path) -> None:
     assert proc.stderr.strip() == f"fcap: {missing}: no such file or directory"
 
 
-@pytest.mark.skipif(not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH),
-                    reason="fcap hunt needs the field catalog and the enriched events")
 def test_hunt_condition_with_columns(sample, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, err = fcap_cli(capsys, "hunt", str(sample),
                               "proc.name = cat and fd.name startswith /etc",
@@ -199,8 +196,6 @@ def test_hunt_condition_with_columns(sample, capsys) -> None:  # type: ignore[no
     ]
 
 
-@pytest.mark.skipif(not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH),
-                    reason="fcap hunt needs the field catalog and the enriched events")
 def test_hunt_bad_condition_points_at_it(sample, capsys) -> None:  # type: ignore[no-untyped-def]
     code, _, err = fcap_cli(capsys, "hunt", str(sample), "proc.name = cat and and")
     assert code != 0 and "Traceback" not in err
@@ -209,8 +204,6 @@ def test_hunt_bad_condition_points_at_it(sample, capsys) -> None:  # type: ignor
     assert code != 0 and "proc.nme" in err
 
 
-@pytest.mark.skipif(not (hunt_support.HAVE_CATALOG and hunt_support.HAVE_ENRICH),
-                    reason="rules need the field catalog and the enriched events")
 def test_sql_with_rules_has_alerts(sample, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     rules = tmp_path / "r.yaml"
     rules.write_text(

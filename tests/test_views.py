@@ -19,7 +19,6 @@ C9 = "c0ffee000000" + "9" * 52
 
 @pytest.fixture(scope="module")
 def cap(tmp_path_factory):  # type: ignore[no-untyped-def]
-    hunt_support.install_fallbacks()
     path = hunt_support.sample_capture(tmp_path_factory.mktemp("views"))
     with fcap.open(path) as c:
         yield c
@@ -115,7 +114,6 @@ def test_containers_view(cap) -> None:  # type: ignore[no-untyped-def]
 
 def test_edge_cases(tmp_path) -> None:
     """Image references, rmdir through unlinkat, openat2/creat flags, threads, exit codes."""
-    hunt_support.install_fallbacks()
     events = [
         _ev(1, 10, "openat2", flags_aux=0o102, path="/var/a", res=3, fd=3),
         _ev(2, 10, "creat", a1=0o600, path="/var/b", res=4, fd=4),
@@ -158,7 +156,6 @@ def test_edge_cases(tmp_path) -> None:
 
 def test_several_captures_with_host_column(tmp_path) -> None:
     """A list, a glob and a hive tree read as one, with `host` telling them apart."""
-    hunt_support.install_fallbacks()
     (tmp_path / "a").mkdir()
     a = hunt_support.sample_capture(tmp_path / "a")
     hive = tmp_path / "hive" / "host=node-2" / "date=2026-11-18"
@@ -192,7 +189,6 @@ def test_shell_commands_view(cap) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_views_work_on_an_empty_capture(tmp_path) -> None:
-    hunt_support.install_fallbacks()
     path = make_capture(tmp_path / "empty.parquet", [])
     with fcap.open(path) as cap:
         for v in ("processes", "process_events", "file_events", "socket_events", "containers"):
@@ -201,7 +197,6 @@ def test_views_work_on_an_empty_capture(tmp_path) -> None:
 
 def test_read_only_copy_without_root(tmp_path) -> None:
     """Views need no write access to the capture's directory."""
-    hunt_support.install_fallbacks()
     src = hunt_support.sample_capture(tmp_path)
     ro = tmp_path / "ro"
     ro.mkdir()
