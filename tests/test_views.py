@@ -239,3 +239,24 @@ def test_basic_shell_commands_without_the_sessions_module(tmp_path) -> None:
                        "WHERE NOT withheld ORDER BY ts").fetchall()
     assert len(rows) == 13
     assert rows[5] == (6001, "a1b2c3d4e5f6", "cat /etc/passwd")
+
+
+def test_directory_of_segments_reads_as_one(tmp_path) -> None:
+    """A rotated recording: segments of one host in a directory, read as one capture."""
+    seg = tmp_path / "rotated"
+    seg.mkdir()
+    procs = [{"pid": 10, "ppid": 1, "comm": "tool", "exepath": "/usr/bin/tool", "argv": ["tool"],
+              "start_ts": BASE_TS - MS}]
+    make_capture(seg / "seg-000.parquet", [_ev(1, 10, "openat", path="/a", a2=0, res=3, fd=3)],
+                 processes=procs, meta={"hostname": "n1", "segment": 0})
+    make_capture(seg / "seg-001.parquet",
+                 [_ev(2000, 10, "openat", path="/b", a2=1, res=4, fd=4),
+                  _ev(2001, 10, "connect", fd=4, sock_family=2, l4proto=6, raddr="10.0.0.1",
+                      rport=443)],
+                 processes=procs, meta={"hostname": "n1", "segment": 1})
+    with fcap.open(seg) as cap:
+        assert cap.hosts == ["n1"]
+        assert cap.sql("SELECT path, access, image_id FROM file_events ORDER BY ts").fetchall() == [
+            ("/a", "r", 1), ("/b", "w", 1)]  # one process image across both segments
+        assert len(cap.processes) == 1  # the snapshot repeated in each segment counts once
+        assert cap.sql("SELECT raddr FROM socket_events").fetchall() == [("10.0.0.1",)]
