@@ -15,6 +15,7 @@ a full disk (what was flushed is kept; the error propagates).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import signal
@@ -180,7 +181,7 @@ class Recorder:
         n = len(recs.starts)
         if n == 0:
             return 0
-        batch = decode(recs, boot_offset_ns=self.boot_offset_ns, containers=self.resolver.lookup)
+        batch = decode(recs, boot_offset_ns=self.boot_offset_ns, containers=self._container_ids)
         if self.opts.max_events is not None:
             left = self.opts.max_events - self.events
             if batch.num_rows > left:
@@ -189,21 +190,44 @@ class Recorder:
         self.events += batch.num_rows
         return batch.num_rows
 
-    def _side_tables(self) -> None:
-        new = self.resolver.refresh()
-        if new.num_rows:
-            self.writer.update_side_table("containers", self.resolver.table())
-        cg = self.resolver.new_cgroups()
-        if cg.num_rows:
-            self.writer.update_side_table("cgroups", self.resolver.index.table())
-            if self.opts.filters.containers:
-                idx = self.resolver.index
-                ids = cgroup_ids_for(self.opts.filters.containers, idx.paths, idx.containers)
-                for i in ids - self._cg_filter:
-                    import ctypes
+    def _container_ids(self, cgroup_ids: np.ndarray) -> pa.Array:
+        """container_id of a batch (bulk); an unknown cgroup id first triggers a rescan.
 
-                    self.probe.bpf[b"cgroups"][ctypes.c_uint64(i)] = ctypes.c_uint8(1)
-                self._cg_filter |= ids
+        A container that appeared since the last scan shows up here as a cgroup id
+        the index does not know: poll the runtimes and the cgroup tree right away
+        (rate-limited by the resolver) so the container's row, its users/groups
+        and this batch's container ids are there even if it lives well under a
+        second.
+        """
+        idx = self.resolver.index
+        uniq = np.unique(cgroup_ids)
+        if any(int(u) not in idx.paths for u in uniq):
+            self._side_tables()
+        return idx.lookup(cgroup_ids)
+
+    def _side_tables(self, *, force: bool = False) -> None:
+        """Hand the side-table rows that appeared since the last call to the writer.
+
+        ``ContainerResolver.poll`` rescans the runtimes' state and the cgroup tree
+        (rate-limited; ``force`` ignores the limit, for the final scan at stop) and
+        returns new containers, their users and groups, and new cgroups.
+        """
+        r = self.resolver
+        limits = (r.min_rescan_interval, r.index.min_rescan_interval)
+        if force:
+            r.min_rescan_interval = r.index.min_rescan_interval = 0.0
+        try:
+            tables = r.poll()
+        finally:
+            r.min_rescan_interval, r.index.min_rescan_interval = limits
+        for name, table in tables.items():
+            self.writer.update_side_table(name, table)
+        if "cgroups" in tables and self.opts.filters.containers:
+            idx = r.index
+            ids = cgroup_ids_for(self.opts.filters.containers, idx.paths, idx.containers)
+            for i in ids - self._cg_filter:
+                self.probe.bpf[b"cgroups"][ctypes.c_uint64(i)] = ctypes.c_uint8(1)
+            self._cg_filter |= ids
 
     def run(self) -> RecordResult:
         """Record until stopped; always closes the writer (keeping what was flushed)."""
@@ -242,7 +266,7 @@ class Recorder:
                         end_ns=time.time_ns(),
                     )  # fmt: skip
                     self.writer.flush()
-                    self._side_tables()
+                    self._side_tables(force=stopping)
                     last_flush = now
                 if status and now - last_status >= 1.0:
                     self._status()

@@ -507,3 +507,28 @@ def test_container_filter(tmp_path) -> None:
     assert set(pc.unique(ev["container_id"]).to_pylist()) == {c.id}
     assert [r for r in ev.to_pylist() if r["path"] == f"/tmp/in-{tag}"]
     assert not [r for r in ev.to_pylist() if r["path"] == str(host_marker)]
+
+
+@pytest.mark.container
+def test_short_lived_container_is_in_the_capture(tmp_path) -> None:
+    """A container that exists for well under a second still gets its container row."""
+    from fcap.capture.reader import open_capture
+    from fcap.capture.runc import RuncContainer
+
+    tag = secrets.token_hex(4)
+    c = RuncContainer(pod_name=f"pod-{tag}", namespace="fcap-live", container_name="brief")
+    lived: list[float] = []
+
+    def work() -> None:
+        t0 = time.monotonic()
+        r = c.run(["sh", "-c", f"echo x > /tmp/brief-{tag}; sleep 0.3"])
+        lived.append(time.monotonic() - t0)
+        assert r.returncode == 0, r.stderr
+
+    res, ev = _record_while(tmp_path, work)
+    assert lived[0] < 1.5  # runc run + delete, container included
+    rows = [r for r in ev.to_pylist() if r["path"] == f"/tmp/brief-{tag}"]
+    assert rows and {r["container_id"] for r in rows} == {c.id}
+    ct = open_capture(res.files).side_table("containers")
+    row = ct.filter(pc.equal(ct["id"], c.id)).to_pylist()
+    assert len(row) == 1 and (row[0]["name"], row[0]["pod_name"]) == ("brief", f"pod-{tag}")

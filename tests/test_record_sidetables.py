@@ -1,0 +1,109 @@
+"""The recorder's userspace glue, without BPF: side tables of containers that
+appear while recording, and the shell probe's batches (filters, container ids,
+losses). Runtime state and the cgroup tree are built in a temporary directory
+(a runc state dir, an OCI rootfs with /etc/passwd, cgroup directories whose
+inode numbers are the cgroup ids), so every expectation comes from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from fcap.capture.containers import ContainerResolver
+from fcap.capture.reader import open_capture
+from fcap.capture.recorder import Recorder, RecordOptions
+from fcap.capture.ringbuf import find_records
+from fcap.capture.syscall_table import SYSCALL_NR
+from fcap.capture.writer import CaptureWriter
+
+from tests.test_decode import buf, rec
+
+
+class Host:
+    """A fake host: runc state root, cgroup2 root, container rootfs."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.runc = tmp / "runc"
+        self.cg = tmp / "cg"
+        self.runc.mkdir()
+        (self.cg / "system.slice").mkdir(parents=True)
+
+    def add_container(self, user: str) -> tuple[str, int]:
+        """A running container (state dir, rootfs, cgroup); returns (id, cgroup id)."""
+        cid = secrets.token_hex(32)
+        rootfs = self.tmp / f"rootfs-{cid[:8]}"
+        (rootfs / "etc").mkdir(parents=True)
+        (rootfs / "etc/passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\n"
+                                           f"{user}:x:4242:4242::/home/{user}:/bin/sh\n")
+        (rootfs / "etc/group").write_text(f"root:x:0:\n{user}:x:4242:\n")
+        cgpath = f"/kubepods/besteffort/pod{secrets.token_hex(4)}/{cid}"
+        cgdir = self.cg / cgpath.lstrip("/")
+        cgdir.mkdir(parents=True)
+        state = {"id": cid, "init_process_pid": 4242, "created": "2026-11-22T20:00:00Z",
+                 "config": {"rootfs": str(rootfs), "cgroups": {"path": cgpath}, "labels": []}}
+        (self.runc / cid).mkdir()
+        (self.runc / cid / "state.json").write_text(json.dumps(state))
+        return cid, os.stat(cgdir).st_ino
+
+    def remove_container(self, cid: str) -> None:
+        """runc delete: the state dir goes (the cgroup directory may stay a while)."""
+        (self.runc / cid / "state.json").unlink()
+        (self.runc / cid).rmdir()
+
+
+def _recorder(tmp: Path, host: Host) -> Recorder:
+    r = Recorder(RecordOptions(output=tmp / "out.parquet", syscalls=("openat",)))
+    r.resolver = ContainerResolver(roots=(str(host.runc),), cgroup_root=host.cg,
+                                   min_rescan_interval=0.25)
+    r.resolver.new_cgroups()
+    tables = {"containers": r.resolver.table(), "cgroups": r.resolver.index.table()}
+    r.writer = CaptureWriter(tmp / "out.parquet", meta={"fcap_version": "test"},
+                             side_tables=tables)
+    return r
+
+
+def _openat(cgroup_id: int, pid: int = 77) -> bytes:
+    return rec(nr=SYSCALL_NR["openat"], pid=pid, tid=pid, cgroup_id=cgroup_id, res=3,
+               ts=1000, slots={0: b"/etc/passwd\0"})
+
+
+def test_container_seen_in_a_batch_reaches_the_side_tables(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    r = _recorder(tmp_path, host)
+    r._side_tables()  # the periodic poll ran just before the container appeared
+    cid, cgid = host.add_container("appuser")
+    time.sleep(0.3)  # > the rescan rate limit
+    # its first events arrive and are decoded: the unknown cgroup id triggers the rescan
+    n = r._decode_write([find_records(buf(_openat(cgid)))])
+    assert n == 1
+    host.remove_container(cid)  # gone before the next periodic poll
+    r._side_tables()
+    files = r.writer.close()
+    cap = open_capture(files)
+    assert cap.side_table("containers").column("id").to_pylist() == [cid]
+    assert cgid in cap.side_table("cgroups").column("id").to_pylist()
+    users = cap.side_table("users").to_pylist()
+    assert {(u["name"], u["uid"], u["container_id"]) for u in users} >= {("appuser", 4242, cid)}
+    groups = cap.side_table("groups").to_pylist()
+    assert ("appuser", cid) in {(g["name"], g["container_id"]) for g in groups}
+    import duckdb
+
+    con = duckdb.connect()
+    cap.attach(con)
+    assert con.sql("select container_id from raw_events").fetchall() == [(cid,)]
+
+
+def test_final_scan_at_stop_ignores_the_rate_limit(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    r = _recorder(tmp_path, host)
+    r._side_tables()
+    cid, _ = host.add_container("late")
+    r._side_tables()  # within the rate limit: not rescanned yet
+    r._side_tables(force=True)  # the stop-time scan
+    files = r.writer.close()
+    assert open_capture(files).side_table("containers").column("id").to_pylist() == [cid]
