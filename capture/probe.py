@@ -228,6 +228,18 @@ class Probe:
         for p in pids:
             self.bpf[b"tracked"][ctypes.c_uint32(p)] = one
 
+    def tracked(self, pids: Iterable[int]) -> set[int]:
+        """Which of ``pids`` (tgids) the ``--pid`` filter follows (map lookups, few pids)."""
+        m = self.bpf[b"tracked"]
+        out = set()
+        for p in pids:
+            try:
+                m[ctypes.c_uint32(int(p))]
+            except KeyError:
+                continue
+            out.add(int(p))
+        return out
+
     @property
     def ring_fds(self) -> list[int]:
         """File descriptors of the ring buffer maps (one per CPU group)."""

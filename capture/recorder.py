@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from fcap.capture.decode import decode
 from fcap.capture.drainer import Drainer
-from fcap.capture.filters import Filters, cgroup_ids_for, snapshot_descendants
+from fcap.capture.filters import Filters, cgroup_ids_for, filter_batch, snapshot_descendants
 from fcap.capture.probe import Probe, ProbeConfig, check_prerequisites
 from fcap.capture.ringbuf import Records, RingBuffer
 
@@ -190,6 +190,26 @@ class Recorder:
         self.events += batch.num_rows
         return batch.num_rows
 
+    def _drain_shell(self) -> None:
+        """Write the shell probe's new lines: container ids filled, record filters applied.
+
+        The shell probe's BPF program does not know the record-time filters, so
+        they are applied here, in bulk, with the kernel's rules (``--pid`` asks
+        the kernel's map of followed tgids).
+        """
+        sb = self.shell.drain()
+        if sb is None or sb.num_rows == 0:
+            return
+        cg = sb.column("cgroup_id").fill_null(0).to_numpy(zero_copy_only=False)
+        i = sb.schema.get_field_index("container_id")
+        field = sb.schema.field(i)
+        sb = sb.set_column(i, field, self._container_ids(cg).cast(field.type))
+        f = self.opts.filters
+        sb = filter_batch(sb, f, tracked=self.probe.tracked if f.pids else None,
+                          cgroup_ids=self._cg_filter)
+        if sb.num_rows:
+            self.writer.write(sb)
+
     def _container_ids(self, cgroup_ids: np.ndarray) -> pa.Array:
         """container_id of a batch (bulk); an unknown cgroup id first triggers a rescan.
 
@@ -255,9 +275,7 @@ class Recorder:
                     self._decode_write(parts)
                     parts, last_decode = [], now
                 if self.shell is not None:
-                    sb = self.shell.drain()
-                    if sb is not None and sb.num_rows:
-                        self.writer.write(sb)
+                    self._drain_shell()
                 if o.max_events is not None and self.events >= o.max_events:
                     stopping = True
                 if stopping or now - last_flush >= 0.5:

@@ -13,13 +13,17 @@ import secrets
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
 from fcap.capture.containers import ContainerResolver
+from fcap.capture.filters import Filters
 from fcap.capture.reader import open_capture
 from fcap.capture.recorder import Recorder, RecordOptions
 from fcap.capture.ringbuf import find_records
 from fcap.capture.syscall_table import SYSCALL_NR
 from fcap.capture.writer import CaptureWriter
 
+from fcap.schema import EVENTS
 from tests.test_decode import buf, rec
 
 
@@ -56,8 +60,8 @@ class Host:
         (self.runc / cid).rmdir()
 
 
-def _recorder(tmp: Path, host: Host) -> Recorder:
-    r = Recorder(RecordOptions(output=tmp / "out.parquet", syscalls=("openat",)))
+def _recorder(tmp: Path, host: Host, filters: Filters = Filters()) -> Recorder:
+    r = Recorder(RecordOptions(output=tmp / "out.parquet", syscalls=("openat",), filters=filters))
     r.resolver = ContainerResolver(roots=(str(host.runc),), cgroup_root=host.cg,
                                    min_rescan_interval=0.25)
     r.resolver.new_cgroups()
@@ -107,3 +111,59 @@ def test_final_scan_at_stop_ignores_the_rate_limit(tmp_path: Path) -> None:
     r._side_tables(force=True)  # the stop-time scan
     files = r.writer.close()
     assert open_capture(files).side_table("containers").column("id").to_pylist() == [cid]
+
+
+def _shell_batch(rows: list[dict]) -> pa.RecordBatch:
+    cols = {f.name: [row.get(f.name) for row in rows] for f in EVENTS}
+    return pa.RecordBatch.from_pydict(cols, schema=EVENTS)
+
+
+def _line(pid: int, comm: str, cgroup_id: int, text: str) -> dict:
+    return {"ts": 1, "cpu": 0, "pid": pid, "tid": pid, "comm": comm, "cgroup_id": cgroup_id,
+            "syscall": "shell_line", "text": text}
+
+
+class FakeShell:
+    def __init__(self, batch: pa.RecordBatch | None, lost: int = 0) -> None:
+        self.batch, self.lost = batch, lost
+
+    def drain(self) -> pa.RecordBatch | None:
+        b, self.batch = self.batch, None
+        return b
+
+
+@pytest.mark.parametrize("filters, expect", [
+    (Filters(), {"a", "b", "c"}),
+    (Filters(comms=("bash",)), {"a", "c"}),
+    (Filters(exclude_comms=("bash",)), {"b"}),
+    (Filters(pids=(10,)), {"a"}),
+    (Filters(containers=("CID",)), {"c"}),
+])  # fmt: skip
+def test_shell_lines_pass_the_record_filters_and_get_container_ids(
+        tmp_path: Path, filters: Filters, expect: set[str]) -> None:
+    host = Host(tmp_path)
+    cid, cgid = host.add_container("u")
+    if filters.containers:
+        filters = Filters(containers=(cid[:12],))
+    r = _recorder(tmp_path, host, filters)
+    if filters.containers:
+        r._cg_filter = {cgid}
+    host_cg = os.stat(host.cg / "system.slice").st_ino
+
+    class Tracked:  # the kernel's --pid map: 10 and its child 11 are tracked
+        @staticmethod
+        def tracked(pids):
+            return {p for p in pids if p in (10, 11)} if filters.pids else set(pids)
+
+    r.probe = Tracked()
+    r.shell = FakeShell(_shell_batch([_line(10, "bash", host_cg, "a"),
+                                      _line(20, "sh", host_cg, "b"),
+                                      _line(30, "bash", cgid, "c")]))
+    r._drain_shell()
+    files = r.writer.close()
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(files[0]).to_pylist()
+    assert {row["text"] for row in t} == expect
+    for row in t:
+        assert row["container_id"] == (cid if row["cgroup_id"] == cgid else None)
