@@ -67,6 +67,7 @@ class RecordResult:
     drops_per_cpu: list[int]
     elapsed_s: float
     cpu_s: float
+    shell_lost: int = 0  # shell-probe records lost (included in drops_per_cpu[0])
 
     @property
     def drops_total(self) -> int:
@@ -105,6 +106,7 @@ class Recorder:
         self._t0 = 0.0
         self._cpu0 = 0.0
         self._cg_filter: set[int] = set()
+        self.shell_lost = 0
 
     # --- start ----------------------------------------------------------------
 
@@ -210,6 +212,21 @@ class Recorder:
         if sb.num_rows:
             self.writer.write(sb)
 
+    def _drops_per_cpu(self) -> list[int]:
+        """Kernel drops per CPU, the shell probe's ring losses included.
+
+        The shell probe counts its losses in one counter (no CPU): they are added
+        to CPU 0's entry, so ``drops_total`` and the warnings include them;
+        :attr:`shell_lost` keeps them apart.
+        """
+        drops = list(self.probe.drops_per_cpu()) if self.probe is not None else []
+        if self.shell is not None:
+            self.shell_lost = int(self.shell.lost)
+        if self.shell_lost:
+            drops = drops or [0]
+            drops[0] += self.shell_lost
+        return drops
+
     def _container_ids(self, cgroup_ids: np.ndarray) -> pa.Array:
         """container_id of a batch (bulk); an unknown cgroup id first triggers a rescan.
 
@@ -280,7 +297,7 @@ class Recorder:
                     stopping = True
                 if stopping or now - last_flush >= 0.5:
                     self.writer.set_stats(
-                        events_written=self.events, drops_per_cpu=self.probe.drops_per_cpu(),
+                        events_written=self.events, drops_per_cpu=self._drops_per_cpu(),
                         end_ns=time.time_ns(),
                     )  # fmt: skip
                     self.writer.flush()
@@ -302,7 +319,7 @@ class Recorder:
 
     def _status(self) -> None:
         el = time.monotonic() - self._t0
-        drops = sum(self.probe.drops_per_cpu())
+        drops = sum(self._drops_per_cpu())
         mb = _written_bytes(self.opts.output, self.writer.journal) / 1e6
         rate = self.events / el if el > 0 else 0.0
         line = (f"\rfcap: {el:7.1f}s  {self.events:>12,} events  {rate:>11,.0f}/s  "
@@ -311,7 +328,7 @@ class Recorder:
         sys.stderr.flush()
 
     def _finish(self, status: bool) -> RecordResult:
-        drops = self.probe.drops_per_cpu() if self.probe else []
+        drops = self._drops_per_cpu()
         elapsed = time.monotonic() - self._t0
         cpu = _cpu_seconds() - self._cpu0
         files: list[Path] = []
@@ -325,7 +342,7 @@ class Recorder:
             sys.stderr.write("\n")
         if self.writer is not None:
             files = self.writer.close()
-        return RecordResult(files, self.events, drops, elapsed, cpu)
+        return RecordResult(files, self.events, drops, elapsed, cpu, self.shell_lost)
 
     def _teardown(self, keep_writer: bool = False) -> None:
         if self.shell is not None:

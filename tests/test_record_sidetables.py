@@ -167,3 +167,20 @@ def test_shell_lines_pass_the_record_filters_and_get_container_ids(
     assert {row["text"] for row in t} == expect
     for row in t:
         assert row["container_id"] == (cid if row["cgroup_id"] == cgid else None)
+
+
+def test_shell_losses_are_counted_as_drops(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    r = _recorder(tmp_path, host)
+
+    class Probe:
+        @staticmethod
+        def drops_per_cpu() -> list[int]:
+            return [1, 2]
+
+    r.probe = Probe()
+    r.shell = FakeShell(None, lost=5)
+    assert r._drops_per_cpu() == [6, 2]
+    r.writer.set_stats(events_written=0, drops_per_cpu=r._drops_per_cpu(), end_ns=2)
+    meta = open_capture(r.writer.close()).meta[0]
+    assert meta["drops_total"] == 8

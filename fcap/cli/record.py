@@ -97,3 +97,6 @@ def record_cmd(
         typer.echo(f"fcap: warning: {res.drops_total:,} events were lost in the kernel "
                    f"(per CPU: {res.drops_per_cpu}); try a larger --ring-mb or narrower --syscalls",
                    err=True)
+    if res.shell_lost:
+        typer.echo(f"fcap: warning: {res.shell_lost:,} of those were typed-shell records the shell "
+                   "probe's ring buffer could not take (counted in CPU 0's drops)", err=True)
