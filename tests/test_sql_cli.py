@@ -224,3 +224,14 @@ def test_sql_with_rules_has_alerts(sample, tmp_path, capsys) -> None:  # type: i
     bad.write_text("- rule: x\n  condition: proc.name = \n")
     code, _, err = fcap_cli(capsys, "sql", str(sample), "--rules", str(bad), "SELECT 1")
     assert code == 2 and "bad.yaml" in err and "Traceback" not in err
+
+
+def test_schema_lists_views_and_columns(sample, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = fcap_cli(capsys, "sql", str(sample), "--schema")
+    assert code == 0, err
+    lines = out.splitlines()
+    names = [line.split(":")[0] for line in lines]
+    assert names[:6] == ["events", "processes", "process_events", "file_events", "socket_events",
+                         "containers"]
+    file_line = next(line for line in lines if line.startswith("file_events:"))
+    assert "path VARCHAR" in file_line and "is_write BOOLEAN" in file_line

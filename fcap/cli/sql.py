@@ -51,6 +51,7 @@ def sql_cmd(
     rules: list[Path] | None = typer.Option(None, "--rules", "-r",
                                             help="rules file or directory (repeatable): adds the alerts view"),
     max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
+    schema: bool = typer.Option(False, "--schema", help="list the views and their columns, then exit"),
 ) -> None:
     """Run DuckDB SQL over captures (views: events, processes, file_events, socket_events ...).
 
@@ -59,6 +60,9 @@ def sql_cmd(
     import fcap.api
     from fcap.analyze.hunt.errors import QueryError
 
+    if schema:
+        _print_schema(args)
+        return
     captures, query, source = _split(args, file, "sql")
     cap = fcap.api.open(captures, rules=rules or None)
     try:
@@ -73,6 +77,29 @@ def sql_cmd(
             typer.echo("(no result)", err=True)
             return
         _emit(result, fmt, output, max_rows)
+    finally:
+        cap.close()
+
+
+def _print_schema(captures: list[str]) -> None:
+    """The views of the contract present in these captures, with their columns and types."""
+    import fcap.api
+    from fcap.analyze.hunt import contract
+
+    if not captures:
+        raise UsageError("no capture given", hint="fcap sql CAPTURE... --schema")
+    cap = fcap.api.open(captures)
+    try:
+        present = set(cap.views())
+        for view in contract.VIEWS:
+            if view.name not in present:
+                continue
+            if view.name == "events":
+                typer.echo("events: every Falco field as a column (docs/fields.md), e.g. "
+                           + ", ".join(view.column_names()))
+                continue
+            cols = cap.con.execute(f"DESCRIBE {view.name}").fetchall()
+            typer.echo(f"{view.name}: " + ", ".join(f"{c[0]} {c[1]}" for c in cols))
     finally:
         cap.close()
 
