@@ -88,6 +88,9 @@ struct fcap_event {
 #define FCAP_SC_ADDRLEN_PTR 0x0400 /* addrlen_arg is a pointer to the length */
 #define FCAP_SC_AUX_U64 0x0800     /* flags_aux = *(u64 *)args[aux_arg] */
 #define FCAP_SC_DATA 0x1000        /* payload at data_arg, length min(res, snaplen) */
+#define FCAP_SC_ADDR_OUT 0x2000    /* the sockaddr is an output (accept, recvfrom, recvmsg):
+                                      read only on success; an input one (connect, bind,
+                                      sendto, sendmsg) is read whatever the result */
 
 struct fcap_sc_desc {
     __u16 flags;

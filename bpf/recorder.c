@@ -330,7 +330,11 @@ static __always_inline int finish(struct scratch *s, __u32 off)
         bpf_probe_read_user(&v, sizeof(v), (void *)s->ev.args[d->aux_arg & 7]);
         s->ev.flags_aux = v;
     }
-    if (d->addr_arg < 6 && (ret >= 0 || ret == -115 /* EINPROGRESS */)) {
+    /* an input sockaddr (connect, bind, sendto, sendmsg) is the caller's: kept even
+     * when the call failed (a refused connect keeps its destination, as Falco shows);
+     * an output one (accept, recvfrom, recvmsg) is only valid on success */
+    if (d->addr_arg < 6 &&
+        (ret >= 0 || ret == -115 /* EINPROGRESS */ || !(d->flags & FCAP_SC_ADDR_OUT))) {
         __u64 ptr = s->ev.args[d->addr_arg & 7];
         __u32 len = 0;
         if (d->flags & FCAP_SC_ADDR_MSGHDR) {

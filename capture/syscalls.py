@@ -30,6 +30,7 @@ ADDR_MSGHDR = 0x0200
 ADDRLEN_PTR = 0x0400
 AUX_U64 = 0x0800
 DATA = 0x1000
+ADDR_OUT = 0x2000
 NOARG = 0xFF
 
 #: pseudo syscall name for sched_process_exit rows
@@ -171,15 +172,15 @@ DESCRIPTORS: dict[str, Desc] = {
     "socket": _D(RES_FD | SOCK),
     "socketpair": _D(),
     "connect": _D(SOCK, fd=0, addr=1, addrlen=2),
-    "accept": _D(RES_FD | SOCK | ADDRLEN_PTR, addr=1, addrlen=2),
-    "accept4": _D(RES_FD | SOCK | ADDRLEN_PTR, addr=1, addrlen=2),
+    "accept": _D(RES_FD | SOCK | ADDRLEN_PTR | ADDR_OUT, addr=1, addrlen=2),
+    "accept4": _D(RES_FD | SOCK | ADDRLEN_PTR | ADDR_OUT, addr=1, addrlen=2),
     "bind": _D(SOCK, fd=0, addr=1, addrlen=2),
     "listen": _D(SOCK, fd=0),
     "shutdown": _D(SOCK, fd=0),
     "sendto": _D(SOCK | DATA, fd=0, addr=4, addrlen=5, data=1),
-    "recvfrom": _D(SOCK | DATA | ADDRLEN_PTR, fd=0, addr=4, addrlen=5, data=1),
+    "recvfrom": _D(SOCK | DATA | ADDRLEN_PTR | ADDR_OUT, fd=0, addr=4, addrlen=5, data=1),
     "sendmsg": _D(SOCK | ADDR_MSGHDR, fd=0, addr=1),
-    "recvmsg": _D(SOCK | ADDR_MSGHDR, fd=0, addr=1),
+    "recvmsg": _D(SOCK | ADDR_MSGHDR | ADDR_OUT, fd=0, addr=1),
     "sendmmsg": _D(SOCK, fd=0),
     "recvmmsg": _D(SOCK, fd=0),
 }

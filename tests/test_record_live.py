@@ -532,3 +532,30 @@ def test_short_lived_container_is_in_the_capture(tmp_path) -> None:
     ct = open_capture(res.files).side_table("containers")
     row = ct.filter(pc.equal(ct["id"], c.id)).to_pylist()
     assert len(row) == 1 and (row[0]["name"], row[0]["pod_name"]) == ("brief", f"pod-{tag}")
+
+
+REFUSED_SCRIPT = r"""
+import errno, socket
+probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]
+probe.close()  # nobody listens there now
+cli = socket.socket()
+err = cli.connect_ex(("127.0.0.1", port))
+print(port, err, cli.fileno())
+"""
+
+
+def test_failed_connect_keeps_its_destination(tmp_path) -> None:
+    got: dict = {}
+
+    def work() -> None:
+        out = subprocess.run([sys.executable, "-c", REFUSED_SCRIPT], check=True,
+                             capture_output=True, text=True).stdout  # fmt: skip
+        got["port"], got["err"], got["fd"] = (int(x) for x in out.split())
+
+    _, ev = _record_while(tmp_path, work, syscalls="connect,socket")
+    assert got["err"] == 111  # ECONNREFUSED
+    rows = [r for r in _rows(ev, syscall="connect") if r["res"] == -111 and r["fd"] == got["fd"]]
+    rows = [r for r in rows if r["rport"] == got["port"]]
+    assert len(rows) == 1, _rows(ev, syscall="connect")
+    r = rows[0]
+    assert (r["raddr"], r["sock_family"], r["l4proto"]) == ("127.0.0.1", 2, 6)
