@@ -235,3 +235,12 @@ def test_schema_lists_views_and_columns(sample, capsys) -> None:  # type: ignore
                          "containers"]
     file_line = next(line for line in lines if line.startswith("file_events:"))
     assert "path VARCHAR" in file_line and "is_write BOOLEAN" in file_line
+
+
+def test_json_maps_and_nulls(sample, capsys) -> None:  # type: ignore[no-untyped-def]
+    q = ("SELECT MAP {'app': 'web'} AS labels, MAP {}::MAP(VARCHAR, VARCHAR) AS none, "
+         "NULL::VARCHAR AS missing, [1, 2] AS xs, '\\x01'::BLOB AS raw")
+    code, out, _ = fcap_cli(capsys, "sql", str(sample), q, "--format", "json")
+    assert code == 0
+    assert json.loads(out) == {"labels": {"app": "web"}, "none": {}, "missing": None, "xs": [1, 2],
+                               "raw": "01"}

@@ -50,16 +50,24 @@ def iter_rows(rel: duckdb.DuckDBPyRelation) -> Iterator[tuple[Any, ...]]:
     reader = _exact(rel).to_arrow_reader(BATCH_ROWS)
     names = rel.columns
     for batch in reader:
-        cols = [batch.column(i).to_pylist() for i in range(len(names))]
+        cols = [_pylist(batch.column(i)) for i in range(len(names))]
         yield from zip(*cols, strict=True)
+
+
+def _pylist(array: Any) -> list[Any]:
+    """Python values of an Arrow column; maps become dicts (also when empty)."""
+    import pyarrow as pa
+
+    values = array.to_pylist()
+    if pa.types.is_map(array.type):
+        return [None if v is None else dict(v) for v in values]
+    return values
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     if isinstance(value, list):
-        if value and isinstance(value[0], tuple) and len(value[0]) == 2:  # Arrow map
-            return {str(k): _jsonable(v) for k, v in value}
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
