@@ -182,3 +182,27 @@ def test_error_examples_are_what_fcap_prints(cap, capsys) -> None:  # type: igno
             assert err.startswith(want[: -len(", ...")]), err
         else:
             assert err.rstrip("\n") == want, err
+
+
+def _print_differences() -> None:
+    """``python tests/test_hunting_doc.py``: print each example whose result differs from the
+    page, with the table it gives now, for a person to check against the capture's story
+    before editing the page (the page is never rewritten automatically)."""
+    import tempfile
+
+    import fcap
+
+    with tempfile.TemporaryDirectory() as tmp:
+        caps = {"sample": fcap.open(hunt_support.sample_capture(Path(tmp)))}
+        if SAMPLES:
+            caps["samples"] = fcap.open(SAMPLES)
+        for ex in EXAMPLES:
+            if ex.capture not in caps:
+                continue
+            got = run(caps[ex.capture], ex)
+            if got != ex.expected:
+                print(f"docs/hunting.md:{ex.line} gives:\n{render(got)}")
+
+
+if __name__ == "__main__":
+    _print_differences()
