@@ -12,18 +12,27 @@ from fcap.cli import app
 from fcap.errors import CaptureError, FcapError, UsageError
 
 
-def bundled_rules_dir() -> Path:
-    """The ``rules/`` directory shipped as package data ``fcap.rules``."""
+def _data_dir(package: str, fallback: str) -> Path:
+    """A data package's directory (installed via importlib.resources, else the source tree)."""
     from importlib.resources import files
 
-    return Path(str(files("fcap.rules")))
+    try:
+        path = Path(str(files(package)))
+        if path.is_dir():
+            return path
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[2] / fallback
+
+
+def bundled_rules_dir() -> Path:
+    """The ``rules/`` directory shipped as package data ``fcap.rules``."""
+    return _data_dir("fcap.rules", "rules")
 
 
 def bundled_sample_captures() -> list[Path]:
     """The sample capture(s) shipped as ``fcap.samples`` (``*.parquet``), sorted."""
-    from importlib.resources import files
-
-    root = Path(str(files("fcap.samples")))
+    root = _data_dir("fcap.samples", "samples")
     found = sorted(root.glob("*.parquet")) + sorted(root.glob("*/*.parquet"))
     if not found:
         raise CaptureError(
