@@ -205,3 +205,14 @@ def test_alerts_table_columns(con) -> None:
     assert table.column("rule").to_pylist() == ["open_from_cat", "any_cat", "etc_open"]
     assert table.column("priority").to_pylist() == ["Warning", "Informational", "Error"]
     assert json.loads(table.column("output_fields")[2].as_py())["fd.name"] == "/etc/passwd"
+
+
+def test_negated_event_type_rule_in_dispatch(con) -> None:
+    rs = ruleset(
+        FakeRule("not_read", "not evt.type = read and proc.name = cat", "x"),
+        FakeRule("open_etc", "evt.type = openat and fd.name startswith /etc", "y"),
+    )
+    compiled = compile_ruleset(rs, catalog=CATALOG)
+    assert compiled.rules[0].event_types is not None and "read" not in compiled.rules[0].event_types
+    got = [(a.evt_num, a.rule) for a in replay(con, compiled, hostname="h", rule_matching="all")]
+    assert got == [(1, "not_read"), (4, "open_etc")]
