@@ -5,9 +5,10 @@ capture (:meth:`fcap.capture.reader.Capture.attach`) and creates:
 
 * the state tables of :mod:`fcap.analyze.state` (process instances, images and
   ancestor chains, descriptor records, users, containers);
-* ``fc_keys``: per raw row (scan order), ``evt_num`` and the keys of its
-  process-chain interval and descriptor record (two ASOF joins);
-* the view ``events``: ``raw_events`` positionally joined to ``fc_keys`` and to the small state tables, with
+* ``fc_pos`` / ``fc_rid``: per raw row (scan order), ``evt_num``, its
+  process-chain interval and its descriptor record (two ASOF joins);
+* the view ``events``: ``raw_events`` positionally joined to those and
+  joined to the small state tables, with
   one snake_case column per Falco field (see docs/fields.md and
   :mod:`fcap.analyze.fields.columns`) plus the raw columns (the raw
   ``container_id`` is renamed ``raw_container_id``).
@@ -36,10 +37,11 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
     """
     stages = (
         ("processes", processes.build),
-        ("fds", fds.build),
         ("users", users.build),
         ("containers", containers.build),
-        ("events", _build_events),
+        ("positions", _build_positions),
+        ("fds", fds.build),
+        ("fd_keys", _build_fd_keys),
         ("view", _build_view),
     )
     for name, fn in stages:
@@ -49,32 +51,29 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
             timings[name] = time.perf_counter() - t0
 
 
-def _build_events(con: Any) -> None:
-    """``fc_keys``: per raw row (in scan order) its evt_num and state keys.
+def _build_positions(con: Any) -> None:
+    """``fc_pos``: per raw row (in scan order) its evt_num, process instance and chain row.
 
     The raw rows are not copied: the view reads ``raw_events`` and attaches
-    ``fc_keys`` with a POSITIONAL JOIN. :func:`_check_positional` verifies the
-    scan order is stable (same ts and tid per position); if it is not (e.g. a
-    source that does not preserve order), the raw rows are materialized in
-    ``fc_raw`` instead.
+    ``fc_pos`` / ``fc_rid`` with POSITIONAL JOINs. :func:`_check_positional`
+    verifies the scan order is stable (same ts and tid per position); if it is
+    not, the raw rows are materialized once in ``fc_raw`` in that order.
     """
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE fc_keys AS
+        CREATE OR REPLACE TEMP TABLE fc_pos AS
         WITH x AS (
           SELECT row_number() OVER () AS pos, ts, cpu, tid, pid, fd, cgroup_id,
                  CAST(container_id AS VARCHAR) AS container_id
           FROM raw_events
         )
-        SELECT x.pos, x.ts AS k_ts, x.tid AS k_tid,
+        SELECT x.pos, x.ts AS k_ts, x.tid AS k_tid, x.fd AS k_fd,
                row_number() OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_num,
                x.ts - lag(x.ts) OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_deltatime,
-               coalesce(x.container_id, cg.container_id) AS cfull, c.cid,
-               CASE WHEN x.ts < r.te THEN r.rid END AS rid
+               coalesce(x.container_id, cg.container_id) AS cfull, c.cid, c.pkey
         FROM x
         LEFT JOIN fc_cgroups cg ON cg.id = x.cgroup_id AND x.container_id IS NULL
         ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
-        ASOF LEFT JOIN fc_fdrec r ON r.pkey = c.pkey AND r.fd = x.fd AND x.ts >= r.ts
         ORDER BY x.pos
         """
     )
@@ -84,22 +83,35 @@ def _build_events(con: Any) -> None:
     con.execute(  # pragma: no cover - only for sources whose scan order is unstable
         """
         CREATE OR REPLACE TEMP TABLE fc_raw AS
-        SELECT x.* FROM (SELECT row_number() OVER () AS pos, * FROM raw_events) x
-        JOIN fc_keys k ON k.k_ts = x.ts AND k.k_tid = x.tid ORDER BY k.pos
+        SELECT x.* EXCLUDE (pos) FROM (SELECT row_number() OVER () AS pos, * FROM raw_events) x
+        JOIN fc_pos k ON k.k_ts = x.ts AND k.k_tid = x.tid ORDER BY k.pos
+        """
+    )
+
+
+def _build_fd_keys(con: Any) -> None:
+    """``fc_rid``: per raw row (scan order) the descriptor record valid at the event."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_rid AS
+        SELECT p.pos, CASE WHEN p.k_ts < r.te THEN r.rid END AS rid
+        FROM fc_pos p
+        ASOF LEFT JOIN fc_fdrec r ON r.pkey = p.pkey AND r.fd = p.k_fd AND p.k_ts >= r.ts
+        ORDER BY p.pos
         """
     )
 
 
 def _check_positional(con: Any) -> bool:
     bad = con.execute(
-        "SELECT count(*) FROM (SELECT ts, tid FROM raw_events) x POSITIONAL JOIN fc_keys k "
+        "SELECT count(*) FROM (SELECT ts, tid FROM raw_events) x POSITIONAL JOIN fc_pos k "
         "WHERE x.ts IS DISTINCT FROM k.k_ts OR x.tid IS DISTINCT FROM k.k_tid"
     ).fetchone()[0]
     return bad == 0
 
 
 def _meta(con: Any) -> tuple[int, str | None]:
-    first = con.execute("SELECT min(k_ts) FROM fc_keys").fetchone()[0] or 0
+    first = con.execute("SELECT min(k_ts) FROM fc_pos").fetchone()[0] or 0
     try:
         row = con.execute("SELECT hostname FROM raw_meta LIMIT 1").fetchone()
     except Exception:  # raw_meta absent or without hostname: tests with bare tables
@@ -118,10 +130,10 @@ def _build_view(con: Any) -> None:
         CREATE OR REPLACE VIEW events AS
         SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id, e.cfull,
           {sel}
-        FROM (SELECT k.evt_num, k.evt_deltatime, k.cfull, k.cid, k.rid,
+        FROM (SELECT k.evt_num, k.evt_deltatime, k.cfull, k.cid, f.rid,
                      CAST(x.syscall AS VARCHAR) AS evt_type,
                      x.container_id AS raw_container_id, {raw_x}
-              FROM fc_raw x POSITIONAL JOIN fc_keys k) e
+              FROM fc_raw x POSITIONAL JOIN fc_pos k POSITIONAL JOIN fc_rid f) e
         LEFT JOIN fc_chain c ON c.cid = e.cid
         LEFT JOIN fc_fdrec r ON r.rid = e.rid
         LEFT JOIN fc_users u ON u.uid = e.euid AND u.cid = coalesce(e.cfull, '')

@@ -65,23 +65,27 @@ def _l4(sock_type: str, l4: str) -> str:
 
 
 def build_direct(con: Any) -> None:
-    """``fc_fdd``: records from the snapshot and from events, before fork inheritance."""
+    """``fc_fdd``: records from the snapshot and from events, before fork inheritance.
+
+    Needs ``fc_pos`` (each raw row's process instance, from :func:`fcap.analyze.enrich`).
+    """
     creates = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _CREATES.items())
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_fdev AS
-        SELECT i.pkey, e.* FROM (
-          SELECT ts, pid, tid, CAST(syscall AS VARCHAR) AS syscall, res, a0, a1, a2, a3,
-                 flags_aux, fd, CAST(path AS VARCHAR) AS path,
-                 CAST(coalesce(path_raw, path) AS VARCHAR) AS path_raw,
-                 sock_family, sock_type, l4proto, CAST(laddr AS VARCHAR) AS laddr, lport,
-                 CAST(raddr AS VARCHAR) AS raddr, rport, CAST(unix_path AS VARCHAR) AS unix_path
-          FROM raw_events
-          WHERE syscall IN {_OPENS} OR syscall IN ('socket', 'accept', 'accept4', 'connect',
+        SELECT * FROM (
+          SELECT p.pkey, x.ts, x.pid, x.tid, CAST(x.syscall AS VARCHAR) AS syscall, x.res,
+                 x.a0, x.a1, x.a2, x.a3, x.flags_aux, x.fd, CAST(x.path AS VARCHAR) AS path,
+                 CAST(coalesce(x.path_raw, x.path) AS VARCHAR) AS path_raw,
+                 x.sock_family, x.sock_type, x.l4proto, CAST(x.laddr AS VARCHAR) AS laddr,
+                 x.lport, CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
+                 CAST(x.unix_path AS VARCHAR) AS unix_path
+          FROM fc_raw x POSITIONAL JOIN fc_pos p
+          WHERE x.syscall IN {_OPENS} OR x.syscall IN ('socket', 'accept', 'accept4', 'connect',
                 'bind', 'listen', 'close', 'dup', 'dup2', 'dup3', 'fcntl', 'sendto', 'sendmsg',
                 'execve', 'execveat')
-             OR syscall IN ({", ".join(f"'{k}'" for k in _CREATES)})
-        ) e ASOF JOIN fc_pinst i ON e.pid = i.pid AND e.ts >= i.ts;
+             OR x.syscall IN ({", ".join(f"'{k}'" for k in _CREATES)})
+        ) WHERE pkey IS NOT NULL;
 
         CREATE OR REPLACE TEMP TABLE fc_fdd AS
         -- snapshot
@@ -219,6 +223,11 @@ def _resolve_level(con: Any, level: int) -> None:
         CREATE OR REPLACE TEMP TABLE fc_lvlu AS SELECT * FROM fc_lvl WHERE kind = 'update';
         CREATE OR REPLACE TEMP TABLE fc_lvld AS SELECT * FROM fc_lvl WHERE kind = 'dup';
         CREATE OR REPLACE TEMP TABLE fc_lvlr AS SELECT * FROM fc_lvl WHERE false;
+        -- the plain records the updates and dups can refer to (keeps the ASOF inputs small)
+        CREATE OR REPLACE TEMP TABLE fc_lvlk AS
+        SELECT s.* FROM fc_lvls s SEMI JOIN (
+          SELECT pkey, fd FROM fc_lvlu UNION SELECT pkey, src_fd FROM fc_lvld
+        ) k ON k.pkey = s.pkey AND k.fd = s.fd;
         """
     )
     _merge_updates(con)
@@ -230,7 +239,7 @@ def _resolve_level(con: Any, level: int) -> None:
                 "d.cloexec" if a == "cloexec" else f"s.{a}" for a in _ATTRS)},
                    NULL, false, d.ev_tid
             FROM fc_lvld d
-            ASOF JOIN (SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlm
+            ASOF JOIN (SELECT {_COLS} FROM fc_lvlk UNION ALL SELECT {_COLS} FROM fc_lvlm
                        UNION ALL SELECT {_COLS} FROM fc_lvlr) s
               ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
             WHERE s.kind <> 'close'
@@ -289,7 +298,7 @@ def _merge_updates(con: Any) -> None:
                CASE WHEN b.kind IS NULL OR b.kind = 'close' THEN 'update' ELSE 'open' END AS kind,
                {merged}, NULL::BIGINT AS src_fd, u.changed, u.ev_tid
         FROM fc_lvlu u
-        ASOF LEFT JOIN (SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlr) b
+        ASOF LEFT JOIN (SELECT {_COLS} FROM fc_lvlk UNION ALL SELECT {_COLS} FROM fc_lvlr) b
           ON b.pkey = u.pkey AND b.fd = u.fd AND u.ts >= b.ts
         WINDOW w AS (PARTITION BY u.pkey, u.fd, b.ts ORDER BY u.ts
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
@@ -312,4 +321,5 @@ def build(con: Any) -> None:
         "DROP VIEW IF EXISTS fc_lvlf; DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlu;"
         "DROP TABLE IF EXISTS fc_lvld; DROP TABLE IF EXISTS fc_lvlr; DROP TABLE IF EXISTS fc_lvlm;"
         "DROP VIEW IF EXISTS fc_lvls; DROP TABLE IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_fdd;"
+        "DROP TABLE IF EXISTS fc_lvlk;"
     )
