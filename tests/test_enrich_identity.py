@@ -117,3 +117,18 @@ def test_shell_extension_fields() -> None:
         ("shell_line_withheld", None, 80, 34817, True),
         ("read", None, None, None, None),
     ]
+
+
+def test_open_predicates_follow_libsinsp() -> None:
+    r = _world()
+    r.ev("openat", 90, res=3, ppid=1, a2=0o102, a3=0o755, path="/tmp/run.sh", fd=3)
+    r.ev("creat", 90, res=4, ppid=1, a1=0o644, path="/tmp/c", fd=4)
+    r.ev("openat", 90, res=5, ppid=1, a2=0o200000, a3=0o777, path="/tmp", fd=5)
+    con = build(r)
+    assert fields(con, ["evt.arg.flags", "evt.is_open_read", "evt.is_open_write",
+                        "evt.is_open_exec"]) == [
+        ("O_CREAT|O_RDWR|O_WRONLY|O_RDONLY", True, True, True),
+        # creat counts only for is_open_exec in libsinsp (here: no x bit)
+        (None, False, False, False),
+        ("O_DIRECTORY|O_RDONLY", True, False, False),
+    ]

@@ -25,6 +25,7 @@ ERRNO = {
     115: "EINPROGRESS", 116: "ESTALE", 122: "EDQUOT", 125: "ECANCELED",
 }
 _OPENS = "('open', 'openat', 'openat2', 'creat', 'open_by_handle_at')"
+_OPENS_RW = "('open', 'openat', 'openat2', 'open_by_handle_at')"
 _IO_READ = "('read', 'pread', 'pread64', 'readv', 'preadv', 'recvfrom', 'recvmsg', 'recvmmsg')"
 _IO_WRITE = (
     "('write', 'pwrite', 'pwrite64', 'writev', 'pwritev', 'sendto', 'sendmsg', 'sendmmsg', "
@@ -113,12 +114,16 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         f"WHEN {_isin(_IO_WRITE)} THEN 'w' END",
         "evt_is_wait": f"{_isin(_WAIT)}",
         "evt_is_syslog": f"{_isin(_IO_WRITE)} AND {_FDNAME} = '/dev/log'",
-        "evt_is_open_read": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 3) IN (0, 2), false)",
-        "evt_is_open_write": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 3) IN (1, 2), false)",
-        "evt_is_open_create": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 64) <> 0, false)",
-        "evt_is_open_exec": f"{_isin(_OPENS)} AND coalesce(({_OPEN_FLAGS} & 4259904) <> 0 "
-        "AND (CASE e.evt_type WHEN 'open' THEN e.a2 WHEN 'openat' THEN e.a3 "
-        "WHEN 'creat' THEN e.a1 END & 73) <> 0, false)",
+        # libsinsp: open/openat/openat2/open_by_handle_at only (creat only counts for exec)
+        "evt_is_open_read": f"{_isin(_OPENS_RW)} AND coalesce(({_OPEN_FLAGS} & 3) IN (0, 2), false)",
+        "evt_is_open_write": f"{_isin(_OPENS_RW)} AND coalesce(({_OPEN_FLAGS} & 3) IN (1, 2), false)",
+        "evt_is_open_create": f"{_isin(_OPENS_RW)} AND coalesce(({_OPEN_FLAGS} & 64) <> 0 "
+        f"OR (({_OPEN_FLAGS} & 4259840) = 4259840 AND e.res >= 0), false)",
+        "evt_is_open_exec": f"coalesce(CASE WHEN e.evt_type = 'creat' THEN (e.a1 & 73) <> 0 "
+        f"WHEN {_isin(_OPENS_RW)} AND e.evt_type <> 'open_by_handle_at' AND "
+        f"(({_OPEN_FLAGS} & 64) <> 0 OR ({_OPEN_FLAGS} & 4259840) = 4259840) "
+        "THEN (CASE e.evt_type WHEN 'open' THEN e.a2 WHEN 'openat' THEN e.a3 END & 73) <> 0 "
+        "END, false)",
         "evt_args": _evt_args(),
         "syscall_type": "CASE WHEN " + _isin("('procexit', 'shell_line', 'shell_line_withheld')")
         + " THEN NULL ELSE e.evt_type END",

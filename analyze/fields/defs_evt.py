@@ -80,9 +80,11 @@ EVT_FIELDS = (
     unsup("evt.infra.docker.container.name", S, "docker infrastructure events are not recorded"),
     unsup("evt.infra.docker.container.image", S, "docker infrastructure events are not recorded"),
     part("evt.is_open_exec", B, "evt_is_open_exec",
-         "open-family event creating a file with an execute bit in its mode",
-         "O_CREAT/O_TMPFILE with an x bit in mode (libsinsp uses the same rule)"),
-    sup("evt.is_open_create", B, "evt_is_open_create", "open-family event with O_CREAT"),
+         "open/openat/creat creating a file with an execute bit in its mode",
+         "false for openat2 (its mode is inside struct open_how, not recorded)"),
+    part("evt.is_open_create", B, "evt_is_open_create", "open-family event that created a file",
+         "true when O_CREAT was passed (libsinsp: only when the kernel reports the file was "
+         "actually created, which fcap does not record), or a successful O_TMPFILE open"),
     # --- generic event fields -----------------------------------------------
     sup("evt.num", U, "evt_num", "event number, unique and in time order within the replay"),
     sup("evt.time", S, "evt_time", "time of day, HH:MM:SS.nnnnnnnnn (UTC)"),

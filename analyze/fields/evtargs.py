@@ -142,7 +142,7 @@ def open_flags_sql(x: str) -> str:
     """libsinsp's rendering of open flags (``O_TRUNC|O_CREAT|O_WRONLY|O_CLOEXEC``)."""
     acc = (
         f"CASE ({x} & 3) WHEN 0 THEN 'O_RDONLY' WHEN 1 THEN 'O_WRONLY' "
-        f"WHEN 2 THEN 'O_RDWR|O_RDONLY|O_WRONLY' END"
+        f"WHEN 2 THEN 'O_RDWR|O_WRONLY|O_RDONLY' END"
     )
     head = ", ".join(f"CASE WHEN ({x} & {v}) = {v} THEN '{n}' END" for n, v in _O_FLAGS)
     tail = ", ".join(f"CASE WHEN ({x} & {v}) = {v} THEN '{n}' END" for n, v in _O_TAIL)
