@@ -3,7 +3,7 @@
 The record layout is ``struct fcap_event`` in bpf/fcap_event.h (mirrored by
 :data:`EVENT_DTYPE`, checked by tests/test_bpf_layout.py) followed by the
 string slots. Nothing here loops over events in Python: headers are gathered
-with one fancy-indexing step, strings become Arrow arrays by offset
+and transposed into columns block by block, strings become Arrow arrays by offset
 arithmetic, and the few per-value Python steps (comm names, path
 normalization, address text) run on *unique* values only.
 """
@@ -54,24 +54,6 @@ _SCHEMA_TYPES = {f.name: f.type for f in EVENTS}
 ContainerLookup = Callable[[np.ndarray], pa.Array]
 
 
-def gather_headers(recs: Records) -> np.ndarray:
-    """The fixed headers of all records as an EVENT_DTYPE array.
-
-    One row-wise copy: a sliding-window view of the buffer (one window of
-    header size per 8-byte position) indexed by the record starts.
-    """
-    n = len(recs.starts)
-    words = EVENT_DTYPE.itemsize // 8
-    buf = recs.buf
-    need = int(recs.starts.max()) + EVENT_DTYPE.itemsize if n else 0
-    if len(buf) < need or len(buf) % 8:
-        pad = max(need - len(buf), 0) + (-(len(buf) + max(need - len(buf), 0))) % 8
-        buf = np.concatenate([buf, np.zeros(pad, np.uint8)])
-    u64 = buf.view(np.uint64)
-    win = np.lib.stride_tricks.sliding_window_view(u64, words)
-    return np.ascontiguousarray(win[recs.starts // 8]).view(EVENT_DTYPE).reshape(n)
-
-
 def sort_by_time(recs: Records) -> Records:
     """Records in timestamp order (several rings interleave; one ring is nearly ordered)."""
     buf = recs.buf
@@ -88,20 +70,41 @@ def sort_by_time(recs: Records) -> Records:
 
 
 class HeaderColumns:
-    """Column access to gathered headers, ``hdr["pid"]`` like a structured array.
+    """Column access to the record headers, ``hdr["pid"]`` like a structured array.
 
-    The (N, 256-byte) headers are transposed once into 64 contiguous rows of
-    32-bit words, so each field is read from contiguous memory instead of
-    one 4-byte value per 256-byte row (which costs a cache line per field).
+    The headers are gathered and transposed in one blocked pass straight from
+    the copied ring bytes into 32 contiguous rows of 64-bit words (one row per
+    8 header bytes), so each field is then read from contiguous memory instead
+    of one value per 256-byte row (a cache line per field), and the gathered
+    row-wise copy never goes through main memory.
     """
 
-    def __init__(self, hdr: np.ndarray) -> None:
-        self.n = len(hdr)
-        rows = hdr.view(np.uint32).reshape(self.n, -1)
-        self.w32 = np.empty((rows.shape[1], self.n), np.uint32)
-        for i in range(0, self.n, 512):  # blocked transpose: cache-friendly
-            self.w32[:, i : i + 512] = rows[i : i + 512].T
+    BLOCK = 1024  # records per gather+transpose step: 256 KiB, stays in L2
+
+    def __init__(self, recs: Records) -> None:
+        self.n = n = len(recs.starts)
+        words = EVENT_DTYPE.itemsize // 8
+        buf = recs.buf
+        need = int(recs.starts.max()) + EVENT_DTYPE.itemsize if n else 0
+        if len(buf) < need or len(buf) % 8:
+            pad = max(need - len(buf), 0) + (-(len(buf) + max(need - len(buf), 0))) % 8
+            buf = np.concatenate([buf, np.zeros(pad, np.uint8)])
+        win = np.lib.stride_tricks.sliding_window_view(buf.view(np.uint64), words)
+        idx = recs.starts // 8
+        self.w64 = np.empty((words, n), np.uint64)
+        for i in range(0, n, self.BLOCK):
+            self.w64[:, i : i + self.BLOCK] = win[idx[i : i + self.BLOCK]].T
         self._cache: dict[str, np.ndarray] = {}
+        self._w32: dict[int, np.ndarray] = {}
+
+    def word32(self, k: int) -> np.ndarray:
+        """The 32-bit little-endian word ``k`` of every header (contiguous, cached)."""
+        got = self._w32.get(k)
+        if got is None:
+            w = self.w64[k >> 1]
+            got = ((w >> np.uint64(32)) if k & 1 else w).astype(np.uint32)
+            self._w32[k] = got
+        return got
 
     def __len__(self) -> int:
         return self.n
@@ -112,17 +115,17 @@ class HeaderColumns:
             return got
         ftype, off = EVENT_DTYPE.fields[name][:2]
         size = ftype.itemsize
-        if off % 4 == 0 and size == 4 and not ftype.shape:
-            out = self.w32[off // 4].view(ftype)
-        elif off % 4 == 0 and size == 8 and not ftype.shape:
-            out = self.u64(off // 4).view(ftype)
+        if off % 8 == 0 and size == 8 and not ftype.shape:
+            out = self.w64[off // 8].view(ftype)
+        elif off % 4 == 0 and size == 4 and not ftype.shape:
+            out = self.word32(off // 4).view(ftype)
         elif off % 4 in (0, 2) and size == 2 and not ftype.shape:
-            w = self.w32[off // 4]
+            w = self.word32(off // 4)
             out = ((w >> 16) if off % 4 else (w & 0xFFFF)).astype(ftype)
         else:
-            k0, k1 = off // 4, (off + size + 3) // 4
-            rows = np.ascontiguousarray(self.w32[k0:k1].T).view(np.uint8)
-            raw = np.ascontiguousarray(rows[:, off - 4 * k0 : off - 4 * k0 + size])
+            k0, k1 = off // 8, (off + size + 7) // 8
+            rows = np.ascontiguousarray(self.w64[k0:k1].T).view(np.uint8)
+            raw = np.ascontiguousarray(rows[:, off - 8 * k0 : off - 8 * k0 + size])
             if ftype.shape:
                 out = raw.view(ftype.base).reshape(self.n, *ftype.shape)
             else:
@@ -130,14 +133,9 @@ class HeaderColumns:
         self._cache[name] = out
         return out
 
-    def u64(self, word: int) -> np.ndarray:
-        """The 64-bit little-endian value at 32-bit word index ``word`` of every header."""
-        lo = self.w32[word].astype(np.uint64)
-        return lo | (self.w32[word + 1].astype(np.uint64) << np.uint64(32))
-
     def arg(self, i: int) -> np.ndarray:
         """Raw syscall argument ``i`` (int64 column)."""
-        return self.u64(EVENT_DTYPE.fields["args"][1] // 4 + 2 * i).view(np.int64)
+        return self.w64[EVENT_DTYPE.fields["args"][1] // 8 + i].view(np.int64)
 
 
 def _slot_columns(hdr: HeaderColumns, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +144,7 @@ def _slot_columns(hdr: HeaderColumns, starts: np.ndarray) -> tuple[np.ndarray, n
     slen = np.empty((NSLOTS, hdr.n), np.int64)
     for k in range(NSLOTS):  # one contiguous column per slot, straight from the word rows
         off = base + 2 * k
-        w = hdr.w32[off // 4]
+        w = hdr.word32(off // 4)
         slen[k] = (w >> 16) if off % 4 else (w & 0xFFFF)
     soff = np.empty_like(slen)
     acc = starts.astype(np.int64) + EVENT_DTYPE.itemsize
@@ -188,7 +186,7 @@ def decode(
     if n == 0:
         return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in EVENTS], schema=EVENTS)
     recs = sort_by_time(recs)
-    hdr = HeaderColumns(gather_headers(recs))
+    hdr = HeaderColumns(recs)
     buf = recs.buf
     slen, soff = _slot_columns(hdr, recs.starts)
     has = slen > 0
