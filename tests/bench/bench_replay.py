@@ -167,11 +167,14 @@ def engine_table(n: int) -> Path:
     con.execute("CREATE TABLE ev1 AS SELECT * FROM events")
     reps = -(-n // N_FULL)
     span = con.execute("SELECT max(ts) - min(ts) + 1 FROM ev1").fetchone()[0]
-    con.execute(
-        f"CREATE TABLE events AS SELECT * REPLACE (e.evt_num + k * {N_FULL} AS evt_num, "
-        f"e.ts + k * {span} AS ts) FROM range({reps}) r(k), ev1 e ORDER BY k, e.evt_num "
-        f"LIMIT {n}"
-    )
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("CREATE TABLE events AS SELECT * FROM ev1 WHERE false")
+    for k in range(reps):  # one copy at a time: memory stays at one copy's size
+        con.execute(
+            f"INSERT INTO events SELECT * REPLACE (e.evt_num + {k * N_FULL} AS evt_num, "
+            f"e.ts + {k * span} AS ts) FROM ev1 e "
+            f"WHERE e.evt_num + {k * N_FULL} <= {n} ORDER BY e.evt_num"
+        )
     con.execute("DROP TABLE ev1")
     con.close()
     tmp.rename(db)
