@@ -154,28 +154,43 @@ def _slot_columns(hdr: HeaderColumns, starts: np.ndarray) -> tuple[np.ndarray, n
     return slen, soff
 
 
-def _comm(hdr: np.ndarray) -> pa.Array:
+def _dict_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes int32, first row of each code) of an integer column (hash-based, O(n))."""
+    d = pa.array(key).dictionary_encode()
+    codes = d.indices.to_numpy().astype(np.int32, copy=False)
+    first = np.empty(len(d.dictionary), np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write wins: first row
+    return codes, first
+
+
+def _comm(hdr: HeaderColumns) -> pa.Array:
     """comm as a dictionary array; uniques found on a 64-bit hash, verified exactly."""
-    words = np.ascontiguousarray(hdr["comm"]).view(np.uint64).reshape(-1, 2)
-    key = words[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ words[:, 1]
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    inv = inv.ravel()
-    if not (words[first][inv] == words).all():  # a hash collision: exact (slower) path
-        _, first, inv = np.unique(hdr["comm"], return_index=True, return_inverse=True)
-        inv = inv.ravel()
-    names = [bytes(hdr["comm"][i]).split(b"\0", 1)[0].decode("utf-8", "replace") for i in first]
-    return pa.DictionaryArray.from_arrays(
-        pa.array(inv.astype(np.int32)), pa.array(names, pa.string())
-    )
+    off = EVENT_DTYPE.fields["comm"][1]
+    if off % 8 == 4:  # 16 bytes = high half of one word, one word, low half of the next
+        w = hdr.w64[off // 8 : off // 8 + 3]
+        mid = w[1]
+        edge = (w[0] >> np.uint64(32)) | (w[2] << np.uint64(32))
+    else:
+        words = np.ascontiguousarray(hdr["comm"]).view(np.uint64).reshape(-1, 2)
+        edge, mid = words[:, 0], words[:, 1]
+    codes, first = _dict_codes(mid * np.uint64(0x9E3779B97F4A7C15) ^ edge)
+    if not ((edge[first][codes] == edge).all() and (mid[first][codes] == mid).all()):
+        # a hash collision (never seen): the exact, slower path
+        _, first, codes = np.unique(hdr["comm"], return_index=True, return_inverse=True)
+        codes = codes.ravel().astype(np.int32)
+    raw = hdr["comm"][first] if off % 8 != 4 else [
+        int(edge[i] & np.uint64(0xFFFFFFFF)).to_bytes(4, "little") + int(mid[i]).to_bytes(8, "little")
+        + int(edge[i] >> np.uint64(32)).to_bytes(4, "little") for i in first]
+    names = [bytes(b).split(b"\0", 1)[0].decode("utf-8", "replace") for b in raw]
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
 
 
-def _syscall_names(hdr: np.ndarray) -> pa.Array:
+def _syscall_names(hdr: HeaderColumns) -> pa.Array:
     code = np.where(hdr["kind"] == K_PROCEXIT, 65535, hdr["nr"]).astype(np.int64)
-    uniq, inv = np.unique(code, return_inverse=True)
-    names = [PROCEXIT if c == 65535 else SYSCALL_NAME.get(int(c), f"syscall_{c}") for c in uniq]
-    return pa.DictionaryArray.from_arrays(
-        pa.array(inv.astype(np.int32)), pa.array(names, pa.string())
-    )
+    codes, first = _dict_codes(code)
+    names = [PROCEXIT if c == 65535 else SYSCALL_NAME.get(int(c), f"syscall_{c}")
+             for c in code[first]]
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
 
 
 def decode(

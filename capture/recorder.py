@@ -237,10 +237,16 @@ class Recorder:
         second.
         """
         idx = self.resolver.index
-        uniq = np.unique(cgroup_ids)
-        if any(int(u) not in idx.paths for u in uniq):
+        d = pa.array(cgroup_ids, pa.uint64()).dictionary_encode()  # hash-based, one pass
+        uniq = d.dictionary.to_pylist()
+        if any(u not in idx.paths for u in uniq):
             self._side_tables()
-        return idx.lookup(cgroup_ids)
+        cids = [idx.containers.get(u) for u in uniq]
+        known = sorted({c for c in cids if c is not None})
+        remap = np.array([known.index(c) if c is not None else -1 for c in cids] or [0], np.int32)
+        codes = remap[d.indices.to_numpy()]
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                              pa.array(known, pa.string()))
 
     def _side_tables(self, *, force: bool = False) -> None:
         """Hand the side-table rows that appeared since the last call to the writer.
