@@ -20,3 +20,11 @@ def test_doc_lists_every_field_once() -> None:
     text = doc.render()
     for d in FIELDS:
         assert text.count(f"| `{d.name}`") == 1, d.name
+
+
+def test_every_view_column_is_documented() -> None:
+    from fcap.analyze.enrich import view_columns
+
+    text = doc.render()
+    for col in view_columns():
+        assert f"`{col}`" in text, col

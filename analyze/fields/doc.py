@@ -75,6 +75,9 @@ LIST expressions: a comparison is true when any element matches, as in libsinsp.
   container id recorded per event (or the cgroup table) and the recorded OCI state and
   CRI annotations. Host events have `container.id = host`.
 * **Times** render in UTC.
+* **Several hosts.** Lineage and descriptor state are keyed by pid: open captures of one
+  host at a time (rotated segments of one recording are fine); pids of different hosts
+  opened together would be mixed.
 """
 
 
@@ -114,6 +117,51 @@ def _row(d: FieldDef) -> str:
     return f"| {name} | {status} | {_column(d)} | {_cell(text)} |"
 
 
+_HELPERS = {
+    "evt_num": "event number (evt.num)",
+    "evt_type": "event type (evt.type)",
+    "raw_container_id": "the container id recorded in the row (full id; null on the host)",
+    "cfull": "full container id from the row or the cgroup table (null on the host)",
+    "proc_argv": "argv of the process image (LIST; proc.args[n] = argv[n+1])",
+    "proc_env_list": "environment of the process image (LIST, when recorded)",
+    "proc_anames": "names of the process and its ancestors (LIST, self first: proc.aname[n] = "
+                   "element n+1)",
+    "proc_aexes": "proc.exe of self and ancestors (LIST)",
+    "proc_aexepaths": "proc.exepath of self and ancestors (LIST)",
+    "proc_acmdlines": "proc.cmdline of self and ancestors (LIST)",
+    "proc_apids": "pids of self and ancestors (LIST)",
+    "proc_aargss": "proc.args of self and ancestors (LIST)",
+    "proc_aenvs": "environments of self and ancestors as text (LIST)",
+    "proc_aenv_lists": "environments of self and ancestors (LIST of LIST)",
+    "container_mount_list": "mounts (LIST of STRUCT source, dest, mode, rw, propagation)",
+    "container_label_map": "labels (MAP)",
+    "thread_cgroup": "cgroup v2 path (thread.cgroup[subsys])",
+}
+
+
+def _other_columns() -> list[str]:
+    """The events view's columns that are not a field's own column: raw and helper columns."""
+    from fcap.analyze.enrich import view_columns
+
+    from fcap.schema import EVENTS
+
+    own = {d.column for d in FIELDS if d.column}
+    raw = {f.name for f in EVENTS} | {"host"}
+    rows = ["## Other columns of the `events` view\n",
+            "Raw capture columns (fcap.schema EVENTS, see docs/capture-format.md) are passed "
+            "through under their own names; `syscall` is `evt_type` and the raw "
+            "`container_id` is `raw_container_id`. Helper columns used by field expressions:\n",
+            "| Column | Meaning |", "|---|---|"]
+    for col in view_columns():
+        if col in own or col in raw:
+            continue
+        rows.append(f"| `{col}` | {_cell(_HELPERS.get(col, 'helper column'))} |")
+    rows.append("")
+    rows.append("Raw columns: " + ", ".join(f"`{c}`" for c in view_columns()
+                                            if c in raw and c not in own) + ".\n")
+    return rows
+
+
 def render() -> str:
     """The full text of docs/fields.md."""
     out = [_HEADER]
@@ -131,6 +179,7 @@ def render() -> str:
         out.append("|---|---|---|---|")
         out.extend(_row(d) for d in defs)
         out.append("")
+    out.extend(_other_columns())
     missing = [d.name for d in FIELDS if d.name not in seen]
     if missing:  # pragma: no cover - a new field class without a section
         raise RuntimeError(f"fields without a docs section: {missing}")
