@@ -204,15 +204,17 @@ def _resolve_level(con: Any, level: int) -> None:
     """Records of the instances at ``level``: inherit, resolve dups, fill updates, cloexec."""
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_lvl AS
-        SELECT {_COLS} FROM fc_fdd
-        WHERE pkey IN (SELECT pkey FROM fc_pdepth WHERE depth = {level})
-        UNION ALL
-        SELECT f.child, r.fd, f.ts, 'open', {", ".join("r." + a for a in _ATTRS)},
-               NULL, false, NULL
+        CREATE OR REPLACE TEMP TABLE fc_lvlp AS SELECT pkey FROM fc_pdepth WHERE depth = {level};
+        CREATE OR REPLACE TEMP TABLE fc_inh AS
+        SELECT f.child AS pkey, r.fd, f.ts, 'open' AS kind, {", ".join("r." + a for a in _ATTRS)},
+               NULL::BIGINT AS src_fd, false AS changed, NULL::INTEGER AS ev_tid
         FROM fc_forks f
-        JOIN fc_pdepth d ON d.pkey = f.child AND d.depth = {level}
-        JOIN fc_fdrec r ON r.pkey = f.parent AND r.ts <= f.ts AND f.ts < r.te
+        JOIN fc_lvlp d ON d.pkey = f.child
+        JOIN fc_fdrec r ON r.pkey = f.parent AND r.ts <= f.ts AND f.ts < r.te;
+        -- a view, not a copy: the level's records are read a few times below
+        CREATE OR REPLACE TEMP VIEW fc_lvl AS
+        SELECT {_COLS} FROM fc_fdd SEMI JOIN fc_lvlp p ON p.pkey = fc_fdd.pkey
+        UNION ALL SELECT {_COLS} FROM fc_inh;
         """
     )
     # Plain opens/closes are final. Updates (connect, bind ...) merge with the record they
@@ -318,8 +320,9 @@ def build(con: Any) -> None:
     for level in range(max_depth + 1):
         _resolve_level(con, level)
     con.execute(
-        "DROP VIEW IF EXISTS fc_lvlf; DROP TABLE IF EXISTS fc_lvl; DROP TABLE IF EXISTS fc_lvlu;"
+        "DROP VIEW IF EXISTS fc_lvlf; DROP VIEW IF EXISTS fc_lvls; DROP VIEW IF EXISTS fc_lvl;"
+        "DROP TABLE IF EXISTS fc_lvlu; DROP TABLE IF EXISTS fc_inh; DROP TABLE IF EXISTS fc_lvlp;"
         "DROP TABLE IF EXISTS fc_lvld; DROP TABLE IF EXISTS fc_lvlr; DROP TABLE IF EXISTS fc_lvlm;"
-        "DROP VIEW IF EXISTS fc_lvls; DROP TABLE IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_fdd;"
+        "DROP TABLE IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_fdd;"
         "DROP TABLE IF EXISTS fc_lvlk;"
     )
