@@ -225,11 +225,17 @@ def _resolve_level(con: Any, level: int) -> None:
         CREATE OR REPLACE TEMP TABLE fc_lvlu AS SELECT * FROM fc_lvl WHERE kind = 'update';
         CREATE OR REPLACE TEMP TABLE fc_lvld AS SELECT * FROM fc_lvl WHERE kind = 'dup';
         CREATE OR REPLACE TEMP TABLE fc_lvlr AS SELECT * FROM fc_lvl WHERE false;
-        -- the plain records the updates and dups can refer to (keeps the ASOF inputs small)
+        -- the plain records dups can copy (keeps the ASOF inputs small)
         CREATE OR REPLACE TEMP TABLE fc_lvlk AS
-        SELECT s.* FROM fc_lvls s SEMI JOIN (
-          SELECT pkey, fd FROM fc_lvlu UNION SELECT pkey, src_fd FROM fc_lvld
-        ) k ON k.pkey = s.pkey AND k.fd = s.fd;
+        SELECT s.* FROM fc_lvls s SEMI JOIN (SELECT DISTINCT pkey, src_fd FROM fc_lvld) k
+          ON k.pkey = s.pkey AND k.src_fd = s.fd;
+        -- the records socket updates can refer to: sockets and closes (an update of a
+        -- descriptor that is not a socket fails, so it is never recorded as an update)
+        CREATE OR REPLACE TEMP TABLE fc_lvlks AS
+        SELECT s.* FROM fc_lvls s SEMI JOIN (SELECT DISTINCT pkey, fd FROM fc_lvlu) k
+          ON k.pkey = s.pkey AND k.fd = s.fd
+        WHERE s.kind = 'close' OR s.family IS NOT NULL
+           OR s.fd_type IN ('ipv4', 'ipv6', 'unix', 'netlink');
         """
     )
     _merge_updates(con)
@@ -300,7 +306,7 @@ def _merge_updates(con: Any) -> None:
                CASE WHEN b.kind IS NULL OR b.kind = 'close' THEN 'update' ELSE 'open' END AS kind,
                {merged}, NULL::BIGINT AS src_fd, u.changed, u.ev_tid
         FROM fc_lvlu u
-        ASOF LEFT JOIN (SELECT {_COLS} FROM fc_lvlk UNION ALL SELECT {_COLS} FROM fc_lvlr) b
+        ASOF LEFT JOIN (SELECT {_COLS} FROM fc_lvlks UNION ALL SELECT {_COLS} FROM fc_lvlr) b
           ON b.pkey = u.pkey AND b.fd = u.fd AND u.ts >= b.ts
         WINDOW w AS (PARTITION BY u.pkey, u.fd, b.ts ORDER BY u.ts
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
@@ -324,5 +330,5 @@ def build(con: Any) -> None:
         "DROP TABLE IF EXISTS fc_lvlu; DROP TABLE IF EXISTS fc_inh; DROP TABLE IF EXISTS fc_lvlp;"
         "DROP TABLE IF EXISTS fc_lvld; DROP TABLE IF EXISTS fc_lvlr; DROP TABLE IF EXISTS fc_lvlm;"
         "DROP TABLE IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_fdd;"
-        "DROP TABLE IF EXISTS fc_lvlk;"
+        "DROP TABLE IF EXISTS fc_lvlk; DROP TABLE IF EXISTS fc_lvlks;"
     )
