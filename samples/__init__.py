@@ -1,0 +1,1 @@
+"""Small real captures with expected alerts, shipped as package data ``fcap.samples``."""
