@@ -127,6 +127,7 @@ def record_storm(exe: Path, mode: str, secs: float, rate: float = 0,
     out = WORK / f"rec-{mode}-{int(rate)}.parquet"
     if out.exists():
         out.unlink()
+    shutil.rmtree(str(out) + ".partial", ignore_errors=True)  # an interrupted earlier run
     syscalls = parse_syscalls("openat,close" if mode in ("openat", "enoent") else None)
     ready, stop = threading.Event(), threading.Event()
     result: dict = {}
@@ -248,6 +249,7 @@ def userspace_capacity(n: int = 2_000_000) -> dict:
     out = WORK / "userspace.parquet"
     if out.exists():
         out.unlink()
+    shutil.rmtree(str(out) + ".partial", ignore_errors=True)
     t0 = time.perf_counter()
     c0 = time.process_time()
     w = CaptureWriter(out, meta={}, side_tables={})
