@@ -123,3 +123,36 @@ def test_no_events(cond: str) -> None:
 )
 def test_equivalences(a: str, b: str) -> None:
     assert types(a) == types(b)
+
+
+# -- fcap's extension event types --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shell_line", "shell_line_withheld"])
+def test_fcap_extension_event_types(name: str) -> None:
+    from fcap.analyze.compile import compile_condition
+
+    assert name in UNIVERSE
+    assert types(f"evt.type = {name}") == frozenset({name})
+    assert f"'{name}'" in compile_condition(f"evt.type = {name}")
+
+
+def test_shell_rules_compile_without_skip_if_unknown_filter() -> None:
+    """The bundled shell rules compile on their own merits, not skipped as unknown."""
+    from pathlib import Path
+
+    from fcap.analyze.compile import compile_ruleset
+    from fcap.analyze.rules import load_rules
+
+    path = Path(__file__).resolve().parents[1] / "rules" / "fcap_shell_rules.yaml"
+    text = "\n".join(line for line in path.read_text().splitlines()
+                     if "skip-if-unknown-filter" not in line)
+    ruleset = load_rules([str(path)], texts={str(path): text})
+    assert not ruleset.errors
+    compiled = compile_ruleset(ruleset)
+    assert not compiled.errors, [d.message for d in compiled.errors]
+    assert not compiled.skipped
+    names = {r.name for r in ruleset.rules}
+    assert names and {r.name for r in compiled.rules} == names
+    assert all(r.event_types and r.event_types <= {"shell_line", "shell_line_withheld"}
+               for r in compiled.rules)

@@ -4,11 +4,22 @@ Data, not code: the event names of falcosecurity/libs ``driver/event_table.c`` a
 ``PPM_SC_X`` names of ``driver/ppm_events_public.h`` (libs main 48dfd53c), lower-cased.
 libsinsp rejects any other ``evt.type`` value with "unknown event type" (
 ``sinsp_filtercheck_event.cpp`` ``validate_filter_value``).
+
+fcap adds its own extension event types (``FCAP_EVENT_NAMES``, from ``fcap.schema``):
+``shell_line`` (a line typed in an interactive shell) and ``shell_line_withheld`` (input
+read with the terminal's echo off). They are part of the accepted names and of the
+event-type universe, so ``evt.type = shell_line`` compiles like any libs event name.
+There is no generator: the libs names above were extracted by hand; update both sets here.
 """
 
 from __future__ import annotations
 
-EVENT_NAMES: frozenset[str] = frozenset(
+from fcap.schema import SHELL_LINE, SHELL_LINE_WITHHELD
+
+FCAP_EVENT_NAMES: frozenset[str] = frozenset({SHELL_LINE, SHELL_LINE_WITHHELD})
+"""fcap's extension event types (not in libs): typed shell input."""
+
+LIBS_EVENT_NAMES: frozenset[str] = frozenset(
     """
     _llseek _newselect _sysctl accept accept4 access acct add_key adjtimex alarm arch_prctl
     asyncevent bdflush bind bpf brk cachestat capget capset chdir chmod chown chroot
@@ -71,3 +82,6 @@ EVENT_NAMES: frozenset[str] = frozenset(
     utimensat utimes vfork vhangup vm86 vmsplice wait4 waitid waitpid write writev
     """.split()  # noqa: SIM905
 )
+
+EVENT_NAMES: frozenset[str] = LIBS_EVENT_NAMES | FCAP_EVENT_NAMES
+"""Every name ``evt.type`` accepts: libs event and syscall names plus fcap's extensions."""
