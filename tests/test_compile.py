@@ -234,6 +234,19 @@ def test_transformers() -> None:
     assert evaluate("len(fd.name) = 11", fd_name="/etc/passwd")
 
 
+def test_transformer_on_the_right_side() -> None:
+    """libs accepts a field transformer as the right operand (``proc.name = toupper(...)``)."""
+    assert sql("proc.name = toupper(proc.cmdline)") == (
+        "coalesce((e.proc_name = upper(e.proc_cmdline)), false)")
+    assert evaluate("proc.name = toupper(proc.cmdline)", proc_name="CAT", proc_cmdline="cat")
+    assert not evaluate("proc.name = toupper(proc.cmdline)", proc_name="cat",
+                        proc_cmdline="cat")
+    assert not evaluate("proc.name = toupper(proc.cmdline)", proc_name="CAT")
+    assert evaluate("proc.name != tolower(proc.cmdline)", proc_name="CAT", proc_cmdline="cat")
+    with pytest.raises(ConditionCompileError, match="doesn't support right-hand side fields"):
+        sql("proc.name regex toupper(proc.cmdline)")
+
+
 def test_bool_field() -> None:
     assert evaluate("proc.is_exe_writable = true", exe_writable=True)
     assert not evaluate("proc.is_exe_writable = true", exe_writable=False)

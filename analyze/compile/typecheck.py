@@ -201,7 +201,8 @@ class TypeChecker:
             return
         is_evttype = isinstance(c.lhs, ast.Field) and c.lhs.name in EVTTYPE_FIELDS and not c.lhs.arg
         rhs = c.rhs
-        if isinstance(rhs, ast.FieldValue):
+        if isinstance(rhs, ast.FieldValue | ast.Transform):
+            # val(field) or a transformer (libs: a field_transformer_expr on the right side)
             if op in ("pmatch", "regex"):
                 self._error(f"operator '{c.op}' doesn't support right-hand side fields", rhs.span)
                 return
@@ -209,11 +210,11 @@ class TypeChecker:
                 self._error("right-hand field comparisons on `evt.type` checks are not "
                             "supported by event code search", rhs.span)
                 return
-            other = self._operand(rhs.field)
+            other = self._operand(rhs.field if isinstance(rhs, ast.FieldValue) else rhs)
             if other is not None:
                 self.out.rhs[id(c)] = other
             return
-        if isinstance(rhs, ast.Field | ast.Transform):
+        if isinstance(rhs, ast.Field):
             self._error("a field cannot be the right-hand side; use val(field)", rhs.span)
             return
         items: list[ast.Literal]
