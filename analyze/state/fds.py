@@ -261,29 +261,27 @@ def _resolve_level(con: Any, level: int) -> None:
     # unresolved dups (source unknown) still replace what the number meant before
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_lvlc AS SELECT * FROM fc_lvl WHERE false;
         CREATE OR REPLACE TEMP VIEW fc_lvlf AS
         SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlm
         UNION ALL SELECT {_COLS} FROM fc_lvlr
         UNION ALL SELECT d.pkey, d.fd, d.ts, 'unknown', {", ".join("NULL" for _ in _ATTRS)},
                          NULL, false, d.ev_tid
-        FROM fc_lvld d ANTI JOIN fc_lvlr x ON x.pkey = d.pkey AND x.fd = d.fd AND x.ts = d.ts
-        UNION ALL SELECT {_COLS} FROM fc_lvlc;
+        FROM fc_lvld d ANTI JOIN fc_lvlr x ON x.pkey = d.pkey AND x.fd = d.fd AND x.ts = d.ts;
 
-        INSERT INTO fc_lvlc
-        SELECT x.pkey, r.fd, x.ts, 'close', {", ".join("NULL" for _ in _ATTRS)}, NULL, false, NULL
-        FROM fc_execs x
-        JOIN (SELECT pkey, fd, ts, kind, cloexec,
-                     lead(ts) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te FROM fc_lvlf
-              WHERE pkey IN (SELECT pkey FROM fc_execs)) r
-          ON r.pkey = x.pkey AND r.ts < x.ts AND x.ts < coalesce(r.te, {2**62})
-        WHERE r.kind = 'open' AND r.cloexec;
-
+        CREATE OR REPLACE TEMP TABLE fc_lvlo AS SELECT coalesce(max(rid), 0) AS o FROM fc_fdrec;
         INSERT INTO fc_fdrec
-        SELECT (SELECT coalesce(max(rid), 0) FROM fc_fdrec) + row_number() OVER () AS rid, *
+        SELECT (SELECT o FROM fc_lvlo) + row_number() OVER () AS rid, *
         FROM (SELECT {_COLS}, lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
               FROM fc_lvlf)
         WHERE kind <> 'close';
+
+        -- close-on-exec: a successful exec ends every cloexec descriptor open across it
+        UPDATE fc_fdrec SET te = c.ts
+        FROM (SELECT r.rid, min(x.ts) AS ts FROM fc_fdrec r
+              JOIN fc_execs x ON x.pkey = r.pkey AND r.ts < x.ts AND x.ts < r.te
+              WHERE r.rid > (SELECT o FROM fc_lvlo) AND r.cloexec AND r.kind = 'open'
+              GROUP BY r.rid) c
+        WHERE fc_fdrec.rid = c.rid;
         """
     )
 
@@ -329,6 +327,6 @@ def build(con: Any) -> None:
         "DROP VIEW IF EXISTS fc_lvlf; DROP VIEW IF EXISTS fc_lvls; DROP VIEW IF EXISTS fc_lvl;"
         "DROP TABLE IF EXISTS fc_lvlu; DROP TABLE IF EXISTS fc_inh; DROP TABLE IF EXISTS fc_lvlp;"
         "DROP TABLE IF EXISTS fc_lvld; DROP TABLE IF EXISTS fc_lvlr; DROP TABLE IF EXISTS fc_lvlm;"
-        "DROP TABLE IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_fdd;"
+        "DROP TABLE IF EXISTS fc_lvlo; DROP TABLE IF EXISTS fc_fdd;"
         "DROP TABLE IF EXISTS fc_lvlk; DROP TABLE IF EXISTS fc_lvlks;"
     )
