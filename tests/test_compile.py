@@ -247,6 +247,45 @@ def test_transformer_on_the_right_side() -> None:
         sql("proc.name regex toupper(proc.cmdline)")
 
 
+def _warnings(cond: str) -> list[str]:
+    from fcap.analyze.compile.ruleset import compile_expr
+    from fcap.analyze.condition.parser import parse_condition
+
+    res = compile_expr(parse_condition(cond), CATALOG)  # type: ignore[arg-type]
+    assert res.predicate is not None
+    return [i.message for i in res.issues if i.severity == "warning"]
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ("proc.name = proc.cmdline",
+         "'proc.cmdline' may be a valid field misused as a const string value"),
+        ("proc.name = 'proc.cmdline '",
+         "'proc.cmdline ' may be a valid field misused as a const string value"),
+        ("proc.name in (a, 'proc.aname[2]')",
+         "'proc.aname[2]' may be a valid field misused as a const string value"),
+        ("proc.name = 'toupper( proc.cmdline)'",
+         "'toupper( proc.cmdline)' may be a valid field transformer misused as a const string "
+         "value"),
+        ("proc.name = 'val(x)'", "'val(x)' may be a valid field transformer misused as a const "
+         "string value"),
+    ],
+)
+def test_const_value_looks_like_a_field_warning(cond: str, expected: str) -> None:
+    """libs ``check_value_and_add_warnings``: the check compiles, with a warning."""
+    assert expected in _warnings(cond)
+
+
+@pytest.mark.parametrize(
+    "cond",
+    ["proc.name = cat", "proc.name = proc.nosuchfield", "proc.name = 'a.b'",
+     "proc.name = toupper(proc.cmdline)", "proc.name = 'toupper'", "fd.name = /etc/passwd"],
+)
+def test_no_const_value_warning(cond: str) -> None:
+    assert not any("misused" in w for w in _warnings(cond))
+
+
 def test_bool_field() -> None:
     assert evaluate("proc.is_exe_writable = true", exe_writable=True)
     assert not evaluate("proc.is_exe_writable = true", exe_writable=False)

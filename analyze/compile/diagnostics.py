@@ -20,6 +20,7 @@ LOAD_UNKNOWN_FILTER = "LOAD_UNKNOWN_FILTER"
 LOAD_NO_EVTTYPE = "LOAD_NO_EVTTYPE"
 LOAD_DEPRECATED_ITEM = "LOAD_DEPRECATED_ITEM"
 LOAD_UNSAFE_NA_CHECK = "LOAD_UNSAFE_NA_CHECK"
+LOAD_COMPILE_CONDITION = "LOAD_COMPILE_CONDITION"  # libs filter-compiler warnings
 
 EVT_DIR_DEPRECATION = (
     "due to the drop of enter events, 'evt.dir = <' always evaluates to true, and "

@@ -11,15 +11,18 @@ first); the result feeds :mod:`fcap.analyze.compile.sqlgen`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from fcap.analyze.condition import ast
+from fcap.analyze.condition.parser import TRANSFORMERS
 from fcap.analyze.fields.types import FieldRef, FieldType
 
 from . import values as V
 from .diagnostics import (
     EVT_DIR_DEPRECATION,
+    LOAD_COMPILE_CONDITION,
     LOAD_DEPRECATED_ITEM,
     LOAD_ERR_COMPILE_CONDITION,
     LOAD_UNSAFE_NA_CHECK,
@@ -91,6 +94,11 @@ def _ops_for(t: FieldType) -> frozenset[str]:
     if t is FieldType.BYTES:
         return BUFFER_OPS
     return STRING_OPS
+
+
+_FIELDLIKE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+)(?:\[(.*)\])?\Z")
+#: libs ``supported_field_transformers(true)``: the transformers plus ``val``
+_VALUE_TRANSFORMERS = (*TRANSFORMERS, "val")
 
 
 class TypeChecker:
@@ -233,6 +241,7 @@ class TypeChecker:
             return
         converted: list[object] = []
         for item in items:
+            self._value_warnings(item)
             if item.value == "<NA>" and op in ("=", "!=", "in"):
                 self.out.issues.append(
                     CompileIssue("warning", LOAD_UNSAFE_NA_CHECK,
@@ -247,6 +256,30 @@ class TypeChecker:
             except V.ValueError_ as err:
                 self._error(str(err), item.span)
         self.out.rhs[id(c)] = converted
+
+    def _value_warnings(self, item: ast.Literal) -> None:
+        """libs ``check_value_and_add_warnings``: a constant that, without its whitespace,
+        names a known field or looks like a transformer call (a missing ``val()`` or a
+        transformer written as a string) gets a warning; the check is still compiled."""
+        nospaces = "".join(item.value.split())
+        m = _FIELDLIKE.match(nospaces)
+        if m is not None:
+            try:
+                self.catalog.lookup(m.group(1), m.group(2))
+            except Exception:  # not a field: no warning (libs ignores parse failures)
+                pass
+            else:
+                self.out.issues.append(CompileIssue(
+                    "warning", LOAD_COMPILE_CONDITION,
+                    f"'{item.value}' may be a valid field misused as a const string value",
+                    item.span, "use val(field) to compare with another field"))
+        for t in _VALUE_TRANSFORMERS:
+            if (len(nospaces) >= len(t) + 2 and nospaces.startswith(t + "(")
+                    and nospaces.endswith(")")):
+                self.out.issues.append(CompileIssue(
+                    "warning", LOAD_COMPILE_CONDITION,
+                    f"'{item.value}' may be a valid field transformer misused as a const "
+                    "string value", item.span, f"write {t}(field) without quotes or spaces"))
 
     def _convert(self, text: str, t: FieldType, op: str) -> object:
         if op in ("bcontains", "bstartswith"):
