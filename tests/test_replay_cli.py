@@ -80,6 +80,15 @@ def test_rules_list_and_explain(rules_file: Path) -> None:
     ]
     r = fcap("rules", "explain", "Read secret", "-r", str(rules_file))
     assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    # the condition after list substitution, then fully expanded (macros), then the SQL
+    i = lines.index("condition (lists substituted):")
+    assert " ".join(lines[i + 1].split()) == "open_read and fd.name in ( /etc/shadow, /etc/gshadow )"
+    assert lines[i + 2] == "condition (macros expanded):"
+    assert "open_read" not in lines[i + 3]
+    assert "evt.type in (open, openat, openat2)" in lines[i + 3]
+    assert "/etc/shadow" in lines[i + 3]
+    assert lines.index("sql:") > i + 3
     assert "event types: open openat openat2" in r.stdout
     assert "e.evt_type IN ('open', 'openat', 'openat2')" in r.stdout
     assert "'/etc/shadow', '/etc/gshadow'" in r.stdout

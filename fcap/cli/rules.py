@@ -78,7 +78,8 @@ def explain_cmd(
     name: str = typer.Argument(..., help="Rule name."),
     rules: list[Path] = typer.Option([], "--rules", "-r", help="Rules files or dirs."),
 ) -> None:
-    """A rule's expanded condition, its event types, output and generated SQL."""
+    """A rule's condition (after list substitution, then with macros expanded), its event
+    types, output and generated SQL."""
     ruleset, compiled = _load(_default(rules))
     try:
         rule = ruleset.rule(name)
@@ -87,7 +88,10 @@ def explain_cmd(
     typer.echo(f"rule: {rule.name}")
     if getattr(rule, "location", None):
         typer.echo(f"defined at: {rule.location}")
-    typer.echo(f"condition (expanded):\n    {rule.condition_text}")
+    from fcap.analyze.condition.printer import to_string
+
+    typer.echo(f"condition (lists substituted):\n    {rule.condition_text}")
+    typer.echo(f"condition (macros expanded):\n    {to_string(rule.condition)}")
     try:
         c = compiled.rule(name)
     except KeyError:
