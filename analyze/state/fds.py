@@ -42,10 +42,10 @@ _ATTRS = (
 _COLS = "pkey, fd, ts, kind, " + ", ".join(_ATTRS) + ", src_fd, changed, ev_tid"
 
 
-def _open_flags() -> str:
+def _open_flags(x: str = "") -> str:
     return (
-        "CASE syscall WHEN 'open' THEN a1 WHEN 'openat' THEN a2 WHEN 'openat2' THEN flags_aux "
-        "WHEN 'creat' THEN 577 ELSE a2 END"
+        f"CASE {x}syscall WHEN 'open' THEN {x}a1 WHEN 'openat' THEN {x}a2 "
+        f"WHEN 'openat2' THEN {x}flags_aux WHEN 'creat' THEN 577 ELSE {x}a2 END"
     )
 
 
@@ -81,8 +81,8 @@ def build_direct(con: Any) -> None:
                  x.lport, CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
                  CAST(x.unix_path AS VARCHAR) AS unix_path
           FROM fc_raw x POSITIONAL JOIN fc_pos p
-          WHERE x.syscall IN {_OPENS} OR x.syscall IN ('socket', 'accept', 'accept4', 'connect',
-                'bind', 'listen', 'close', 'dup', 'dup2', 'dup3', 'fcntl', 'sendto', 'sendmsg',
+          WHERE x.syscall IN ('socket', 'accept', 'accept4', 'connect',
+                'bind', 'listen', 'dup', 'dup2', 'dup3', 'fcntl', 'sendto', 'sendmsg',
                 'execve', 'execveat')
              OR x.syscall IN ({", ".join(f"'{k}'" for k in _CREATES)})
         ) WHERE pkey IS NOT NULL;
@@ -105,11 +105,14 @@ def build_direct(con: Any) -> None:
         FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap'
         UNION ALL
         -- open family
-        SELECT pkey, res, ts, 'open',
-               CASE WHEN ({_open_flags()} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
-               path, path_raw, {_open_flags()}, ({_open_flags()} & {O_CLOEXEC}) <> 0,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, false, tid
-        FROM fc_fdev WHERE syscall IN {_OPENS} AND res >= 0
+        -- (opens and closes, most of the rows, are read straight from the capture: no copy)
+        SELECT p.pkey, x.res, x.ts, 'open',
+               CASE WHEN ({_open_flags("x.")} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
+               CAST(x.path AS VARCHAR), CAST(coalesce(x.path_raw, x.path) AS VARCHAR),
+               {_open_flags("x.")}, ({_open_flags("x.")} & {O_CLOEXEC}) <> 0,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, false, x.tid
+        FROM fc_raw x POSITIONAL JOIN fc_pos p
+        WHERE x.syscall IN {_OPENS} AND x.res >= 0 AND p.pkey IS NOT NULL
         UNION ALL
         -- socket
         SELECT pkey, res, ts, 'open', {_family_type("a0")}, '', '', a1, (a1 & {O_CLOEXEC}) <> 0,
@@ -169,9 +172,10 @@ def build_direct(con: Any) -> None:
               AND NOT (syscall IN ('dup2', 'dup3') AND a0 = res)
         UNION ALL
         -- close: effective just after the event
-        SELECT pkey, coalesce(fd, a0), ts + 1, 'close', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, tid
-        FROM fc_fdev WHERE syscall = 'close' AND res = 0;
+        SELECT p.pkey, coalesce(x.fd, x.a0), x.ts + 1, 'close', NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, x.tid
+        FROM fc_raw x POSITIONAL JOIN fc_pos p
+        WHERE x.syscall = 'close' AND x.res = 0 AND p.pkey IS NOT NULL;
 
         CREATE OR REPLACE TEMP TABLE fc_execs AS
         SELECT pkey, ts FROM fc_fdev WHERE syscall IN ('execve', 'execveat') AND res = 0;
