@@ -26,6 +26,7 @@ _FIELDS = {
     "container.image.tag": ("e.image_tag", FieldType.STRING, False),
     "k8s.pod.name": ("e.pod_name", FieldType.STRING, False),
     "k8s.ns.name": ("e.ns_name", FieldType.STRING, False),
+    "ka.user.name": ("e.ka_user", FieldType.STRING, False),  # a k8s-audit-like field
 }
 
 

@@ -286,6 +286,25 @@ def test_no_const_value_warning(cond: str) -> None:
     assert not any("misused" in w for w in _warnings(cond))
 
 
+@pytest.mark.parametrize(
+    ("cond", "warns"),
+    [
+        ("proc.name = '<NA>'", False),  # syscall fields: libs reports no unsafe check
+        ("proc.name in (a, '<NA>')", False),
+        ("ka.user.name = '<NA>'", True),
+        ("ka.user.name != '<NA>'", True),
+        ("ka.user.name in (a, '<NA>')", True),
+        ("toupper(ka.user.name) = '<NA>'", True),
+        ("ka.user.name contains '<NA>'", False),
+        ("ka.user.name = a", False),
+    ],
+)
+def test_unsafe_na_check_only_for_ka_and_jevt_fields(cond: str, warns: bool) -> None:
+    """Falco's ``filter_warning_resolver``: ``<NA>`` in an equality check on a ``ka.``
+    or ``jevt.`` field (whose extraction yields ``<NA>``) warns; other fields do not."""
+    assert ("Unsafe <NA> comparison in condition" in _warnings(cond)) == warns
+
+
 def test_bool_field() -> None:
     assert evaluate("proc.is_exe_writable = true", exe_writable=True)
     assert not evaluate("proc.is_exe_writable = true", exe_writable=False)

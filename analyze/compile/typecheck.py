@@ -101,6 +101,20 @@ _FIELDLIKE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+)(?:\[(.*)\
 _VALUE_TRANSFORMERS = (*TRANSFORMERS, "val")
 
 
+NA_UNSAFE_PREFIXES = ("ka.", "jevt.")
+NA_CHECK_OPS = frozenset({"=", "!=", "in", "intersects", "pmatch"})
+
+
+def _base_field(o: ast.Field | ast.Transform) -> str:
+    """The name of the (first) field under a chain of transformers ('' if none)."""
+    while isinstance(o, ast.Transform):
+        nxt = next((a for a in o.args if isinstance(a, ast.Field | ast.Transform)), None)
+        if nxt is None:
+            return ""
+        o = nxt
+    return o.name
+
+
 class TypeChecker:
     """Resolves and checks one condition AST (macros already expanded)."""
 
@@ -239,10 +253,13 @@ class TypeChecker:
         else:  # pragma: no cover - defensive
             self._error("unexpected right-hand side", c.span)
             return
+        # Falco's filter_warning_resolver: only k8s-audit/json fields (ka.*, jevt.*) yield
+        # "<NA>" as a string, so only their equality checks against "<NA>" are unsafe
+        na_unsafe = op in NA_CHECK_OPS and _base_field(c.lhs).startswith(NA_UNSAFE_PREFIXES)
         converted: list[object] = []
         for item in items:
             self._value_warnings(item)
-            if item.value == "<NA>" and op in ("=", "!=", "in"):
+            if item.value == "<NA>" and na_unsafe:
                 self.out.issues.append(
                     CompileIssue("warning", LOAD_UNSAFE_NA_CHECK,
                                  "Unsafe <NA> comparison in condition", item.span)
