@@ -171,3 +171,39 @@ def test_replay_json_selection_and_output_file(capture: Path, rules_file: Path,
     # -T drops the tagged rule, -D by wildcard the other one: no alerts, still exit 0
     r = fcap("replay", "-r", str(rules_file), "-T", "test", "-D", "Any *", str(capture))
     assert r.returncode == 0 and r.stdout == ""
+
+
+SHARED_MACRO_WARNING = """\
+- macro: old_dir
+  condition: evt.dir = <
+- rule: A
+  desc: a
+  condition: evt.type = openat and old_dir
+  output: a %proc.name
+  priority: INFO
+- rule: B
+  desc: b
+  condition: evt.type = unlinkat and old_dir
+  output: b %proc.name
+  priority: INFO
+"""
+
+
+def test_identical_warnings_at_one_location_printed_once(tmp_path: Path, capture: Path) -> None:
+    """A macro's warning, reported by Falco once per rule using it, is printed once
+    naming both rules, by ``rules validate`` and by ``replay`` (which, like Falco >= 0.37,
+    prints load warnings; ``-q`` silences them)."""
+    p = tmp_path / "w.yaml"
+    p.write_text(SHARED_MACRO_WARNING)
+    r = fcap("rules", "validate", str(p))
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.count("LOAD_DEPRECATED_ITEM") == 1
+    assert f"{p}:2:14: warning: LOAD_DEPRECATED_ITEM" in r.stdout
+    assert "(rules 'A', 'B')" in r.stdout
+    assert "0 error(s), 1 warning(s)" in r.stdout
+    r = fcap("replay", "-r", str(p), str(capture))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("LOAD_DEPRECATED_ITEM") == 1
+    assert "(rules 'A', 'B')" in r.stderr
+    r = fcap("replay", "-q", "-r", str(p), str(capture))
+    assert r.returncode == 0 and "LOAD_DEPRECATED_ITEM" not in r.stderr

@@ -8,7 +8,8 @@ result codes (``falco:userspace/engine/falco_load_result.cpp``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from fcap.analyze.condition.ast import Span
 
@@ -57,16 +58,40 @@ class Diagnostic:
     location: SourceLocation | None = None
     hint: str | None = None
     rule: str | None = None
+    also_rules: tuple[str, ...] = ()  # other rules with the identical diagnostic (merged)
 
     def __str__(self) -> str:
         head = f"{self.location}: " if self.location else ""
-        who = f" (rule '{self.rule}')" if self.rule else ""
+        names = ((self.rule,) if self.rule else ()) + self.also_rules
+        who = ""
+        if len(names) == 1:
+            who = f" (rule '{names[0]}')"
+        elif names:
+            who = " (rules " + ", ".join(f"'{n}'" for n in names) + ")"
         text = f"{head}{self.severity}: {self.code}: {self.message}{who}"
         if self.location and self.location.line_text:
             text += "\n" + self.location.render()
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
+
+
+def merge_repeated(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Identical diagnostics at one location (a macro used by several rules reports
+    once per rule) merged into the first, naming every rule; order kept."""
+    out: list[Diagnostic] = []
+    index: dict[tuple[object, ...], int] = {}
+    for d in diags:
+        key = (d.severity, d.code, d.message, str(d.location) if d.location else None, d.hint)
+        if d.location is None or key not in index:
+            if d.location is not None:
+                index[key] = len(out)
+            out.append(d)
+            continue
+        first = out[index[key]]
+        if d.rule and d.rule != first.rule and d.rule not in first.also_rules:
+            out[index[key]] = replace(first, also_rules=(*first.also_rules, d.rule))
+    return out
 
 
 class ConditionCompileError(SourceError):

@@ -66,6 +66,14 @@ def load_and_compile(rule_paths: list[Path]) -> tuple[object, object]:
     return ruleset, compiled
 
 
+def rule_warnings(ruleset: object, compiled: object) -> list[object]:
+    """The loader's and the compiler's warnings; the compiler's identical warnings at one
+    location (a macro shared by several rules) are merged into one naming the rules."""
+    from fcap.analyze.compile.diagnostics import merge_repeated
+
+    return [*ruleset.warnings, *merge_repeated(compiled.warnings)]  # type: ignore[attr-defined]
+
+
 @app.command("replay")
 def replay_cmd(
     captures: list[Path] = typer.Argument(
@@ -118,8 +126,8 @@ def replay_cmd(
     paths = list(captures) if captures else bundled_sample_captures()
     t0 = time.perf_counter()
     ruleset, compiled = load_and_compile(list(rules) or [bundled_rules_dir()])
-    for w in [*ruleset.warnings, *compiled.warnings]:  # type: ignore[attr-defined]
-        if not quiet:
+    if not quiet:  # as Falco >= 0.37 (load_rules_files.cpp): every warning, at load time
+        for w in rule_warnings(ruleset, compiled):
             print(f"fcap: {w}", file=sys.stderr)
     compiled = select_rules(compiled, min_priority=prio, tags=tag, exclude_tags=exclude_tag,
                             disable=disable)  # type: ignore[arg-type]

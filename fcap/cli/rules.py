@@ -39,8 +39,10 @@ def validate_cmd(
 
     Exit code 1 when there is any error, 0 otherwise (warnings allowed).
     """
+    from fcap.analyze.compile.diagnostics import merge_repeated
+
     ruleset, compiled = _load(list(paths))
-    diags = [*ruleset.diagnostics, *compiled.diagnostics]
+    diags = [*ruleset.diagnostics, *merge_repeated(compiled.diagnostics)]
     for d in diags:
         typer.echo(str(d))
     for r in compiled.rules:
