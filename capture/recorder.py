@@ -107,6 +107,7 @@ class Recorder:
         self._cpu0 = 0.0
         self._cg_filter: set[int] = set()
         self.shell_lost = 0
+        self._unresolved: set[int] = set()
 
     # --- start ----------------------------------------------------------------
 
@@ -239,8 +240,12 @@ class Recorder:
         idx = self.resolver.index
         d = pa.array(cgroup_ids, pa.uint64()).dictionary_encode()  # hash-based, one pass
         uniq = d.dictionary.to_pylist()
-        if any(u not in idx.paths for u in uniq):
+        missing = {u for u in uniq if u not in idx.paths} - self._unresolved
+        if missing:
+            rescans = idx.due()  # else poll() is rate-limited and scans nothing now
             self._side_tables()
+            if rescans:  # still unknown after a real rescan (a cgroup already removed): stop asking
+                self._unresolved |= {u for u in missing if u not in idx.paths}
         cids = [idx.containers.get(u) for u in uniq]
         known = sorted({c for c in cids if c is not None})
         remap = np.array([known.index(c) if c is not None else -1 for c in cids] or [0], np.int32)

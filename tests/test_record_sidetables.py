@@ -13,6 +13,7 @@ import secrets
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from fcap.capture.containers import ContainerResolver
@@ -111,6 +112,20 @@ def test_final_scan_at_stop_ignores_the_rate_limit(tmp_path: Path) -> None:
     r._side_tables(force=True)  # the stop-time scan
     files = r.writer.close()
     assert open_capture(files).side_table("containers").column("id").to_pylist() == [cid]
+
+
+def test_a_vanished_cgroup_does_not_rescan_every_batch(tmp_path: Path, monkeypatch) -> None:
+    host = Host(tmp_path)
+    r = _recorder(tmp_path, host)
+    calls: list[int] = []
+    poll = r._side_tables
+    monkeypatch.setattr(r, "_side_tables", lambda **kw: (calls.append(1), poll(**kw)))
+    gone = np.array([987654321, 987654321], np.uint64)  # a cgroup removed before any scan
+    for _ in range(3):
+        time.sleep(0.3)  # > the rescan rate limit
+        assert r._container_ids(gone).null_count == 2
+    assert len(calls) == 1
+    r.writer.close()
 
 
 def _shell_batch(rows: list[dict]) -> pa.RecordBatch:
