@@ -559,3 +559,46 @@ def test_failed_connect_keeps_its_destination(tmp_path) -> None:
     assert len(rows) == 1, _rows(ev, syscall="connect")
     r = rows[0]
     assert (r["raddr"], r["sock_family"], r["l4proto"]) == ("127.0.0.1", 2, 6)
+
+
+def test_shell_lines_obey_the_pid_filter(tmp_path) -> None:
+    """Typed lines go through --pid like syscall rows: the followed shell's line only."""
+    from fcap.capture.filters import Filters
+    from fcap.capture.recorder import RecordOptions, record
+    from fcap.capture.shell_tty import PtySession
+    from fcap.capture.syscalls import parse_syscalls
+
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PS1": "P> ", "TERM": "dumb", "HOME": "/tmp"}
+    tag = secrets.token_hex(4)
+    shells = [PtySession(["/bin/bash", "--norc", "--noprofile", "-i"], env=env) for _ in range(2)]
+    try:
+        for sh in shells:
+            sh.expect("P> ")
+        ready, stop = threading.Event(), threading.Event()
+
+        def work() -> None:
+            try:
+                ready.wait(60)
+                time.sleep(0.5)  # the shell probe attaches to the running bash binary
+                for i, sh in enumerate(shells):
+                    sh.type(f"echo line-{i}-{tag}\n")
+                    sh.expect("P> ")
+                time.sleep(0.8)
+            finally:
+                stop.set()
+
+        th = threading.Thread(target=work)
+        th.start()
+        res = record(RecordOptions(output=tmp_path / "s.parquet", syscalls=parse_syscalls("execve"),
+                                   filters=Filters(pids=(shells[0].pid,)), duration=60),
+                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
+        th.join(30)
+    finally:
+        for sh in shells:
+            sh.close()
+    ev = _events(res.files)
+    lines = {r["text"]: r for r in _rows(ev, syscall="shell_line")}
+    assert f"echo line-0-{tag}" in lines, sorted(lines)
+    assert f"echo line-1-{tag}" not in lines
+    assert lines[f"echo line-0-{tag}"]["pid"] == shells[0].pid
+    assert {r["pid"] for r in lines.values()} == {shells[0].pid}
