@@ -5,7 +5,7 @@ matching rule(s): with ``rule_matching="first"`` (Falco's default) a ``CASE``
 returns the first rule in evaluation order whose predicate (event-type
 pre-filter folded in) is true; with ``"all"`` a list of every matching rule is
 unnested. Only matching rows leave DuckDB, together with the JSON values of
-the fields their rule's output needs, so memory is bounded by DuckDB's
+the distinct output fields of all rules (one list, computed for matches only), so memory is bounded by DuckDB's
 streaming, not by the capture; per-alert Python only formats the (few) alerts.
 Alerts come out ordered by event time, then event number, then rule order.
 """
@@ -125,14 +125,22 @@ def _dispatch(rules: Sequence[CompiledRule], leaf: Any) -> str:
         if i not in generic:
             for t in r.event_types or ():
                 by_type.setdefault(t, []).append(i)
-    branches = []
+    # event types evaluating the same rules share one branch (the open rules are written
+    # once for open/openat/openat2, not three times: a smaller query, fewer comparisons)
+    groups: dict[tuple[int, ...], list[str]] = {}
     for t in sorted(by_type):
-        idx = sorted(set(by_type[t]) | {g for g in generic if _has_type(rules[g], t)})
-        branches.append(f"WHEN {sql_str(t)} THEN {leaf([(i, rules[i].predicate) for i in idx])}")
+        idx = tuple(sorted(set(by_type[t]) | {g for g in generic if _has_type(rules[g], t)}))
+        groups.setdefault(idx, []).append(t)
+    branches = []
+    evt = rules[0].evttype_sql if rules else "e.evt_type"
+    for idx, types in groups.items():
+        test = (f"{evt} = {sql_str(types[0])}" if len(types) == 1
+                else f"{evt} IN ({', '.join(sql_str(t) for t in types)})")
+        branches.append(f"WHEN {test} THEN {leaf([(i, rules[i].predicate) for i in idx])}")
     default = leaf([(i, rules[i].sql) for i in sorted(generic)])
     if not branches:
         return default
-    return f"CASE {rules[0].evttype_sql} " + " ".join(branches) + f" ELSE {default} END"
+    return "CASE " + " ".join(branches) + f" ELSE {default} END"
 
 
 def _has_type(rule: CompiledRule, t: str) -> bool:
@@ -152,11 +160,24 @@ def _all_leaf(pairs: list[tuple[int, str]], vals: list[str]) -> str:
     return f"list_filter([{items}], lambda x: x IS NOT NULL)"
 
 
-def _match_struct(i: int, r: CompiledRule) -> str:
-    """``{'r': i, 'v': [json of each output field]}``: computed only when rule i matches."""
+def _rule_values(r: CompiledRule) -> list[str]:
+    """The JSON value expressions rule ``r``'s alert needs: its template's fields in
+    order, then the JSON-only fields (``_alert`` consumes them in this order)."""
     items = [value_sql(t.operand) for t in r.template.tokens if t.operand]
     items += [value_sql(op) for _, op in r.template.json_fields]
-    return f"{{'r': {i}, 'v': [{', '.join(items)}]::VARCHAR[]}}"
+    return items
+
+
+def value_columns(rules: Sequence[CompiledRule]) -> tuple[list[str], list[list[int]]]:
+    """The distinct value expressions of all rules, and per rule the positions of its
+    values among them. Rules share most output fields (the suggested container fields,
+    ``%proc.name``...): one list of distinct expressions, computed for matching events
+    only, keeps the query small (planning time) and cheap."""
+    exprs: dict[str, int] = {}
+    positions = []
+    for r in rules:
+        positions.append([exprs.setdefault(x, len(exprs)) for x in _rule_values(r)])
+    return list(exprs), positions
 
 
 def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
@@ -177,8 +198,8 @@ def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
     if not rules:
         return ("SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, "
                 "NULL::VARCHAR[] AS vals WHERE false")
-    vals = "CASE e.__rule " + " ".join(
-        f"WHEN {i} THEN {_match_struct(i, r)}" for i, r in enumerate(rules)) + " END"
+    exprs, _ = value_columns(rules)
+    vals = f"[{', '.join(exprs)}]::VARCHAR[]" if exprs else "[]::VARCHAR[]"
     ids = [str(i) for i in range(len(rules))]
     prefilter = ""
     if all(r.event_types is not None for r in rules) and len({r.evttype_sql for r in rules}) == 1:
@@ -191,9 +212,8 @@ def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
     else:
         m = _dispatch(rules, lambda pairs: _all_leaf(pairs, ids))
     inner = f"SELECT e.*, unnest({m}) AS __rule FROM {relation} e {prefilter}"
-    return (f"SELECT q.ts, q.evt_num, q.m.r AS rule_idx, q.m.v AS vals FROM ("
-            f"SELECT e.ts AS ts, e.evt_num AS evt_num, {vals} AS m "
-            f"FROM ({inner}) e WHERE e.__rule IS NOT NULL) q ORDER BY q.ts, q.evt_num, rule_idx")
+    return (f"SELECT e.ts AS ts, e.evt_num AS evt_num, e.__rule AS rule_idx, {vals} AS vals "
+            f"FROM ({inner}) e WHERE e.__rule IS NOT NULL ORDER BY ts, evt_num, rule_idx")
 
 
 def _hostname(con: Any) -> str:
@@ -271,6 +291,7 @@ def replay(
     """
     rules = _rule_list(compiled)
     sql = build_sql(rules, rule_matching)
+    _, positions = value_columns(rules)
     con = _connect(capture, threads)
     host = hostname or _hostname(con)
     if stats is not None:
@@ -281,7 +302,8 @@ def replay(
         if not rows:
             break
         for ts, evt_num, idx, vals in rows:
-            alert = _alert(rules[idx], int(ts), int(evt_num), list(vals), host)
+            alert = _alert(rules[idx], int(ts), int(evt_num), [vals[k] for k in positions[idx]],
+                           host)
             if stats is not None:
                 stats.alerts += 1
                 stats.by_rule[alert.rule] += 1

@@ -126,6 +126,32 @@ def test_one_scan_query_with_union_prefilter() -> None:
     assert "WHERE (e.evt_type IN ('open', 'openat') AND true)" in sql
 
 
+def test_query_computes_each_output_value_once(con) -> None:
+    """Output fields shared by rules (here %proc.name, %fd.name and the suggested
+    container fields) are one expression each in the query; alerts are unchanged."""
+    rules = ruleset(
+        FakeRule("a", "evt.type = openat and proc.name = vi", "a %proc.name %fd.name"),
+        FakeRule("b", "evt.type = read and proc.name = cat", "b %fd.name %proc.name"),
+        FakeRule("c", "evt.type = execve", "c %proc.name"),
+    )
+    sql = build_sql(compile_ruleset(rules, catalog=CATALOG).rules)
+    assert sql.count("to_json(e.proc_name)") == 1
+    assert sql.count("to_json(e.fd_name)") == 1
+    assert sql.count("to_json(e.container_id)") == 1
+    got = [(a.evt_num, a.rule, a.message.split(" container_id=")[0]) for a in run(con, rules)]
+    assert got == [(2, "b", "b /dev/null cat"), (3, "c", "c bash"), (4, "a", "a vi /etc/passwd")]
+
+
+def test_event_types_with_the_same_rules_share_a_branch() -> None:
+    rules = ruleset(
+        FakeRule("o", "evt.type in (open, openat, openat2) and proc.name = cat", "o"),
+        FakeRule("x", "evt.type = execve and proc.name = cat", "x"),
+    )
+    sql = build_sql(compile_ruleset(rules, catalog=CATALOG).rules)
+    assert sql.count("e.proc_name = 'cat'") == 2  # once per rule, not once per event type
+    assert "WHEN e.evt_type IN ('open', 'openat', 'openat2') THEN" in sql
+
+
 @pytest.mark.parametrize(
     ("kw", "expected"),
     [
