@@ -17,6 +17,7 @@ _FIELDS = {
     "fd.sip": ("e.fd_sip", FieldType.IPADDR, False),
     "fd.snet": ("e.fd_sip", FieldType.IPNET, False),
     "fd.num": ("e.fd_num", FieldType.INT, False),
+    "fd.ip": ("list_filter([e.fd_cip, e.fd_sip], lambda x: x IS NOT NULL)", FieldType.IPADDR, True),
     "evt.buffer": ("e.buf", FieldType.BYTES, False),
     "user.uid": ("e.user_uid", FieldType.UINT, False),
     "proc.is_exe_writable": ("e.exe_writable", FieldType.BOOL, False),

@@ -22,6 +22,7 @@ COLUMNS = {
     "proc_anames": "VARCHAR[]",
     "fd_name": "VARCHAR",
     "fd_sip": "VARCHAR",
+    "fd_cip": "VARCHAR",
     "fd_num": "BIGINT",
     "buf": "BLOB",
     "user_uid": "UBIGINT",
@@ -209,6 +210,49 @@ def test_ip_and_cidr() -> None:
     assert evaluate("fd.snet in (10.0.0.0/8, 192.168.0.0/16)", fd_sip="192.168.3.4")
     assert not evaluate("fd.snet in (10.0.0.0/8)", fd_sip="11.0.0.1")
     assert evaluate("fd.snet = 10.0.0.0/8", fd_sip="10.255.255.255")
+
+
+@pytest.mark.parametrize(
+    ("net", "ip", "expected"),
+    [("10.0.0.0/8", "10.255.255.255", True), ("10.0.0.0/8", "100.0.0.1", False),
+     ("192.168.0.0/16", "192.168.3.4", True), ("192.168.0.0/16", "192.169.0.1", False),
+     ("172.16.0.0/12", "172.31.0.1", True), ("172.16.0.0/12", "172.32.0.1", False),
+     ("1.2.3.0/24", "1.2.3.255", True), ("1.2.3.0/24", "1.2.30.1", False),
+     ("1.2.3.4/32", "1.2.3.4", True), ("1.2.3.4/32", "1.2.3.40", False)],
+)
+def test_cidr_membership(net: str, ip: str, expected: bool) -> None:
+    assert evaluate(f"fd.snet = {net}", fd_sip=ip) is expected
+    assert evaluate(f"fd.snet in ({net}, 5.5.5.5/32)", fd_sip=ip) is expected
+
+
+def test_cidr_on_octet_boundary_is_a_prefix_test() -> None:
+    """/8, /16, /24 need no conversion of the address to an integer (cheap per row)."""
+    assert sql("fd.snet = 10.0.0.0/8") == "coalesce(starts_with(e.fd_sip, '10.'), false)"
+    assert sql("fd.snet = 1.2.3.4/32") == "coalesce((e.fd_sip = '1.2.3.4'), false)"
+    assert "split_part" in sql("fd.snet = 172.16.0.0/12")
+
+
+def test_fixed_list_field_any_element_without_lambda() -> None:
+    """fd.ip (client or server address) as an OR over its columns, not a lambda per row."""
+    q = sql("fd.ip = 1.2.3.4")
+    assert "lambda" not in q
+    assert q == ("coalesce((coalesce((e.fd_cip = '1.2.3.4'), false) OR "
+                 "coalesce((e.fd_sip = '1.2.3.4'), false)), false)")
+    assert evaluate("fd.ip = 1.2.3.4", fd_cip="1.2.3.4", fd_sip="5.6.7.8")
+    assert evaluate("fd.ip = 1.2.3.4", fd_sip="1.2.3.4")
+    assert not evaluate("fd.ip = 1.2.3.4", fd_cip="5.6.7.8")
+    assert not evaluate("fd.ip = 1.2.3.4")
+    assert evaluate("not fd.ip = 1.2.3.4", fd_cip="5.6.7.8")
+    assert evaluate("fd.ip != 0.0.0.0", fd_cip="0.0.0.0", fd_sip="1.1.1.1")
+    assert not evaluate("fd.ip != 0.0.0.0", fd_cip="0.0.0.0")
+
+
+def test_and_puts_cheap_checks_first() -> None:
+    """AND operands are ordered by estimated cost (the result does not change)."""
+    q = sql("proc.name regex 'a.*' and proc.name = cat")
+    assert q.index("e.proc_name = 'cat'") < q.index("regexp")
+    assert evaluate("proc.name regex 'c.*' and proc.name = cat", proc_name="cat")
+    assert not evaluate("proc.name regex 'x.*' and proc.name = cat", proc_name="cat")
 
 
 def test_bcontains_and_bstartswith() -> None:

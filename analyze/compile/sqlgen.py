@@ -124,6 +124,25 @@ def _ipv4_int(x: str) -> str:
     return f"({parts[0]} * 16777216 + {parts[1]} * 65536 + {parts[2]} * 256 + {parts[3]})"
 
 
+_COSTLY = (("lambda", 4000), ("regexp", 1500), ("split_part", 300), ("list_", 300),
+           ("map_contains", 200), ("like", 100), ("lower(", 100))
+
+
+def sql_cost(sql: str) -> int:
+    """A rough evaluation cost of a predicate's SQL, to order AND operands."""
+    return len(sql) + sum(sql.count(k) * w for k, w in _COSTLY)
+
+
+_FIXED_LIST = re.compile(r"list_filter\(\[((?:e\.\w+, )*e\.\w+)\], lambda x: x IS NOT NULL\)\Z")
+
+
+def _fixed_list_columns(lhs_sql: str) -> list[str] | None:
+    """The columns of a multi-valued field that is a fixed list of columns
+    (``fd.ip`` = client and server address), else None."""
+    m = _FIXED_LIST.match(lhs_sql)
+    return None if m is None else m.group(1).split(", ")
+
+
 def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate: bool) -> str:
     if isinstance(net, ipaddress.IPv6Network):
         if net.prefixlen == 128:
@@ -132,7 +151,14 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
             raise V.ValueError_(f"IPv6 networks other than /128 are not supported yet ({net})")
     else:
         lo, hi = int(net.network_address), int(net.broadcast_address)
-        sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
+        octets = str(net.network_address).split(".")
+        if net.prefixlen == 32:
+            sql = f"({x} = {V.sql_str(str(net.network_address))})"
+        elif net.prefixlen in (8, 16, 24):  # a dotted prefix: no conversion to an integer
+            prefix = ".".join(octets[: net.prefixlen // 8]) + "."
+            sql = f"starts_with({x}, {V.sql_str(prefix)})"
+        else:
+            sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
     return f"(NOT {sql})" if negate else sql
 
 
@@ -149,7 +175,11 @@ class SqlGenerator:
         the expression is monotone there and is used as a filter/CASE condition.
         """
         if isinstance(e, ast.And):
-            return "(" + " AND ".join(self.emit(c, negated) for c in e.children) + ")"
+            # cheap checks first: DuckDB evaluates a CASE condition's AND left to right on
+            # the rows still true, so a cheap selective check spares the costly ones (AND
+            # is commutative in SQL's three-valued logic: the result is unchanged)
+            parts = sorted((self.emit(c, negated) for c in e.children), key=sql_cost)
+            return "(" + " AND ".join(parts) + ")"
         if isinstance(e, ast.Or):
             return "(" + " OR ".join(self.emit(c, negated) for c in e.children) + ")"
         if isinstance(e, ast.Not):
@@ -182,6 +212,11 @@ class SqlGenerator:
                     and lhs.type is not FieldType.IPNET):
                 items = ", ".join(self._value(v, lhs.type) for v in rhs)
                 return f"list_has_any({lhs.sql}, [{items}])" if rhs else "false"
+            cols = _fixed_list_columns(lhs.sql)
+            if cols is not None:  # any element: one OR instead of a lambda per row
+                return "(" + " OR ".join(
+                    f"coalesce({self._scalar(Operand(col, lhs.type), op, rhs, c.modifier)}, "
+                    "false)" for col in cols) + ")"
             inner = Operand("__v", lhs.type)
             pred = self._scalar(inner, op, rhs, c.modifier)
             return f"list_bool_or(list_transform({lhs.sql}, lambda __v: coalesce({pred}, false)))"
