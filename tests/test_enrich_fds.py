@@ -136,3 +136,89 @@ def test_sendto_with_destination_changes_name() -> None:
         ("sendto", "udp", False, True, "8.8.8.8", 53),
         ("sendto", "udp", False, False, "8.8.8.8", 53),
     ]
+
+
+def test_dup_chain_in_a_forked_shell() -> None:
+    """bash's ``>& /dev/tcp/H/P 0>&1`` in a child whose 0-2 came from its parent.
+
+    dup2(3,1), close(3), dup2(1,2), dup2(1,0): the later dups copy fd 1 as the
+    first dup2 left it (the socket), not the terminal inherited at the fork.
+    """
+    r = _world()
+    r.ev("clone", 300, res=0, ppid=100, comm="bash")
+    r.ev("socket", 300, res=3, ppid=100, a0=2, a1=1, a2=0, fd=3)
+    r.ev("connect", 300, res=0, ppid=100, fd=3, a0=3, sock_family=2, l4proto=6,
+         laddr="127.0.0.1", lport=45848, raddr="127.0.0.1", rport=4445)
+    r.ev("dup2", 300, res=1, ppid=100, a0=3, a1=1, fd=1)
+    r.ev("close", 300, res=0, ppid=100, a0=3, fd=3)
+    r.ev("dup2", 300, res=2, ppid=100, a0=1, a1=2, fd=2)
+    r.ev("dup2", 300, res=0, ppid=100, a0=1, a1=0, fd=0)
+    r.ev("write", 300, res=1, ppid=100, a0=2, fd=2)
+    r.ev("read", 300, res=1, ppid=100, a0=0, fd=0)
+    r.ev("write", 100, res=1, ppid=1, a0=1, fd=1)  # the parent's fd 1 is still the terminal
+    con = build(r)
+    sock = "127.0.0.1:45848->127.0.0.1:4445"
+    assert fields(con, ["evt.type", "fd.num", "fd.name", "fd.type"],
+                  "e.evt_type IN ('dup2', 'write', 'read')") == [
+        ("dup2", 1, sock, "ipv4"),
+        ("dup2", 2, sock, "ipv4"),
+        ("dup2", 0, sock, "ipv4"),
+        ("write", 2, sock, "ipv4"),
+        ("read", 0, sock, "ipv4"),
+        ("write", 1, "/dev/pts/1", "file"),
+    ]
+
+
+def test_long_dup_chain_across_forks() -> None:
+    """A 60-hop dup chain (each hop closes its source), forked twice on the way."""
+    r = _world()
+    r.ev("openat", 100, res=10, ppid=1, a0=-100, a2=O_WRONLY, path="/var/log/chain.log", fd=10)
+    pid, ppid, fd = 100, 1, 10
+    expect = []
+    for hop in range(60):
+        if hop in (20, 40):
+            r.ev("clone", pid + 1000, res=0, ppid=pid, comm="bash")
+            pid, ppid = pid + 1000, pid
+        call = ("dup", "dup2", "dup3", "fcntl")[hop % 4]
+        args = {"a1": fd + 1} if call in ("dup2", "dup3") else {}
+        if call == "fcntl":
+            args = {"a1": 0, "a2": fd + 1}
+        if call == "dup3":
+            args["a2"] = 0
+        r.ev(call, pid, res=fd + 1, ppid=ppid, a0=fd, fd=fd + 1, **args)
+        r.ev("close", pid, res=0, ppid=ppid, a0=fd, fd=fd)
+        r.ev("write", pid, res=1, ppid=ppid, a0=fd, fd=fd)  # EBADF in reality: fd is closed
+        fd += 1
+        expect.append((pid, fd))
+    r.ev("write", pid, res=1, ppid=ppid, a0=fd, fd=fd)
+    r.ev("write", 100, res=1, ppid=1, a0=30, fd=30)  # the first process's fd 30 is still open
+    con = build(r)
+    got = fields(con, ["proc.pid", "evt.type", "fd.num", "fd.name"],
+                 "e.evt_type IN ('dup', 'dup2', 'dup3', 'fcntl', 'write')")
+    name = "/var/log/chain.log"
+    want = []
+    for pid_, fd_ in expect:
+        want.append((pid_, got[len(want)][1], fd_, name))
+        want.append((pid_, "write", fd_ - 1, None))
+    want += [(pid, "write", fd, name), (100, "write", 30, name)]
+    assert got == want
+    assert [g[1] for g in got[:8:2]] == ["dup", "dup2", "dup3", "fcntl"]
+
+
+def test_update_then_dup_then_update() -> None:
+    """connect on a dup'ed socket, then dup2 of it: the copy has the connected state."""
+    r = _world()
+    r.ev("socket", 100, res=3, ppid=1, a0=2, a1=1, a2=0, fd=3)
+    r.ev("dup", 100, res=4, ppid=1, a0=3, fd=4)
+    r.ev("bind", 100, res=0, ppid=1, fd=4, a0=4, laddr="10.0.0.5", lport=40001)
+    r.ev("connect", 100, res=0, ppid=1, fd=4, a0=4, sock_family=2, l4proto=6,
+         laddr="10.0.0.5", lport=40001, raddr="1.2.3.4", rport=80)
+    r.ev("dup2", 100, res=1, ppid=1, a0=4, a1=1, fd=1)
+    r.ev("write", 100, res=1, ppid=1, a0=1, fd=1)
+    r.ev("write", 100, res=1, ppid=1, a0=3, fd=3)
+    con = build(r)
+    assert fields(con, ["evt.type", "fd.num", "fd.name", "fd.connected", "fd.lport"],
+                  "e.evt_type = 'write'") == [
+        ("write", 1, "10.0.0.5:40001->1.2.3.4:80", True, 40001),
+        ("write", 3, "", False, None),
+    ]

@@ -219,58 +219,22 @@ def _resolve_level(con: Any, level: int) -> None:
         CREATE OR REPLACE TEMP VIEW fc_lvl AS
         SELECT {_COLS} FROM fc_fdd SEMI JOIN fc_lvlp p ON p.pkey = fc_fdd.pkey
         UNION ALL SELECT {_COLS} FROM fc_inh;
-        """
-    )
-    # Plain opens/closes are final. Updates (connect, bind ...) merge with the record they
-    # update; dups copy their source. Both are resolved with ASOF joins on those rows only.
-    con.execute(
-        """
         CREATE OR REPLACE TEMP VIEW fc_lvls AS SELECT * FROM fc_lvl WHERE kind IN ('open', 'close');
-        CREATE OR REPLACE TEMP TABLE fc_lvlu AS SELECT * FROM fc_lvl WHERE kind = 'update';
-        CREATE OR REPLACE TEMP TABLE fc_lvld AS SELECT * FROM fc_lvl WHERE kind = 'dup';
-        CREATE OR REPLACE TEMP TABLE fc_lvlr AS SELECT * FROM fc_lvl WHERE false;
-        -- the plain records dups can copy (keeps the ASOF inputs small)
-        CREATE OR REPLACE TEMP TABLE fc_lvlk AS
-        SELECT s.* FROM fc_lvls s SEMI JOIN (SELECT DISTINCT pkey, src_fd FROM fc_lvld) k
-          ON k.pkey = s.pkey AND k.src_fd = s.fd;
-        -- the records socket updates can refer to: sockets and closes (an update of a
-        -- descriptor that is not a socket fails, so it is never recorded as an update)
-        CREATE OR REPLACE TEMP TABLE fc_lvlks AS
-        SELECT s.* FROM fc_lvls s SEMI JOIN (SELECT DISTINCT pkey, fd FROM fc_lvlu) k
-          ON k.pkey = s.pkey AND k.fd = s.fd
-        WHERE s.kind = 'close' OR s.family IS NOT NULL
-           OR s.fd_type IN ('ipv4', 'ipv6', 'unix', 'netlink');
         """
     )
-    _merge_updates(con)
-    for _ in range(8):
-        n = con.execute(
-            f"""
-            INSERT INTO fc_lvlr
-            SELECT d.pkey, d.fd, d.ts, 'open', {", ".join(
-                "d.cloexec" if a == "cloexec" else f"s.{a}" for a in _ATTRS)},
-                   NULL, false, d.ev_tid
-            FROM fc_lvld d
-            ASOF JOIN (SELECT {_COLS} FROM fc_lvlk UNION ALL SELECT {_COLS} FROM fc_lvlm
-                       UNION ALL SELECT {_COLS} FROM fc_lvlr) s
-              ON s.pkey = d.pkey AND s.fd = d.src_fd AND d.ts >= s.ts
-            WHERE s.kind <> 'close'
-              AND NOT EXISTS (SELECT 1 FROM fc_lvlr x WHERE x.pkey = d.pkey AND x.fd = d.fd
-                              AND x.ts = d.ts)
-            """
-        ).fetchone()[0]
-        if not n:
-            break
-        _merge_updates(con)
-    # unresolved dups (source unknown) still replace what the number meant before
+    # Plain opens/closes are final. Dups copy their source's state, updates (connect,
+    # bind ...) merge with the record they update. Each such "chained" row points at its
+    # parent: the nearest earlier record of the source fd (dup) or of its own fd (update),
+    # whatever its kind (an earlier dup or update included), found by one ASOF join over
+    # the records of those (pkey, fd) keys only. The state then flows down the pointers by
+    # pointer jumping (log2 of the longest chain passes): a row's attributes are its own,
+    # else its parent's (a dup's own attributes are only cloexec).
+    _resolve_chains(con)
+    # a dup whose source is unknown (closed, never seen) still replaces what the number meant
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW fc_lvlf AS
-        SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlm
-        UNION ALL SELECT {_COLS} FROM fc_lvlr
-        UNION ALL SELECT d.pkey, d.fd, d.ts, 'unknown', {", ".join("NULL" for _ in _ATTRS)},
-                         NULL, false, d.ev_tid
-        FROM fc_lvld d ANTI JOIN fc_lvlr x ON x.pkey = d.pkey AND x.fd = d.fd AND x.ts = d.ts;
+        SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlw;
 
         CREATE OR REPLACE TEMP TABLE fc_lvlo AS SELECT coalesce(max(rid), 0) AS o FROM fc_fdrec;
         INSERT INTO fc_fdrec
@@ -290,30 +254,69 @@ def _resolve_level(con: Any, level: int) -> None:
     )
 
 
-def _merge_updates(con: Any) -> None:
-    """``fc_lvlm``: each update merged with the open/dup record it updates.
+def _resolve_chains(con: Any) -> None:
+    """``fc_lvlw``: the level's dup and update rows with their resolved state.
 
-    Successive updates of the same descriptor (bind then listen) accumulate:
-    within one base record, an attribute comes from the latest update that set
-    it, else from the base.
+    A dup whose nearest source record is a close (or none) is ``unknown`` (no
+    attributes); an update without a live base keeps its own attributes
+    (``update``). Chains of any length, in any order of dups and updates
+    (``dup2(3,1); close(3); dup2(1,2)``: the second dup copies the first), are
+    resolved in ``ceil(log2(longest chain)) + 1`` passes.
     """
-    merged = ", ".join(
-        f"coalesce(last_value(u.{a} IGNORE NULLS) OVER w, first_value(b.{a}) OVER w) AS {a}"
-        for a in _ATTRS
-    )
+    own = ", ".join(f"c.{a}" for a in _ATTRS)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_lvlm AS
-        SELECT u.pkey, u.fd, u.ts,
-               CASE WHEN b.kind IS NULL OR b.kind = 'close' THEN 'update' ELSE 'open' END AS kind,
-               {merged}, NULL::BIGINT AS src_fd, u.changed, u.ev_tid
-        FROM fc_lvlu u
-        ASOF LEFT JOIN (SELECT {_COLS} FROM fc_lvlks UNION ALL SELECT {_COLS} FROM fc_lvlr) b
-          ON b.pkey = u.pkey AND b.fd = u.fd AND u.ts >= b.ts
-        WINDOW w AS (PARTITION BY u.pkey, u.fd, b.ts ORDER BY u.ts
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        CREATE OR REPLACE TEMP TABLE fc_lvlx AS
+        SELECT row_number() OVER () AS nid, {_COLS} FROM fc_lvl WHERE kind IN ('dup', 'update');
+        -- the (pkey, fd) keys whose records chained rows can point at
+        CREATE OR REPLACE TEMP TABLE fc_lvlkk AS
+        SELECT DISTINCT pkey, CASE kind WHEN 'dup' THEN src_fd ELSE fd END AS fd FROM fc_lvlx;
+        -- plain records of those keys (parents only: already final)
+        CREATE OR REPLACE TEMP TABLE fc_lvlk AS
+        SELECT -row_number() OVER () AS nid, s.* FROM fc_lvls s
+        SEMI JOIN fc_lvlkk k ON k.pkey = s.pkey AND k.fd = s.fd;
+        CREATE OR REPLACE TEMP VIEW fc_lvlc AS
+        SELECT nid, pkey, fd, ts, kind FROM fc_lvlk
+        UNION ALL SELECT x.nid, x.pkey, x.fd, x.ts, x.kind FROM fc_lvlx x
+        SEMI JOIN fc_lvlkk k ON k.pkey = x.pkey AND k.fd = x.fd;
+        -- parent pointers (a dup never points at itself: src_fd <> fd; an update's parent is
+        -- strictly earlier)
+        CREATE OR REPLACE TEMP TABLE fc_lvlq AS
+        SELECT c.nid, s.nid AS pnid, s.kind AS pkind FROM fc_lvlx c
+        ASOF LEFT JOIN fc_lvlc s ON s.pkey = c.pkey AND s.fd = c.src_fd AND c.ts >= s.ts
+        WHERE c.kind = 'dup'
+        UNION ALL
+        SELECT c.nid, s.nid, s.kind FROM fc_lvlx c
+        ASOF LEFT JOIN fc_lvlc s ON s.pkey = c.pkey AND s.fd = c.fd AND c.ts > s.ts
+        WHERE c.kind = 'update';
+        CREATE OR REPLACE TEMP TABLE fc_lvlw AS
+        SELECT c.nid, CASE WHEN q.pkind IS NOT NULL AND q.pkind <> 'close' THEN q.pnid END AS ptr,
+               c.pkey, c.fd, c.ts,
+               CASE WHEN q.pkind IS NOT NULL AND q.pkind <> 'close' THEN 'open'
+                    WHEN c.kind = 'dup' THEN 'unknown' ELSE 'update' END AS kind,
+               {own}, NULL::BIGINT AS src_fd, coalesce(c.changed, false) AS changed, c.ev_tid
+        FROM fc_lvlx c JOIN fc_lvlq q ON q.nid = c.nid;
+        -- a dup whose source is unknown copies nothing, not even what an earlier open had
+        UPDATE fc_lvlw SET {", ".join(f"{a} = NULL" for a in _ATTRS)} WHERE kind = 'unknown';
         """
     )
+    merged = ", ".join(
+        f"CASE WHEN w.ptr < 0 THEN coalesce(w.{a}, k.{a}) ELSE coalesce(w.{a}, p.{a}) END AS {a}"
+        for a in _ATTRS
+    )
+    for _ in range(64):  # 2**64 rows never exist: the loop always ends by the break
+        if not con.execute("SELECT count(*) FROM fc_lvlw WHERE ptr IS NOT NULL").fetchone()[0]:
+            break
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE fc_lvlw AS
+            SELECT w.nid, CASE WHEN w.ptr > 0 THEN p.ptr END AS ptr, w.pkey, w.fd, w.ts, w.kind,
+                   {merged}, w.src_fd, w.changed, w.ev_tid
+            FROM fc_lvlw w
+            LEFT JOIN fc_lvlw p ON w.ptr > 0 AND p.nid = w.ptr
+            LEFT JOIN fc_lvlk k ON w.ptr < 0 AND k.nid = w.ptr
+            """
+        )
 
 
 def build(con: Any) -> None:
@@ -329,8 +332,9 @@ def build(con: Any) -> None:
         _resolve_level(con, level)
     con.execute(
         "DROP VIEW IF EXISTS fc_lvlf; DROP VIEW IF EXISTS fc_lvls; DROP VIEW IF EXISTS fc_lvl;"
-        "DROP TABLE IF EXISTS fc_lvlu; DROP TABLE IF EXISTS fc_inh; DROP TABLE IF EXISTS fc_lvlp;"
-        "DROP TABLE IF EXISTS fc_lvld; DROP TABLE IF EXISTS fc_lvlr; DROP TABLE IF EXISTS fc_lvlm;"
+        "DROP TABLE IF EXISTS fc_inh; DROP TABLE IF EXISTS fc_lvlp;"
+        "DROP VIEW IF EXISTS fc_lvlc; DROP TABLE IF EXISTS fc_lvlx; DROP TABLE IF EXISTS fc_lvlkk;"
+        "DROP TABLE IF EXISTS fc_lvlq; DROP TABLE IF EXISTS fc_lvlw;"
         "DROP TABLE IF EXISTS fc_lvlo; DROP TABLE IF EXISTS fc_fdd;"
-        "DROP TABLE IF EXISTS fc_lvlk; DROP TABLE IF EXISTS fc_lvlks;"
+        "DROP TABLE IF EXISTS fc_lvlk;"
     )
