@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from fcap.capture import journal as jr
+from fcap.capture._synthargs import arguments as _arguments
 
 from fcap import __version__
 from fcap.schema import EVENTS, SCHEMA_VERSION, SIDE_TABLES
@@ -192,8 +193,14 @@ def _paths(rng: np.random.Generator) -> list[str]:
 
 
 def _dict(indices: np.ndarray, values: list[str], mask: np.ndarray | None = None) -> pa.Array:
-    idx = pa.array(indices.astype(np.int32), mask=mask)
-    return pa.DictionaryArray.from_arrays(idx, pa.array(values, pa.string()))
+    """A dictionary array with a duplicate-free dictionary.
+
+    Parquet's writer falls back to PLAIN for a column whose Arrow dictionary
+    holds duplicates, so values are unified first (as real recordings are).
+    """
+    uniq, inverse = np.unique(np.array(values, dtype=object), return_inverse=True)
+    idx = pa.array(inverse.astype(np.int32)[indices], mask=mask)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(list(uniq), pa.string()))
 
 
 def generate(path: Path | str, n_events: int, seed: int = 0, *, chunk: int = 1_000_000,
@@ -317,8 +324,11 @@ class _World:
         fail = rng.random(n)
         res[opn] = np.where(fail[opn] < 0.1, -2, np.where(fail[opn] < 0.11, -13, fdv[opn]))
         fd[opn] = np.where(res[opn] >= 0, res[opn], -1)
-        usefd = isin("close", "read", "write", "connect", "sendto", "recvfrom", "dup2", "bind", "listen")
+        usefd = isin("close", "read", "write", "connect", "sendto", "recvfrom", "bind", "listen")
         fd[usefd] = fdv[usefd]
+        dup = isin("dup2")  # dup2(oldfd, newfd) returns newfd, the descriptor the event is about
+        res[dup] = fdv[dup] % 3
+        fd[dup] = res[dup]
         rw = isin("read", "write", "sendto", "recvfrom")
         res[rw] = rng.integers(0, 65536, rw.sum())
         newfd = isin("socket", "accept4", "memfd_create", "bpf")
@@ -352,6 +362,8 @@ class _World:
         argv = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.string()),
                                         mask=pa.array(~is_short_exec))
         cont_ids = self.containers
+        args, args_mask = _arguments(names, all_sys, fd=fd, res=res, pid=pid, uid=uid,
+                                     is_exec=is_short_exec, rng=rng)
         cols = {
             "ts": pa.array(all_ts.astype(np.int64)),
             "cpu": pa.array(rng.integers(0, 2, n).astype(np.uint16)),
@@ -369,8 +381,7 @@ class _World:
             "netns": pa.array((4026531840 + cont + 1).astype(np.uint32)),
             "syscall": _dict(all_sys, names),
             "res": pa.array(res),
-            "a1": pa.array(np.where(opn, rng.choice(np.array([0, 0, 0, 577, 2, 524288]), n), 0),
-                           mask=~opn),
+            **{f"a{i}": pa.array(args[i], mask=args_mask) for i in range(6)},
             "fd": pa.array(fd, mask=fd < 0),
             "path": _dict(path_idx, paths, mask=path_mask),
             "path2": _dict(path2_idx, self.paths, mask=path2_mask),
