@@ -245,10 +245,10 @@ def containers_table(infos: Iterable[ContainerInfo]) -> pa.Table:
 class ContainerResolver:
     """cgroup v2 id -> container id, and the container table, kept fresh while recording.
 
-    The recorder calls :meth:`lookup` on each decoded batch's ``cgroup_id``
-    column and, about once a second, :meth:`refresh`; a non-empty result goes
-    to ``CaptureWriter.update_side_table('containers', ...)`` (and
-    :meth:`new_cgroups` to ``'cgroups'``).
+    The recorder resolves each decoded batch's ``cgroup_id`` column (:meth:`lookup`
+    or the index directly) and, about once a second, calls :meth:`poll`: every
+    non-empty table it returns goes to ``CaptureWriter.update_side_table``.
+    Rows discovered by any call are queued until a poll hands them out.
     """
 
     def __init__(self, roots: Iterable[str] = STATE_ROOTS, cgroup_root: Path | None = None,
@@ -271,7 +271,12 @@ class ContainerResolver:
         return out
 
     def refresh(self, *, force: bool = False) -> pa.Table:
-        """Rescan runtime state; return CONTAINERS rows not seen before."""
+        """Rescan runtime state; return CONTAINERS rows not seen before.
+
+        The rows also stay queued for :meth:`poll`, which is the one call that
+        hands rows out (to ``CaptureWriter.update_side_table``), whichever call
+        (:meth:`lookup`, :meth:`refresh`, :meth:`poll`) discovered them.
+        """
         now = time.monotonic()
         if not force and now - self._last < self.min_rescan_interval:
             return CONTAINERS.empty_table()
@@ -286,7 +291,11 @@ class ContainerResolver:
         return containers_table(new)
 
     def poll(self) -> dict[str, pa.Table]:
-        """Side-table rows that appeared since the last poll (rate-limited rescan).
+        """Side-table rows not handed out yet (rate-limited rescan first).
+
+        Containers and cgroups found by any call since the last poll (a
+        :meth:`lookup` on an unknown cgroup id rescans too) are all reported,
+        so a short-lived container seen only by ``lookup`` is not lost.
 
         Returns ``{"containers": ..., "users": ..., "groups": ..., "cgroups": ...}``
         with only the non-empty tables: hand each to
@@ -296,7 +305,9 @@ class ContainerResolver:
         from fcap.capture.accounts import read_accounts
 
         out: dict[str, pa.Table] = {}
-        new = self.refresh()
+        self.refresh()
+        unseen, self._unseen = self._unseen, []
+        new = containers_table(unseen)
         if new.num_rows or self.index.due():
             self.index.rescan()
         if new.num_rows:

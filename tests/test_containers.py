@@ -191,6 +191,36 @@ def test_resolver_poll_hands_new_rows(tmp_path: Path) -> None:
     assert res.poll() == {}  # nothing new the second time
 
 
+def test_resolver_poll_reports_containers_found_by_lookup(tmp_path: Path) -> None:
+    """A container discovered by lookup() (which rescans) is still handed out by poll()."""
+    state = tmp_path / "runc"
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    res = ContainerResolver([str(state)], cg, min_rescan_interval=0)
+    fake_state(state, tmp_path / "bundle")
+    d = cg / "kubepods" / "besteffort" / "pod1111-2222" / CID
+    d.mkdir(parents=True)
+    ino = os.stat(d).st_ino
+    assert res.lookup(np.array([ino], np.uint64)).to_pylist() == [CID]
+    assert CID in res.table().column("id").to_pylist()
+    got = res.poll()
+    assert got["containers"].column("id").to_pylist() == [CID]
+    assert set(got["users"].column("container_id").to_pylist()) == {CID}
+    assert got["groups"].num_rows == 2
+    assert CID in got["cgroups"].column("container_id").to_pylist()
+    assert res.poll() == {}
+
+
+def test_resolver_poll_reports_containers_found_by_refresh(tmp_path: Path) -> None:
+    """refresh() called directly returns new rows, and poll() still hands them out."""
+    state = tmp_path / "runc"
+    res = ContainerResolver([str(state)], tmp_path, min_rescan_interval=0)
+    fake_state(state, tmp_path / "bundle")
+    assert res.refresh().column("id").to_pylist() == [CID]
+    assert res.poll()["containers"].column("id").to_pylist() == [CID]
+    assert "containers" not in res.poll()
+
+
 @pytest.mark.live
 @pytest.mark.container
 def test_runc_foreground_run_and_cleanup() -> None:
