@@ -362,6 +362,9 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+_CORE_META = frozenset(META_FIELDS) - {"shell_lost"}
+
+
 def finalize(journal: Path, *, complete: bool, repaired: bool | None = None,
              extra_meta: dict[str, Any] | None = None) -> Path:
     """Turn a journal into its Parquet capture and remove the journal.
@@ -380,6 +383,9 @@ def finalize(journal: Path, *, complete: bool, repaired: bool | None = None,
     meta["drops_total"] = int(sum(drops))
     meta["complete"] = complete
     meta["repaired"] = repaired if repaired is not None else not complete
+    extra = stats.get("meta")
+    if isinstance(extra, dict):  # set_stats(**extra): recorder counters such as shell_lost
+        meta.update({k: v for k, v in extra.items() if k not in _CORE_META})
     if extra_meta:
         meta.update(extra_meta)
     try:

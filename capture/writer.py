@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 from fcap.capture import journal as jr
 
 from fcap.errors import CaptureError
-from fcap.schema import EVENTS, SIDE_TABLES
+from fcap.schema import EVENTS, META_FIELDS, SIDE_TABLES
 
 #: Keys identifying a row of each side table (update_side_table merges on them).
 SIDE_KEYS: dict[str, tuple[str, ...]] = {
@@ -43,6 +43,11 @@ SIDE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 #: Buffered rows that force a flush even before the recorder asks for one.
+#: ``fcap.meta`` keys that ``set_stats(**extra)`` may set (recorder counters);
+#: every other META_FIELDS key is owned by the writer.
+EXTRA_STATS_KEYS: frozenset[str] = frozenset({"shell_lost"})
+RESERVED_META: frozenset[str] = frozenset(META_FIELDS) - EXTRA_STATS_KEYS
+
 FLUSH_ROWS = 1_000_000
 
 
@@ -304,6 +309,7 @@ class CaptureWriter:
             "flushed_ns": time.time_ns(),
             "journal_bytes": j.bytes,
             "closed": closed,  # the stream was ended cleanly (a rotated segment)
+            "meta": self.stats.get("meta") or {},  # extra keys for fcap.meta (set_stats)
         }
         jr.write_atomic(j.path / jr.STATS_FILE, json.dumps(stats).encode())
 
@@ -323,10 +329,23 @@ class CaptureWriter:
                 self._error = self._fatal(err)
                 raise self._error from None
 
-    def set_stats(self, *, events_written: int, drops_per_cpu: list[int], end_ns: int) -> None:
-        """Record the recorder's counters (cumulative); written at the next flush."""
+    def set_stats(self, *, events_written: int, drops_per_cpu: list[int], end_ns: int,
+                  **extra: Any) -> None:
+        """Record the recorder's counters (cumulative); written at the next flush.
+
+        ``extra`` keys (e.g. ``shell_lost``) are JSON values stored as they are in
+        the final ``fcap.meta``; core meta keys are refused (``ValueError``).
+        """
+        reserved = sorted(set(extra) & RESERVED_META)
+        if reserved:
+            raise ValueError(f"set_stats cannot set reserved meta keys: {', '.join(reserved)}")
+        try:
+            json.dumps(extra)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"set_stats extra values must be JSON values: {err}") from None
         self.stats = {"events_written": int(events_written),
-                      "drops_per_cpu": [int(d) for d in drops_per_cpu], "end_ns": int(end_ns)}
+                      "drops_per_cpu": [int(d) for d in drops_per_cpu], "end_ns": int(end_ns),
+                      "meta": dict(extra)}
 
     @property
     def journal(self) -> Path:

@@ -263,6 +263,7 @@ META_FIELDS: Final[tuple[str, ...]] = (
     "last_ts",  # int, largest event ts in this file (null when empty)
     "segment",  # int, 0-based index within a rotated directory
     "command",  # list[str], the fcap command line
+    "shell_lost",  # int, shell-probe records lost (also counted in drops_per_cpu[0]); null without --shell
 )
 
 

@@ -257,3 +257,42 @@ def test_row_groups_across_batches_with_different_dictionaries(tmp_path: Path) -
     got = list(zip(t["ts"].to_pylist(), t["syscall"].to_pylist(), t["path"].to_pylist(),
                    strict=True))
     assert got == want
+
+
+def test_set_stats_extra_meta_keys(tmp_path: Path) -> None:
+    """Extra counters given to set_stats (e.g. shell_lost) end up in the final fcap.meta."""
+    import json
+
+    from fcap.capture.repair import repair
+
+    from fcap.schema import META_FIELDS, META_KEY
+
+    assert "shell_lost" in META_FIELDS
+    out = tmp_path / "x.parquet"
+    w = CaptureWriter(out, meta={"hostname": "h"}, side_tables={})
+    w.write(batch(0, 10))
+    w.set_stats(events_written=10, drops_per_cpu=[2, 0], end_ns=5, shell_lost=2)
+    w.close()
+    meta = json.loads(pq.read_metadata(out).metadata[META_KEY])
+    assert meta["shell_lost"] == 2 and meta["drops_total"] == 2
+    assert open_capture(out).meta[0]["shell_lost"] == 2
+    # a capture written without the key has it null (every META_FIELDS key is present)
+    plain = tmp_path / "p.parquet"
+    w = CaptureWriter(plain, meta={}, side_tables={})
+    w.write(batch(0, 1))
+    w.close()
+    assert json.loads(pq.read_metadata(plain).metadata[META_KEY])["shell_lost"] is None
+    # a crashed recording keeps the last counters flushed (fcap repair)
+    crashed = tmp_path / "c.parquet"
+    w = CaptureWriter(crashed, meta={}, side_tables={})
+    w.write(batch(0, 5))
+    w.set_stats(events_written=5, drops_per_cpu=[0], end_ns=7, shell_lost=4)
+    w.flush()
+    w._journal.close_stream()  # simulate kill -9: no close()
+    repair(crashed)
+    assert json.loads(pq.read_metadata(crashed).metadata[META_KEY])["shell_lost"] == 4
+    # core keys cannot be overridden this way; values must be JSON
+    with pytest.raises(ValueError, match="reserved meta keys: complete"):
+        w.set_stats(events_written=1, drops_per_cpu=[], end_ns=1, complete=False)
+    with pytest.raises(ValueError, match="JSON"):
+        w.set_stats(events_written=1, drops_per_cpu=[], end_ns=1, shell_lost=object())
