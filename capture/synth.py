@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from fcap.capture import journal as jr
+from fcap.capture._synthargs import _OFLAGS, _OFLAGS_P, _RARE_WRITES, _paths
 from fcap.capture._synthargs import arguments as _arguments
 
 from fcap import __version__
@@ -167,31 +168,6 @@ _IPS = ["93.184.216.34", "10.96.0.1", "10.96.0.10", "140.82.112.3", "151.101.1.6
 _PORTS = np.array([443, 80, 53, 5432, 6443, 22, 6379, 8080, 2379], np.uint16)
 
 
-def _paths(rng: np.random.Generator) -> list[str]:
-    base = [
-        "/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
-        "/etc/ld.so.cache", "/etc/localtime", "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/sudoers", "/etc/group", "/etc/kubernetes/admin.conf", "/root/.ssh/authorized_keys",
-        "/root/.bash_history", "/home/alice/.bashrc", "/dev/null", "/dev/urandom", "/dev/pts/0",
-        "/proc/self/status", "/proc/meminfo", "/proc/stat", "/sys/fs/cgroup/memory/memory.stat",
-        "/var/run/secrets/kubernetes.io/serviceaccount/token",
-    ]
-    libs = [f"/usr/lib/x86_64-linux-gnu/lib{n}.so.{v}" for n in
-            ("c", "m", "pthread", "ssl", "crypto", "z", "pcre2-8", "selinux", "dl", "stdc++",
-             "gcc_s", "ffi", "lzma", "bz2", "yaml-0", "sqlite3", "curl", "nghttp2", "zstd")
-            for v in (1, 3, 6)]
-    logs = [f"/var/log/{n}" for n in ("syslog", "auth.log", "kern.log", "nginx/access.log",
-                                      "nginx/error.log", "postgresql/postgresql-15-main.log")]
-    py = [f"/usr/lib/python3.11/{m}.py" for m in
-          ("os", "re", "json/__init__", "socket", "ssl", "subprocess", "typing", "pathlib",
-           "collections/__init__", "functools", "enum", "logging/__init__", "threading")]
-    www = [f"/var/www/html/{i}.html" for i in range(200)]
-    pg = [f"/var/lib/postgresql/15/main/base/16384/{16000 + i}" for i in range(400)]
-    procs = [f"/proc/{p}/{f}" for p in rng.integers(1, 40000, 300) for f in ("stat", "cmdline")]
-    tmp = [f"/tmp/tmp{rng.integers(0, 36**6):x}" for _ in range(800)]
-    return base + libs + logs + py + www + pg + procs + tmp
-
-
 def _dict(indices: np.ndarray, values: list[str], mask: np.ndarray | None = None) -> pa.Array:
     """A dictionary array with a duplicate-free dictionary.
 
@@ -231,7 +207,10 @@ class _World:
 
     def __init__(self, rng: np.random.Generator, n_events: int) -> None:
         self.rng = rng
-        self.paths = _paths(rng)
+        self.paths, writable = _paths(rng)
+        pos = {p: i for i, p in enumerate(self.paths)}
+        self.writable_idx = np.array([pos[p] for p in writable])
+        self.rare_write_idx = np.array([pos[p] for p in _RARE_WRITES])
         self.containers = [rng.bytes(32).hex() for _ in range(4)]
         n_long = 300
         self.n_long = n_long
@@ -339,12 +318,19 @@ class _World:
         pathy = opn | isin("unlinkat", "renameat2", "mkdirat", "fchmodat", "chdir",
                                      "symlinkat", "fchownat", "mount")
         pidx = (rng.zipf(1.3, n) - 1) % len(self.paths)
+        # writes and changes go to the usual writable places, rarely elsewhere
+        oflags = _OFLAGS[rng.choice(len(_OFLAGS), n, p=_OFLAGS_P)]
+        writes = (opn & ((oflags & 3) != 0)) | isin("unlinkat", "renameat2", "mkdirat",
+                                                     "fchmodat", "symlinkat", "fchownat")
+        wpick = self.writable_idx[rng.integers(0, len(self.writable_idx), n)]
+        rare = self.rare_write_idx[rng.integers(0, len(self.rare_write_idx), n)]
+        pidx = np.where(writes, np.where(rng.random(n) < 0.002, rare, wpick), pidx)
         path_idx = np.where(pathy, pidx, 0)
         paths = self.paths + [e for _, e, _ in _SHORT]
         path_idx[is_short_exec] = len(self.paths) + exec_kind[is_short_exec]
         path_mask = ~(pathy | is_short_exec)
         path2_mask = ~isin("renameat2", "symlinkat")
-        path2_idx = (pidx + 1) % len(self.paths)
+        path2_idx = wpick
         net = isin("connect", "accept4", "sendto", "recvfrom")
         ip_idx = rng.integers(0, len(_IPS), n)
         port = _PORTS[rng.integers(0, len(_PORTS), n)]
@@ -363,7 +349,7 @@ class _World:
                                         mask=pa.array(~is_short_exec))
         cont_ids = self.containers
         args, args_mask = _arguments(names, all_sys, fd=fd, res=res, pid=pid, uid=uid,
-                                     is_exec=is_short_exec, rng=rng)
+                                     is_exec=is_short_exec, oflags=oflags, rng=rng)
         cols = {
             "ts": pa.array(all_ts.astype(np.int64)),
             "cpu": pa.array(rng.integers(0, 2, n).astype(np.uint16)),

@@ -119,3 +119,21 @@ def test_generate_paths_dictionary_encoded(tmp_path: Path) -> None:
         enc = {rg.column(i).path_in_schema: rg.column(i).encodings for i in range(rg.num_columns)}
         for col in ("path", "path2", "comm", "syscall", "raddr"):
             assert "RLE_DICTIONARY" in enc[col], (col, enc[col])
+
+
+def test_generate_access_patterns_like_a_host(tmp_path: Path) -> None:
+    """Most opens read; writes go to logs/tmp/data; secrets are read rarely (as recorded)."""
+    p = generate(tmp_path / "r.parquet", 200_000, seed=2)
+    con = duckdb.connect()
+    open_capture(p).attach(con)
+    opens, writes, etc_writes, shadow = q(con, """
+        SELECT count(*), count(*) FILTER (WHERE (a2 & 3) <> 0),
+               count(*) FILTER (WHERE (a2 & 3) <> 0 AND path LIKE '/etc/%'),
+               count(*) FILTER (WHERE path = '/etc/shadow')
+        FROM raw_events WHERE syscall = 'openat'""")[0]
+    assert 0.005 < writes / opens < 0.1
+    assert etc_writes < writes * 0.05
+    assert 0 < shadow < opens * 0.01
+    top = q(con, """SELECT path FROM raw_events WHERE syscall = 'openat'
+                    GROUP BY 1 ORDER BY count(*) DESC LIMIT 3""")
+    assert "/etc/shadow" not in {r[0] for r in top}
