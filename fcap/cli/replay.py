@@ -12,34 +12,24 @@ from fcap.cli import app
 from fcap.errors import CaptureError, FcapError, UsageError
 
 
-def _data_dir(package: str, fallback: str) -> Path:
-    """A data package's directory (installed via importlib.resources, else the source tree)."""
-    from importlib.resources import files
-
-    try:
-        path = Path(str(files(package)))
-        if path.is_dir():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[2] / fallback
-
-
 def bundled_rules_dir() -> Path:
-    """The ``rules/`` directory shipped as package data ``fcap.rules``."""
-    return _data_dir("fcap.rules", "rules")
+    """The bundled default rules (package data ``fcap.rules``)."""
+    from fcap.analyze.regress.runner import bundled_rules_dir as _rules_dir
+
+    return _rules_dir()
 
 
-def bundled_sample_captures() -> list[Path]:
-    """The sample capture(s) shipped as ``fcap.samples`` (``*.parquet``), sorted."""
-    root = _data_dir("fcap.samples", "samples")
-    found = sorted(root.glob("*.parquet")) + sorted(root.glob("*/*.parquet"))
-    if not found:
+def default_captures() -> list[Path]:
+    """What ``fcap replay`` reads without a capture argument: the bundled sample."""
+    from fcap.analyze.regress.samples import default_capture
+
+    path = default_capture()
+    if not path.is_file():
         raise CaptureError(
-            f"no bundled sample capture in {root} yet",
+            f"the bundled sample capture {path} is missing",
             hint="give a capture: fcap replay CAPTURE.parquet",
         )
-    return found
+    return [path]
 
 
 class RulesError(FcapError):
@@ -123,7 +113,7 @@ def replay_cmd(
             prio = Priority.parse(min_priority)
         except Exception as err:
             raise UsageError(f"unknown priority {min_priority!r}", hint=str(err)) from None
-    paths = list(captures) if captures else bundled_sample_captures()
+    paths = list(captures) if captures else default_captures()
     t0 = time.perf_counter()
     ruleset, compiled = load_and_compile(list(rules) or [bundled_rules_dir()])
     if not quiet:  # as Falco >= 0.37 (load_rules_files.cpp): every warning, at load time
