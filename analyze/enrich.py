@@ -96,7 +96,7 @@ def _build_fd_keys(con: Any) -> None:
         CREATE OR REPLACE TEMP TABLE fc_rid AS
         SELECT p.pos, CASE WHEN p.k_ts < r.te THEN r.rid END AS rid
         FROM fc_pos p
-        ASOF LEFT JOIN fc_fdrec r ON r.pkey = p.pkey AND r.fd = p.k_fd AND p.k_ts >= r.ts
+        ASOF LEFT JOIN fc_fdr r ON r.pkey = p.pkey AND r.fd = p.k_fd AND p.k_ts >= r.ts
         ORDER BY p.pos
         """
     )

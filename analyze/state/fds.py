@@ -36,7 +36,7 @@ _CREATES = {
 _OPENS = "('open', 'openat', 'openat2', 'creat', 'open_by_handle_at')"
 _ATTRS = (
     "fd_type", "name", "name_raw", "flags", "cloexec", "l4proto", "family", "lip", "lport",
-    "rip", "rport", "role", "connected", "ino",
+    "rip", "rport", "role", "connected", "ino", "name_id", "raw_id",
 )
 #: Columns of a record row: key, time, kind, attributes, dup source, event identity.
 _COLS = "pkey, fd, ts, kind, " + ", ".join(_ATTRS) + ", src_fd, changed, ev_tid"
@@ -87,6 +87,15 @@ def build_direct(con: Any) -> None:
              OR x.syscall IN ({", ".join(f"'{k}'" for k in _CREATES)})
         ) WHERE pkey IS NOT NULL;
 
+        -- path strings of the open family as integer codes: the records carry the codes
+        -- through the level sorts and windows; fc_fdrec joins the strings back
+        CREATE OR REPLACE TEMP TABLE fc_strs AS
+        SELECT CAST(row_number() OVER () AS INTEGER) AS sid, s FROM (
+          SELECT DISTINCT s FROM (
+            SELECT unnest([CAST(path AS VARCHAR), CAST(path_raw AS VARCHAR)]) AS s
+            FROM fc_raw WHERE syscall IN {_OPENS} AND res >= 0)
+          WHERE s IS NOT NULL);
+
         CREATE OR REPLACE TEMP TABLE fc_fdd AS
         -- snapshot
         SELECT i.pkey, f.fd, {TS_MIN}::BIGINT AS ts, 'open' AS kind,
@@ -101,6 +110,7 @@ def build_direct(con: Any) -> None:
                     WHEN f.raddr IS NOT NULL AND f.type IN ('ipv4', 'ipv6') THEN 'client'
                END AS role,
                f.raddr IS NOT NULL AS connected, f.ino,
+               NULL::INTEGER AS name_id, NULL::INTEGER AS raw_id,
                CAST(NULL AS BIGINT) AS src_fd, false AS changed, CAST(NULL AS INTEGER) AS ev_tid
         FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap'
         UNION ALL
@@ -108,17 +118,19 @@ def build_direct(con: Any) -> None:
         -- (opens and closes, most of the rows, are read straight from the capture: no copy)
         SELECT p.pkey, x.res, x.ts, 'open',
                CASE WHEN ({_open_flags("x.")} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
-               CAST(x.path AS VARCHAR), CAST(coalesce(x.path_raw, x.path) AS VARCHAR),
-               {_open_flags("x.")}, ({_open_flags("x.")} & {O_CLOEXEC}) <> 0,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, false, x.tid
+               NULL, NULL, {_open_flags("x.")}, ({_open_flags("x.")} & {O_CLOEXEC}) <> 0,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, d1.sid,
+               coalesce(d2.sid, d1.sid), NULL, false, x.tid
         FROM fc_raw x POSITIONAL JOIN fc_pos p
+        LEFT JOIN fc_strs d1 ON d1.s = CAST(x.path AS VARCHAR)
+        LEFT JOIN fc_strs d2 ON d2.s = CAST(x.path_raw AS VARCHAR)
         WHERE x.syscall IN {_OPENS} AND x.res >= 0 AND p.pkey IS NOT NULL
         UNION ALL
         -- socket
         SELECT pkey, res, ts, 'open', {_family_type("a0")}, '', '', a1, (a1 & {O_CLOEXEC}) <> 0,
                CASE WHEN a0 IN (2, 10) THEN {_l4("a1", "a2")} END,
                CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END,
-               NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, false, tid
+               NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, NULL, false, tid
         FROM fc_fdev WHERE syscall = 'socket' AND res >= 0
         UNION ALL
         -- accept: the process is the server
@@ -128,7 +140,7 @@ def build_direct(con: Any) -> None:
                NULL, NULL, syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0,
                CASE WHEN sock_family IN (2, 10) THEN {_l4("coalesce(sock_type, 1)", "l4proto")} END,
                CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END,
-               laddr, lport, raddr, rport, 'server', true, NULL, NULL, true, tid
+               laddr, lport, raddr, rport, 'server', true, NULL, NULL, NULL, NULL, true, tid
         FROM fc_fdev WHERE syscall IN ('accept', 'accept4') AND res >= 0
         UNION ALL
         -- connect / sendto / sendmsg with a destination: the process is the client
@@ -139,7 +151,8 @@ def build_direct(con: Any) -> None:
                CASE WHEN l4proto IS NOT NULL OR sock_type IS NOT NULL
                     THEN {_l4("coalesce(sock_type, 0)", "l4proto")} END,
                CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END,
-               laddr, lport, raddr, rport, 'client', syscall = 'connect', NULL, NULL, true, tid
+               laddr, lport, raddr, rport, 'client', syscall = 'connect', NULL, NULL, NULL, NULL,
+               true, tid
         FROM fc_fdev
         WHERE fd IS NOT NULL AND (
               (syscall = 'connect' AND (res >= 0 OR res = -115))
@@ -148,8 +161,8 @@ def build_direct(con: Any) -> None:
         -- bind / listen
         SELECT pkey, fd, ts, 'update', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                CASE WHEN syscall = 'bind' THEN laddr END, CASE WHEN syscall = 'bind' THEN lport END,
-               NULL, NULL, CASE WHEN syscall = 'listen' THEN 'server' END, NULL, NULL, NULL,
-               false, tid
+               NULL, NULL, CASE WHEN syscall = 'listen' THEN 'server' END, NULL, NULL, NULL, NULL,
+               NULL, false, tid
         FROM fc_fdev WHERE syscall IN ('bind', 'listen') AND res = 0 AND fd IS NOT NULL
         UNION ALL
         -- other descriptor-creating syscalls
@@ -157,7 +170,7 @@ def build_direct(con: Any) -> None:
                ts, 'open', CASE syscall {creates} END,
                CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') ELSE '' END,
                NULL, NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL,
-               false, tid
+               NULL, NULL, false, tid
         FROM fc_fdev WHERE syscall IN ({", ".join(f"'{k}'" for k in _CREATES)}) AND res >= 0
               AND (syscall NOT IN ('pipe', 'pipe2') OR fd IS NOT NULL)
         UNION ALL
@@ -165,7 +178,7 @@ def build_direct(con: Any) -> None:
         SELECT pkey, res, ts, 'dup', NULL, NULL, NULL, NULL,
                (syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0)
                OR (syscall = 'fcntl' AND a1 = 1030),
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a0, false, tid
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, a0, false, tid
         FROM fc_fdev
         WHERE res >= 0 AND (syscall IN ('dup', 'dup2', 'dup3')
                             OR (syscall = 'fcntl' AND a1 IN (0, 1030)))
@@ -173,7 +186,7 @@ def build_direct(con: Any) -> None:
         UNION ALL
         -- close: effective just after the event
         SELECT p.pkey, coalesce(x.fd, x.a0), x.ts + 1, 'close', NULL, NULL, NULL, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, x.tid
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, x.tid
         FROM fc_raw x POSITIONAL JOIN fc_pos p
         WHERE x.syscall = 'close' AND x.res = 0 AND p.pkey IS NOT NULL;
 
@@ -214,7 +227,7 @@ def _resolve_level(con: Any, level: int) -> None:
                NULL::BIGINT AS src_fd, false AS changed, NULL::INTEGER AS ev_tid
         FROM fc_forks f
         JOIN fc_lvlp d ON d.pkey = f.child
-        JOIN fc_fdrec r ON r.pkey = f.parent AND r.ts <= f.ts AND f.ts < r.te;
+        JOIN fc_fdr r ON r.pkey = f.parent AND r.ts <= f.ts AND f.ts < r.te;
         -- a view, not a copy: the level's records are read a few times below
         CREATE OR REPLACE TEMP VIEW fc_lvl AS
         SELECT {_COLS} FROM fc_fdd SEMI JOIN fc_lvlp p ON p.pkey = fc_fdd.pkey
@@ -236,20 +249,20 @@ def _resolve_level(con: Any, level: int) -> None:
         CREATE OR REPLACE TEMP VIEW fc_lvlf AS
         SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlw;
 
-        CREATE OR REPLACE TEMP TABLE fc_lvlo AS SELECT coalesce(max(rid), 0) AS o FROM fc_fdrec;
-        INSERT INTO fc_fdrec
+        CREATE OR REPLACE TEMP TABLE fc_lvlo AS SELECT coalesce(max(rid), 0) AS o FROM fc_fdr;
+        INSERT INTO fc_fdr
         SELECT (SELECT o FROM fc_lvlo) + row_number() OVER () AS rid, *
         FROM (SELECT {_COLS}, lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
               FROM fc_lvlf)
         WHERE kind <> 'close';
 
         -- close-on-exec: a successful exec ends every cloexec descriptor open across it
-        UPDATE fc_fdrec SET te = c.ts
-        FROM (SELECT r.rid, min(x.ts) AS ts FROM fc_fdrec r
+        UPDATE fc_fdr SET te = c.ts
+        FROM (SELECT r.rid, min(x.ts) AS ts FROM fc_fdr r
               JOIN fc_execs x ON x.pkey = r.pkey AND r.ts < x.ts AND x.ts < r.te
               WHERE r.rid > (SELECT o FROM fc_lvlo) AND r.cloexec AND r.kind = 'open'
               GROUP BY r.rid) c
-        WHERE fc_fdrec.rid = c.rid;
+        WHERE fc_fdr.rid = c.rid;
         """
     )
 
@@ -271,24 +284,32 @@ def _resolve_chains(con: Any) -> None:
         -- the (pkey, fd) keys whose records chained rows can point at
         CREATE OR REPLACE TEMP TABLE fc_lvlkk AS
         SELECT DISTINCT pkey, CASE kind WHEN 'dup' THEN src_fd ELSE fd END AS fd FROM fc_lvlx;
-        -- plain records of those keys (parents only: already final)
-        CREATE OR REPLACE TEMP TABLE fc_lvlk AS
-        SELECT -row_number() OVER () AS nid, s.* FROM fc_lvls s
-        SEMI JOIN fc_lvlkk k ON k.pkey = s.pkey AND k.fd = s.fd;
+        -- the records of those keys, narrow (id, key, time, kind): the ASOF input. Plain
+        -- records are final; their ids are negative: -(rowid + 1) in fc_fdd, below -2**40
+        -- in fc_inh (the fork copies)
         CREATE OR REPLACE TEMP VIEW fc_lvlc AS
-        SELECT nid, pkey, fd, ts, kind FROM fc_lvlk
-        UNION ALL SELECT x.nid, x.pkey, x.fd, x.ts, x.kind FROM fc_lvlx x
-        SEMI JOIN fc_lvlkk k ON k.pkey = x.pkey AND k.fd = x.fd;
-        -- parent pointers (a dup never points at itself: src_fd <> fd; an update's parent is
-        -- strictly earlier)
+        SELECT * FROM (
+          SELECT -(f.rowid + 1) AS nid, f.pkey, f.fd, f.ts, f.kind FROM fc_fdd f
+          SEMI JOIN fc_lvlp p ON p.pkey = f.pkey WHERE f.kind IN ('open', 'close')
+          UNION ALL
+          SELECT -(i.rowid + 1 + {2**40}), i.pkey, i.fd, i.ts, i.kind FROM fc_inh i
+          UNION ALL SELECT x.nid, x.pkey, x.fd, x.ts, x.kind FROM fc_lvlx x
+        ) c SEMI JOIN fc_lvlkk k ON k.pkey = c.pkey AND k.fd = c.fd;
+        -- parent pointers, one ASOF for both kinds: a dup's parent is the record of its source
+        -- fd at its time (never itself: src_fd <> fd), an update's is the record of its own fd
+        -- strictly before it (ts - 1: times are integer ns)
         CREATE OR REPLACE TEMP TABLE fc_lvlq AS
-        SELECT c.nid, s.nid AS pnid, s.kind AS pkind FROM fc_lvlx c
-        ASOF LEFT JOIN fc_lvlc s ON s.pkey = c.pkey AND s.fd = c.src_fd AND c.ts >= s.ts
-        WHERE c.kind = 'dup'
+        SELECT c.nid, s.nid AS pnid, s.kind AS pkind
+        FROM (SELECT nid, pkey, CASE kind WHEN 'dup' THEN src_fd ELSE fd END AS kfd,
+                     CASE kind WHEN 'dup' THEN ts ELSE ts - 1 END AS kts FROM fc_lvlx) c
+        ASOF LEFT JOIN fc_lvlc s ON s.pkey = c.pkey AND s.fd = c.kfd AND c.kts >= s.ts;
+        -- the attributes of the plain records chained rows point at
+        CREATE OR REPLACE TEMP TABLE fc_lvlk AS
+        SELECT -(f.rowid + 1) AS nid, {", ".join("f." + a for a in _ATTRS)} FROM fc_fdd f
+        SEMI JOIN fc_lvlq q ON q.pnid = -(f.rowid + 1)
         UNION ALL
-        SELECT c.nid, s.nid, s.kind FROM fc_lvlx c
-        ASOF LEFT JOIN fc_lvlc s ON s.pkey = c.pkey AND s.fd = c.fd AND c.ts > s.ts
-        WHERE c.kind = 'update';
+        SELECT -(i.rowid + 1 + {2**40}), {", ".join("i." + a for a in _ATTRS)} FROM fc_inh i
+        SEMI JOIN fc_lvlq q ON q.pnid = -(i.rowid + 1 + {2**40});
         CREATE OR REPLACE TEMP TABLE fc_lvlw AS
         SELECT c.nid, CASE WHEN q.pkind IS NOT NULL AND q.pkind <> 'close' THEN q.pnid END AS ptr,
                c.pkey, c.fd, c.ts,
@@ -324,7 +345,7 @@ def build(con: Any) -> None:
     build_direct(con)
     build_levels(con)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE fc_fdrec AS SELECT 0::BIGINT AS rid, {_COLS}, 0::BIGINT AS te "
+        f"CREATE OR REPLACE TEMP TABLE fc_fdr AS SELECT 0::BIGINT AS rid, {_COLS}, 0::BIGINT AS te "
         "FROM fc_fdd WHERE false"
     )
     max_depth = con.execute("SELECT coalesce(max(depth), 0) FROM fc_pdepth").fetchone()[0]
@@ -337,4 +358,14 @@ def build(con: Any) -> None:
         "DROP TABLE IF EXISTS fc_lvlq; DROP TABLE IF EXISTS fc_lvlw;"
         "DROP TABLE IF EXISTS fc_lvlo; DROP TABLE IF EXISTS fc_fdd;"
         "DROP TABLE IF EXISTS fc_lvlk;"
+    )
+    # the records with their strings: what the events view joins (``fc_fdr`` keeps codes)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW fc_fdrec AS
+        SELECT r.* EXCLUDE (name_id, raw_id)
+                   REPLACE (coalesce(r.name, a.s) AS name, coalesce(r.name_raw, b.s) AS name_raw)
+        FROM fc_fdr r LEFT JOIN fc_strs a ON a.sid = r.name_id
+        LEFT JOIN fc_strs b ON b.sid = r.raw_id
+        """
     )
