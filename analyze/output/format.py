@@ -150,3 +150,18 @@ def json_object(
         "time": time_json(ts),
     }
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def alert_json(alert: Any, *, iso8601: bool = False) -> str:
+    """Falco's JSON object for one engine :class:`~fcap.analyze.engine.Alert`."""
+    return json_object(
+        ts=alert.ts,
+        rule=alert.rule,
+        priority=alert.priority,
+        source=alert.source,
+        tags=alert.tags,
+        hostname=alert.hostname,
+        message=alert.message,
+        output_fields=alert.output_fields,
+        iso8601=iso8601,
+    )

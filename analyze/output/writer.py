@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from .format import json_object, text_line
+from .format import alert_json, text_line
 
 
 class AlertWriter:
@@ -17,17 +17,7 @@ class AlertWriter:
 
     def format(self, alert: Any) -> str:
         if self.json_output:
-            return json_object(
-                ts=alert.ts,
-                rule=alert.rule,
-                priority=alert.priority,
-                source=alert.source,
-                tags=alert.tags,
-                hostname=alert.hostname,
-                message=alert.message,
-                output_fields=alert.output_fields,
-                iso8601=self.iso8601,
-            )
+            return alert_json(alert, iso8601=self.iso8601)
         return text_line(alert.ts, alert.priority, alert.message, iso8601=self.iso8601)
 
     def write(self, alert: Any) -> None:

@@ -59,21 +59,9 @@ def load_compiled(rules: Sequence[Path]) -> Any:
 
 def alert_json(alert: Any) -> dict[str, Any]:
     """The Falco JSON object of one engine alert (ISO 8601 time prefix: TZ-independent)."""
-    from fcap.analyze.output.format import json_object
+    from fcap.analyze.output.format import alert_json as _alert_json
 
-    return json.loads(
-        json_object(
-            ts=alert.ts,
-            rule=alert.rule,
-            priority=alert.priority,
-            source=alert.source,
-            tags=alert.tags,
-            hostname=alert.hostname,
-            message=alert.message,
-            output_fields=alert.output_fields,
-            iso8601=True,
-        )
-    )
+    return json.loads(_alert_json(alert, iso8601=True))
 
 
 def replay_json(
