@@ -261,3 +261,29 @@ def test_directory_of_segments_reads_as_one(tmp_path) -> None:
             ("/a", "r", 1), ("/b", "w", 1)]  # one process image across both segments
         assert len(cap.processes) == 1  # the snapshot repeated in each segment counts once
         assert cap.sql("SELECT raddr FROM socket_events").fetchall() == [("10.0.0.1",)]
+
+
+def test_event_image_is_the_one_running_at_the_event(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Per-event views attribute each event to the image running at its time (many images)."""
+    procs = [{"pid": 70, "ppid": 1, "comm": "sh", "exepath": "/bin/sh", "argv": ["sh"],
+              "start_ts": BASE_TS - 10 * MS}]
+    evs = [_ev(1, 70, "openat", path="/a", a2=0, res=3, fd=3, comm="sh")]
+    for i, name in enumerate(["one", "two", "three"]):
+        t = 10 + 10 * i
+        evs.append(_ev(t, 70, "execve", exe=f"/bin/{name}", argv=[name, "-x"], comm=name))
+        evs.append(_ev(t + 1, 70, "openat", path=f"/{name}", a2=1, res=3, fd=3, comm=name))
+        evs.append(_ev(t + 2, 70, "connect", fd=3, sock_family=2, raddr="10.0.0.1", rport=80,
+                       comm=name))
+    evs.append(_ev(0.5, 71, "openat", path="/nobody", a2=0, res=3, fd=3))  # no image at all
+    p = make_capture(tmp_path / "i.parquet", evs, processes=procs)
+    with fcap.open(p) as c:
+        got = c.sql("SELECT path, proc_exepath, proc_cmdline, image_id IS NOT NULL FROM file_events "
+                    "ORDER BY ts").fetchall()
+        assert got == [("/nobody", None, "synth", False), ("/a", "/bin/sh", "sh", True),
+                       ("/one", "/bin/one", "one -x", True), ("/two", "/bin/two", "two -x", True),
+                       ("/three", "/bin/three", "three -x", True)]
+        sock = c.sql("SELECT proc_exepath FROM socket_events ORDER BY ts").fetchall()
+        assert [r[0] for r in sock] == ["/bin/one", "/bin/two", "/bin/three"]
+        joined = c.sql("SELECT count(*) FROM file_events f JOIN processes p USING (image_id) "
+                       "WHERE p.exepath = f.proc_exepath AND p.pid = f.proc_pid").fetchall()
+        assert joined == [(4,)]
