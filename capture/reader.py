@@ -167,6 +167,7 @@ def load_file(path: Path) -> CaptureFile:
         state = jr.read_state(path)
         meta = jr.full_meta(state.meta)
         meta.update({k: v for k, v in state.stats.items() if k in ("end_ns", "drops_per_cpu")})
+        meta.update(state.stats.get("meta") or {})  # extra counters (set_stats), e.g. shell_lost
         meta["drops_total"] = int(sum(meta.get("drops_per_cpu") or []))
         meta["complete"] = False
         meta["repaired"] = False

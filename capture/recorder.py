@@ -307,10 +307,7 @@ class Recorder:
                 if o.max_events is not None and self.events >= o.max_events:
                     stopping = True
                 if stopping or now - last_flush >= 0.5:
-                    self.writer.set_stats(
-                        events_written=self.events, drops_per_cpu=self._drops_per_cpu(),
-                        end_ns=time.time_ns(),
-                    )  # fmt: skip
+                    self._publish_stats(self._drops_per_cpu())
                     self.writer.flush()
                     self._side_tables(force=stopping)
                     last_flush = now
@@ -338,6 +335,11 @@ class Recorder:
         sys.stderr.write(line)
         sys.stderr.flush()
 
+    def _publish_stats(self, drops: list[int]) -> None:
+        """Hand the running counters to the writer (stored in ``fcap.meta``)."""
+        self.writer.set_stats(events_written=self.events, drops_per_cpu=drops,
+                              end_ns=time.time_ns(), shell_lost=self.shell_lost)
+
     def _finish(self, status: bool) -> RecordResult:
         drops = self._drops_per_cpu()
         elapsed = time.monotonic() - self._t0
@@ -345,8 +347,7 @@ class Recorder:
         files: list[Path] = []
         try:
             if self.writer is not None:
-                self.writer.set_stats(events_written=self.events, drops_per_cpu=drops,
-                                      end_ns=time.time_ns())
+                self._publish_stats(drops)
         finally:
             self._teardown(keep_writer=True)
         if status:

@@ -83,9 +83,11 @@ def test_journal_and_mixed(tmp_path: Path) -> None:
     from tests.test_writer import batch
 
     w.write(batch(0, 20))
+    w.set_stats(events_written=20, drops_per_cpu=[0], end_ns=1, shell_lost=3)
     w.flush()
     c = open_capture(tmp_path / "live.parquet.partial")
     assert c.files[0].kind == "journal" and c.meta[0]["complete"] is False
+    assert c.meta[0]["shell_lost"] == 3  # extra counters are visible before finalization
     con = duckdb.connect()
     c.attach(con)
     assert con.execute("SELECT count(*), min(host) FROM raw_events").fetchone() == (20, "j")

@@ -136,6 +136,7 @@ def test_capture_file_and_meta(recording) -> None:
     meta = open_capture(res.files).meta[0]
     assert meta["events_written"] == res.events
     assert meta["drops_total"] == 0 and sum(meta["drops_per_cpu"]) == 0
+    assert meta["shell_lost"] == res.shell_lost == 0
     assert "openat" in meta["syscalls"] and "execve" in meta["syscalls"]
     # the recorder never records itself
     mine = ev.filter(pc.equal(ev["pid"], os.getpid()))
