@@ -38,6 +38,11 @@ _ATTRS = (
     "fd_type", "name", "name_raw", "flags", "cloexec", "l4proto", "family", "lip", "lport",
     "rip", "rport", "role", "connected", "ino", "name_id", "raw_id",
 )
+#: Records an update (connect, bind ...) can apply to (``{}`` = table alias and dot).
+_SOCKISH = (
+    "({0}kind = 'close' OR {0}family IS NOT NULL "
+    "OR {0}fd_type IN ('ipv4', 'ipv6', 'unix', 'netlink'))"
+)
 #: Columns of a record row: key, time, kind, attributes, dup source, event identity.
 _COLS = "pkey, fd, ts, kind, " + ", ".join(_ATTRS) + ", src_fd, changed, ev_tid"
 
@@ -283,24 +288,31 @@ def _resolve_chains(con: Any) -> None:
         SELECT row_number() OVER () AS nid, {_COLS} FROM fc_lvl WHERE kind IN ('dup', 'update');
         -- the (pkey, fd) keys whose records chained rows can point at
         CREATE OR REPLACE TEMP TABLE fc_lvlkk AS
-        SELECT DISTINCT pkey, CASE kind WHEN 'dup' THEN src_fd ELSE fd END AS fd FROM fc_lvlx;
+        SELECT DISTINCT pkey, CASE kind WHEN 'dup' THEN src_fd ELSE -fd - 1 END AS fd
+        FROM fc_lvlx;
         -- the records of those keys, narrow (id, key, time, kind): the ASOF input. Plain
         -- records are final; their ids are negative: -(rowid + 1) in fc_fdd, below -2**40
-        -- in fc_inh (the fork copies)
+        -- in fc_inh (the fork copies). Dups look at every record of their source fd (key
+        -- fd); updates only at the records that can be sockets (key -fd - 1): an update of a
+        -- descriptor that is not a socket fails, so a plain non-socket record is stale
         CREATE OR REPLACE TEMP VIEW fc_lvlc AS
-        SELECT * FROM (
-          SELECT -(f.rowid + 1) AS nid, f.pkey, f.fd, f.ts, f.kind FROM fc_fdd f
-          SEMI JOIN fc_lvlp p ON p.pkey = f.pkey WHERE f.kind IN ('open', 'close')
+        WITH c AS (
+          SELECT -(f.rowid + 1) AS nid, f.pkey, f.fd, f.ts, f.kind, {_SOCKISH.format("f.")} AS sk
+          FROM fc_fdd f SEMI JOIN fc_lvlp p ON p.pkey = f.pkey WHERE f.kind IN ('open', 'close')
           UNION ALL
-          SELECT -(i.rowid + 1 + {2**40}), i.pkey, i.fd, i.ts, i.kind FROM fc_inh i
-          UNION ALL SELECT x.nid, x.pkey, x.fd, x.ts, x.kind FROM fc_lvlx x
-        ) c SEMI JOIN fc_lvlkk k ON k.pkey = c.pkey AND k.fd = c.fd;
+          SELECT -(i.rowid + 1 + {2**40}), i.pkey, i.fd, i.ts, i.kind, {_SOCKISH.format("i.")}
+          FROM fc_inh i
+          UNION ALL SELECT x.nid, x.pkey, x.fd, x.ts, x.kind, true FROM fc_lvlx x
+        )
+        SELECT * FROM (SELECT nid, pkey, fd, ts, kind FROM c
+                       UNION ALL SELECT nid, pkey, -fd - 1, ts, kind FROM c WHERE sk) c
+        SEMI JOIN fc_lvlkk k ON k.pkey = c.pkey AND k.fd = c.fd;
         -- parent pointers, one ASOF for both kinds: a dup's parent is the record of its source
         -- fd at its time (never itself: src_fd <> fd), an update's is the record of its own fd
         -- strictly before it (ts - 1: times are integer ns)
         CREATE OR REPLACE TEMP TABLE fc_lvlq AS
         SELECT c.nid, s.nid AS pnid, s.kind AS pkind
-        FROM (SELECT nid, pkey, CASE kind WHEN 'dup' THEN src_fd ELSE fd END AS kfd,
+        FROM (SELECT nid, pkey, CASE kind WHEN 'dup' THEN src_fd ELSE -fd - 1 END AS kfd,
                      CASE kind WHEN 'dup' THEN ts ELSE ts - 1 END AS kts FROM fc_lvlx) c
         ASOF LEFT JOIN fc_lvlc s ON s.pkey = c.pkey AND s.fd = c.kfd AND c.kts >= s.ts;
         -- the attributes of the plain records chained rows point at
