@@ -255,11 +255,13 @@ def _resolve_level(con: Any, level: int) -> None:
         SELECT {_COLS} FROM fc_lvls UNION ALL SELECT {_COLS} FROM fc_lvlw;
 
         CREATE OR REPLACE TEMP TABLE fc_lvlo AS SELECT coalesce(max(rid), 0) AS o FROM fc_fdr;
+        -- validity ends in one window; ids from the row ids (no ordered row_number())
+        CREATE OR REPLACE TEMP TABLE fc_lvlt AS
+        SELECT {_COLS}, lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
+        FROM fc_lvlf;
         INSERT INTO fc_fdr
-        SELECT (SELECT o FROM fc_lvlo) + row_number() OVER () AS rid, *
-        FROM (SELECT {_COLS}, lead(ts, 1, {2**62}) OVER (PARTITION BY pkey, fd ORDER BY ts) AS te
-              FROM fc_lvlf)
-        WHERE kind <> 'close';
+        SELECT (SELECT o FROM fc_lvlo) + rowid + 1 AS rid, * FROM fc_lvlt WHERE kind <> 'close';
+        DROP TABLE fc_lvlt;
 
         -- close-on-exec: a successful exec ends every cloexec descriptor open across it
         UPDATE fc_fdr SET te = c.ts
