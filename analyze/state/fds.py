@@ -15,8 +15,12 @@ Each record is the state of one descriptor of one process instance from its
   fork (processed level by level down the fork tree);
 * execve: descriptors opened with close-on-exec are closed.
 
-The events view finds an event's descriptor with one ASOF join on
-``(pkey, fd, ts)``.
+Dups and updates are resolved through parent pointers (the nearest earlier
+record of the source fd, of any kind, an unresolved dup included) and pointer
+jumping, so ``dup2(3,1); close(3); dup2(1,2)`` copies the first dup's socket.
+Open-family paths travel as integer codes (``fc_strs``) in ``fc_fdr``; the view
+``fc_fdrec`` joins the strings back. The events view finds an event's
+descriptor with one ASOF join on ``(pkey, fd, ts)``.
 """
 
 from __future__ import annotations
