@@ -136,9 +136,9 @@ def _build_view(con: Any) -> None:
               FROM fc_raw x POSITIONAL JOIN fc_pos k POSITIONAL JOIN fc_rid f) e
         LEFT JOIN fc_chain c ON c.cid = e.cid
         LEFT JOIN fc_fdrec r ON r.rid = e.rid
-        LEFT JOIN fc_users u ON u.uid = e.euid AND u.cid = coalesce(e.cfull, '')
+        LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.cid = coalesce(e.cfull, '')
         LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.cid = coalesce(e.cfull, '')
-        LEFT JOIN fc_groups g ON g.gid = e.egid AND g.cid = coalesce(e.cfull, '')
+        LEFT JOIN fc_groups g ON g.gid = coalesce(e.egid, e.gid) AND g.cid = coalesce(e.cfull, '')
         LEFT JOIN fc_cont k ON k.full_id = e.cfull
         LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id
         """

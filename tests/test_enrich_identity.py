@@ -38,6 +38,18 @@ def test_user_fields_follow_setuid() -> None:
                   "e.evt_type = 'setuid'") == [("www-data", 33, "www-data")]
 
 
+def test_rows_without_euid_use_the_real_ids() -> None:
+    # typed shell lines carry the real uid/gid only (the shell probe reads no cred)
+    r = _world()
+    r.ev("shell_line", 70, ppid=1, uid=1000, gid=1000, euid=None, egid=None, text="id")
+    r.ev("shell_line", 71, ppid=1, uid=0, gid=0, euid=None, egid=None, text="id")
+    con = build(r)
+    assert fields(con, ["user.uid", "user.name", "group.gid", "group.name"]) == [
+        (1000, "alice", 1000, "alice"),
+        (0, "root", 0, "root"),
+    ]
+
+
 def test_container_and_k8s_from_cgroup_and_annotations() -> None:
     r = _world()
     r.add("cgroups", id=777, path="/kubepods/besteffort/pod1234/" + CID, container_id=CID)

@@ -262,15 +262,15 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "fs_path_targetraw": f"CASE WHEN {_isin(_TWO_PATHS)} "
         "THEN CAST(coalesce(e.path2_raw, e.path2) AS VARCHAR) END",
         # --- user / group ---------------------------------------------------------
-        "user_uid": "e.euid",
-        "user_name": "coalesce(u.name, CASE WHEN e.euid = 0 THEN 'root' ELSE '<NA>' END)",
-        "user_homedir": "coalesce(u.home, CASE WHEN e.euid = 0 THEN '/root' ELSE '<NA>' END)",
+        "user_uid": "coalesce(e.euid, e.uid)",  # rows without euid (typed lines): real uid
+        "user_name": "coalesce(u.name, CASE WHEN coalesce(e.euid, e.uid) = 0 THEN 'root' ELSE '<NA>' END)",
+        "user_homedir": "coalesce(u.home, CASE WHEN coalesce(e.euid, e.uid) = 0 THEN '/root' ELSE '<NA>' END)",
         "user_shell": "coalesce(u.shell, '<NA>')",
         "user_loginuid": "CASE WHEN e.loginuid < 4294967295 THEN CAST(e.loginuid AS BIGINT) "
         "ELSE -1 END",
         "user_loginname": "coalesce(lu.name, CASE WHEN e.loginuid = 0 THEN 'root' ELSE '<NA>' END)",
-        "group_gid": "e.egid",
-        "group_name": "coalesce(g.name, CASE WHEN e.egid = 0 THEN 'root' ELSE '<NA>' END)",
+        "group_gid": "coalesce(e.egid, e.gid)",
+        "group_name": "coalesce(g.name, CASE WHEN coalesce(e.egid, e.gid) = 0 THEN 'root' ELSE '<NA>' END)",
         # --- container / k8s (host: the plugin's 'host' pseudo-container) ---------
         "container_full_id": "coalesce(e.cfull, 'host')",
         "container_id": "CASE WHEN e.cfull IS NULL THEN 'host' ELSE left(e.cfull, 12) END",
