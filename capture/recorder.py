@@ -10,85 +10,35 @@ shell probe. Then :meth:`Recorder.run` drains the ring every ``poll_ms``
 writes it, flushes the writer at least once a second, and shows a status
 line. Stop: Ctrl-C, SIGTERM, ``duration``, ``max_events``, or an error such as
 a full disk (what was flushed is kept; the error propagates).
+
+The records' types live in :mod:`fcap.capture.record_types` and the
+side-table/container-id/drops/status helpers in :mod:`fcap.capture.recorder_tables`
+(a mixin of :class:`Recorder`); their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import resource
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from fcap.capture.decode import decode
 from fcap.capture.drainer import Drainer
-from fcap.capture.filters import Filters, cgroup_ids_for, filter_batch, snapshot_descendants
+from fcap.capture.filters import cgroup_ids_for, snapshot_descendants
 from fcap.capture.probe import Probe, ProbeConfig, check_prerequisites
+from fcap.capture.record_types import RecordOptions, RecordResult, merge_records
+from fcap.capture.recorder_tables import RecorderTables, cpu_seconds
 from fcap.capture.ringbuf import Records, RingBuffer
 
 from fcap.errors import CaptureError
 
 
-@dataclass(frozen=True)
-class RecordOptions:
-    """Everything ``fcap record`` can set."""
-
-    output: Path
-    syscalls: tuple[str, ...]
-    filters: Filters = field(default_factory=Filters)
-    snaplen: int = 0
-    duration: float | None = None
-    max_events: int | None = None
-    rotate_bytes: int | None = None
-    rotate_seconds: float | None = None
-    quiet: bool = True
-    shell: bool = True
-    ring_mb: int = 64
-    poll_ms: int = 10
-    batch_ms: int = 250
-    batch_rows: int = 131_072
-    with_env: bool = False
-    command: tuple[str, ...] = ()
-
-
-@dataclass
-class RecordResult:
-    """What a finished recording produced."""
-
-    files: list[Path]
-    events: int
-    drops_per_cpu: list[int]
-    elapsed_s: float
-    cpu_s: float
-    shell_lost: int = 0  # shell-probe records lost (included in drops_per_cpu[0])
-
-    @property
-    def drops_total(self) -> int:
-        return sum(self.drops_per_cpu)
-
-
-def merge_records(parts: list[Records]) -> Records:
-    """One Records over several drained spans (buffers concatenated, offsets shifted)."""
-    parts = [p for p in parts if len(p.starts)]
-    if not parts:
-        return Records(np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
-    if len(parts) == 1:
-        return parts[0]
-    shifts = np.cumsum([0] + [len(p.buf) for p in parts[:-1]])
-    buf = np.concatenate([p.buf for p in parts])
-    starts = np.concatenate([p.starts + s for p, s in zip(parts, shifts, strict=True)])
-    lengths = np.concatenate([p.lengths for p in parts])
-    return Records(buf, starts, lengths, sum(p.consumed for p in parts))
-
-
-class Recorder:
+class Recorder(RecorderTables):
     """One recording session (use :meth:`start`, :meth:`run`, or :func:`record`)."""
 
     def __init__(self, opts: RecordOptions) -> None:
@@ -165,7 +115,7 @@ class Recorder:
         if o.shell:
             self._start_shell()
         self._t0 = time.monotonic()
-        self._cpu0 = _cpu_seconds()
+        self._cpu0 = cpu_seconds()
 
     def _start_shell(self) -> None:
         try:
@@ -192,90 +142,6 @@ class Recorder:
         self.writer.write(batch)
         self.events += batch.num_rows
         return batch.num_rows
-
-    def _drain_shell(self) -> None:
-        """Write the shell probe's new lines: container ids filled, record filters applied.
-
-        The shell probe's BPF program does not know the record-time filters, so
-        they are applied here, in bulk, with the kernel's rules (``--pid`` asks
-        the kernel's map of followed tgids).
-        """
-        sb = self.shell.drain()
-        if sb is None or sb.num_rows == 0:
-            return
-        cg = sb.column("cgroup_id").fill_null(0).to_numpy(zero_copy_only=False)
-        i = sb.schema.get_field_index("container_id")
-        field = sb.schema.field(i)
-        sb = sb.set_column(i, field, self._container_ids(cg).cast(field.type))
-        f = self.opts.filters
-        sb = filter_batch(sb, f, tracked=self.probe.tracked if f.pids else None,
-                          cgroup_ids=self._cg_filter)
-        if sb.num_rows:
-            self.writer.write(sb)
-
-    def _drops_per_cpu(self) -> list[int]:
-        """Kernel drops per CPU, the shell probe's ring losses included.
-
-        The shell probe counts its losses in one counter (no CPU): they are added
-        to CPU 0's entry, so ``drops_total`` and the warnings include them;
-        :attr:`shell_lost` keeps them apart.
-        """
-        drops = list(self.probe.drops_per_cpu()) if self.probe is not None else []
-        if self.shell is not None:
-            self.shell_lost = int(self.shell.lost)
-        if self.shell_lost:
-            drops = drops or [0]
-            drops[0] += self.shell_lost
-        return drops
-
-    def _container_ids(self, cgroup_ids: np.ndarray) -> pa.Array:
-        """container_id of a batch (bulk); an unknown cgroup id first triggers a rescan.
-
-        A container that appeared since the last scan shows up here as a cgroup id
-        the index does not know: poll the runtimes and the cgroup tree right away
-        (rate-limited by the resolver) so the container's row, its users/groups
-        and this batch's container ids are there even if it lives well under a
-        second.
-        """
-        idx = self.resolver.index
-        d = pa.array(cgroup_ids, pa.uint64()).dictionary_encode()  # hash-based, one pass
-        uniq = d.dictionary.to_pylist()
-        missing = {u for u in uniq if u not in idx.paths} - self._unresolved
-        if missing:
-            rescans = idx.due()  # else poll() is rate-limited and scans nothing now
-            self._side_tables()
-            if rescans:  # still unknown after a real rescan (a cgroup already removed): stop asking
-                self._unresolved |= {u for u in missing if u not in idx.paths}
-        cids = [idx.containers.get(u) for u in uniq]
-        known = sorted({c for c in cids if c is not None})
-        remap = np.array([known.index(c) if c is not None else -1 for c in cids] or [0], np.int32)
-        codes = remap[d.indices.to_numpy()]
-        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
-                                              pa.array(known, pa.string()))
-
-    def _side_tables(self, *, force: bool = False) -> None:
-        """Hand the side-table rows that appeared since the last call to the writer.
-
-        ``ContainerResolver.poll`` rescans the runtimes' state and the cgroup tree
-        (rate-limited; ``force`` ignores the limit, for the final scan at stop) and
-        returns new containers, their users and groups, and new cgroups.
-        """
-        r = self.resolver
-        limits = (r.min_rescan_interval, r.index.min_rescan_interval)
-        if force:
-            r.min_rescan_interval = r.index.min_rescan_interval = 0.0
-        try:
-            tables = r.poll()
-        finally:
-            r.min_rescan_interval, r.index.min_rescan_interval = limits
-        for name, table in tables.items():
-            self.writer.update_side_table(name, table)
-        if "cgroups" in tables and self.opts.filters.containers:
-            idx = r.index
-            ids = cgroup_ids_for(self.opts.filters.containers, idx.paths, idx.containers)
-            for i in ids - self._cg_filter:
-                self.probe.bpf[b"cgroups"][ctypes.c_uint64(i)] = ctypes.c_uint8(1)
-            self._cg_filter |= ids
 
     def run(self) -> RecordResult:
         """Record until stopped; always closes the writer (keeping what was flushed)."""
@@ -325,25 +191,10 @@ class Recorder:
             raise error
         return result
 
-    def _status(self) -> None:
-        el = time.monotonic() - self._t0
-        drops = sum(self._drops_per_cpu())
-        mb = _written_bytes(self.opts.output, self.writer.journal) / 1e6
-        rate = self.events / el if el > 0 else 0.0
-        line = (f"\rfcap: {el:7.1f}s  {self.events:>12,} events  {rate:>11,.0f}/s  "
-                f"drops {drops:,}  {mb:8.1f} MB")  # fmt: skip
-        sys.stderr.write(line)
-        sys.stderr.flush()
-
-    def _publish_stats(self, drops: list[int]) -> None:
-        """Hand the running counters to the writer (stored in ``fcap.meta``)."""
-        self.writer.set_stats(events_written=self.events, drops_per_cpu=drops,
-                              end_ns=time.time_ns(), shell_lost=self.shell_lost)
-
     def _finish(self, status: bool) -> RecordResult:
         drops = self._drops_per_cpu()
         elapsed = time.monotonic() - self._t0
-        cpu = _cpu_seconds() - self._cpu0
+        cpu = cpu_seconds() - self._cpu0
         files: list[Path] = []
         try:
             if self.writer is not None:
@@ -369,23 +220,6 @@ class Recorder:
         if not keep_writer and self.writer is not None:
             with contextlib.suppress(CaptureError):
                 self.writer.close()
-
-
-def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _written_bytes(output: Path, journal: Path) -> int:
-    """Bytes on disk so far: the journal, plus finished segments when rotating."""
-    total = 0
-    for root in {Path(output), Path(journal)}:
-        if root.is_dir():
-            for dirpath, _dirs, files in os.walk(root):
-                for f in files:
-                    with contextlib.suppress(OSError):
-                        total += os.stat(os.path.join(dirpath, f)).st_size
-    return total
 
 
 def record(opts: RecordOptions, *, handle_signals: bool = True,
@@ -414,4 +248,4 @@ def record(opts: RecordOptions, *, handle_signals: bool = True,
             signal.signal(sig, h)
 
 
-__all__ = ["RecordOptions", "RecordResult", "Recorder", "pa", "record"]
+__all__ = ["RecordOptions", "RecordResult", "Recorder", "merge_records", "pa", "record"]
