@@ -11,6 +11,10 @@ With ``rotate_bytes`` / ``rotate_seconds`` the output is a directory (0700) of
 time-named segments ``fcap-<UTC start>-<NNNN>.parquet``; each is a complete
 capture. A finished segment is converted on a background thread so the record
 loop does not stall.
+
+The journal segment on disk and the side-table merge live in
+:mod:`fcap.capture.writer_journal`, the output checks and segment names in
+:mod:`fcap.capture.writer_output`; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -26,131 +30,35 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 from fcap.capture import journal as jr
+from fcap.capture.writer_journal import SIDE_KEYS, JournalSegment, is_enospc, merge_rows
+from fcap.capture.writer_output import check_output, segment_name
 
 from fcap.errors import CaptureError
-from fcap.schema import EVENTS, META_FIELDS, SIDE_TABLES
+from fcap.schema import META_FIELDS, SIDE_TABLES
 
-#: Keys identifying a row of each side table (update_side_table merges on them).
-SIDE_KEYS: dict[str, tuple[str, ...]] = {
-    "processes": ("pid", "start_ts"),
-    "fds": ("pid", "fd"),
-    "containers": ("id",),
-    "users": ("uid", "container_id"),
-    "groups": ("gid", "container_id"),
-    "cgroups": ("id",),
-}
+__all__ = [
+    "EXTRA_STATS_KEYS",
+    "FLUSH_ROWS",
+    "RESERVED_META",
+    "SIDE_KEYS",
+    "CaptureWriter",
+    "check_output",
+    "merge_rows",
+    "repair",
+    "segment_name",
+]
 
-#: Buffered rows that force a flush even before the recorder asks for one.
 #: ``fcap.meta`` keys that ``set_stats(**extra)`` may set (recorder counters);
 #: every other META_FIELDS key is owned by the writer.
 EXTRA_STATS_KEYS: frozenset[str] = frozenset({"shell_lost"})
 RESERVED_META: frozenset[str] = frozenset(META_FIELDS) - EXTRA_STATS_KEYS
 
+#: Buffered rows that force a flush even before the recorder asks for one.
 FLUSH_ROWS = 1_000_000
 
-
-def segment_name(start_ns: int, index: int) -> str:
-    """File name of rotated segment ``index`` (0-based) starting at ``start_ns``."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start_ns / 1e9))
-    return f"fcap-{stamp}-{index + 1:04d}.parquet"
-
-
-def _probe_writable(directory: Path) -> None:
-    probe = directory / f".fcap-probe-{os.getpid()}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-        probe.unlink()
-    except OSError as err:
-        raise CaptureError(
-            f"output directory {directory} is not writable: {err.strerror}",
-            hint="choose another -o path",
-        ) from None
-
-
-def check_output(path: Path, *, rotate: bool = False, overwrite: bool = False) -> None:
-    """Fail early (before probes load) when ``path`` cannot receive a capture."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CaptureError(f"cannot write {path}: directory {parent} does not exist")
-    journal = jr.journal_path(path)
-    if journal.exists():
-        raise CaptureError(
-            f"{journal} exists: an earlier recording to {path} did not finish",
-            hint=f"run `fcap repair {journal}` to keep it, or remove it",
-        )
-    if rotate:
-        if path.exists() and not path.is_dir():
-            raise CaptureError(f"cannot write rotated segments to {path}: it is a file")
-        if path.is_dir():
-            crashed = sorted(path.glob("*" + jr.JOURNAL_SUFFIX))
-            if crashed:
-                raise CaptureError(
-                    f"{crashed[0]} exists: an earlier recording to {path} did not finish",
-                    hint=f"run `fcap repair {path}` to keep it, or remove it",
-                )
-            if any(path.glob("*.parquet")) and not overwrite:
-                raise CaptureError(
-                    f"{path} already holds capture segments", hint="choose another -o directory"
-                )
-            _probe_writable(path)
-            return
-    else:
-        if path.is_dir():
-            raise CaptureError(f"cannot write {path}: it is a directory", hint="give a file name")
-        if path.exists() and not overwrite:
-            raise CaptureError(f"{path} already exists", hint="remove it or choose another -o path")
-    _probe_writable(parent)
-
-
-def _is_enospc(err: BaseException) -> bool:
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(err)
-    return "No space left" in text or "errno 28" in text.lower()
-
-
-class _Journal:
-    """One open journal directory (one segment)."""
-
-    def __init__(self, output: Path, meta: dict[str, Any], tables: dict[str, pa.Table],
-                 compression: str) -> None:
-        self.output = output
-        self.path = jr.journal_path(output)
-        self.meta = meta
-        self.bytes = 0
-        self.rows = 0
-        self.start_mono = time.monotonic()
-        os.mkdir(self.path, 0o700)
-        os.chmod(self.path, 0o700)
-        jr.write_atomic(self.path / jr.META_FILE, json.dumps(meta, sort_keys=True).encode())
-        os.mkdir(self.path / jr.TABLES_DIR, 0o700)
-        for name, table in tables.items():
-            self.write_table(name, table)
-        events = self.path / jr.EVENTS_FILE
-        os.close(os.open(events, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        self.sink = pa.OSFile(str(events), "wb")
-        opts = ipc.IpcWriteOptions(compression=compression)
-        self.stream = ipc.new_stream(self.sink, EVENTS, options=opts)
-
-    def write_table(self, name: str, table: pa.Table) -> None:
-        data = jr.table_to_ipc(jr.conform(table, name))
-        jr.write_atomic(self.path / jr.TABLES_DIR / f"{name}.arrow", data)
-
-    def append(self, batches: list[pa.RecordBatch]) -> None:
-        for b in batches:
-            self.stream.write_batch(b)
-            self.rows += b.num_rows
-        self.bytes = self.sink.tell()
-
-    def close_stream(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stream.close()
-        with contextlib.suppress(Exception):
-            self.sink.close()
+#: The journal segment class under its former name (tests patch it here).
+_Journal = JournalSegment
 
 
 class CaptureWriter:
@@ -208,11 +116,11 @@ class CaptureWriter:
             return self.output
         return self.output / segment_name(start_ns, self.segment)
 
-    def _open_journal(self, start_ns: int) -> _Journal:
+    def _open_journal(self, start_ns: int) -> JournalSegment:
         meta = dict(self.meta, start_ns=start_ns, complete=False)
         if self.rotating:
             meta["segment"] = self.segment
-        return _Journal(self._segment_output(start_ns), meta, self.tables, self.compression)
+        return JournalSegment(self._segment_output(start_ns), meta, self.tables, self.compression)
 
     def _rotate_due(self) -> bool:
         if not self.rotating:
@@ -291,12 +199,12 @@ class CaptureWriter:
 
     def _fatal(self, err: BaseException) -> CaptureError:
         self._journal.close_stream()
-        if _is_enospc(err):
+        if is_enospc(err):
             return jr.disk_full(OSError(errno.ENOSPC, "No space left on device"), self._journal.path)
         return CaptureError(f"cannot write {self._journal.path}: {err}",
                             hint=f"run `fcap repair {self._journal.path}` to keep what was flushed")
 
-    def _write_stats(self, j: _Journal, *, end_ns: int | None = None,
+    def _write_stats(self, j: JournalSegment, *, end_ns: int | None = None,
                      closed: bool = False) -> None:
         drops = list(self.stats.get("drops_per_cpu") or [])
         base = self._drops_base + [0] * (len(drops) - len(self._drops_base))
@@ -385,17 +293,6 @@ class CaptureWriter:
     def __exit__(self, *exc: object) -> None:
         if not self._closed:
             self.close()
-
-
-def merge_rows(name: str, old: pa.Table, new: pa.Table) -> pa.Table:
-    """``old`` plus ``new``; a row of ``new`` replaces the ``old`` row with the same key."""
-    keys = SIDE_KEYS.get(name)
-    if not keys or old.num_rows == 0:
-        return new if old.num_rows == 0 else pa.concat_tables([old, new])
-    new_keys = set(zip(*(new.column(k).to_pylist() for k in keys), strict=True))
-    old_keys = list(zip(*(old.column(k).to_pylist() for k in keys), strict=True))
-    keep = pa.array([k not in new_keys for k in old_keys], pa.bool_())
-    return pa.concat_tables([old.filter(keep), new])
 
 
 def repair(path: Path) -> list[Path]:
