@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 
 from fcap.analyze.hunt import contract
-from fcap.analyze.hunt.errors import QueryError, RulesError, translate, user_relations
+from fcap.analyze.hunt.errors import QueryError, translate, user_relations
 from fcap.analyze.hunt.result import Result
 from fcap.analyze.hunt.views import create_views
 from fcap.errors import CaptureError, FcapError, UsageError
@@ -92,21 +92,11 @@ def _field_sql(name: str) -> str:
 
 def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any) -> None:
     """Run Falco rules over the capture with the replay engine; create the ``alerts`` table."""
-    from fcap.analyze.compile import compile_ruleset
+    from fcap.analyze.compile.load import load_and_compile
     from fcap.analyze.engine import alerts_table, replay
-    from fcap.analyze.rules import load_rules
 
     paths = [rules] if isinstance(rules, str | Path) else list(rules)
-    for p in paths:
-        if not Path(p).exists():
-            raise UsageError(f"rules file or directory {p} not found")
-    ruleset = load_rules([str(p) for p in paths])
-    problems = [str(d) for d in ruleset.errors]
-    compiled = compile_ruleset(ruleset) if not problems else None
-    if compiled is not None:
-        problems += [str(d) for d in compiled.errors]
-    if problems:
-        raise RulesError(f"{len(problems)} error(s) in the rules:\n" + "\n".join(problems))
+    _, compiled = load_and_compile(paths)
     table = alerts_table(replay(con, compiled))
     con.register("_fcap_alerts_arrow", table)
     con.execute(

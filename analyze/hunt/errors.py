@@ -15,17 +15,11 @@ import re
 
 import duckdb
 
-from fcap.errors import FcapError, SourceError, SourceLocation
+from fcap.errors import SourceError, SourceLocation
 
 
 class QueryError(SourceError):
     """A SQL query (or a hunt condition) that cannot run; points at the position."""
-
-    exit_code = 2
-
-
-class RulesError(FcapError):
-    """Rules given to ``fcap.open(..., rules=...)`` do not load or compile (all problems listed)."""
 
     exit_code = 2
 

@@ -27,32 +27,18 @@ class EngineUnavailableError(FcapError):
 _COMPILED: dict[tuple, Any] = {}
 
 
-def _rules_error(kind: str, problems: Sequence[Any]) -> FcapError:
-    from fcap.analyze.regress.runner import RulesLoadError
-
-    return RulesLoadError(
-        f"{len(problems)} error(s) {kind} rules:\n" + "\n".join(str(e) for e in problems)
-    )
-
-
 def load_compiled(rules: Sequence[Path]) -> Any:
-    """Load and compile a rules set once; raise with every loader/compiler error at once."""
+    """Load and compile a rules set once (cached by path, mtime and size); raise with every
+    loader/compiler error at once (:class:`fcap.analyze.compile.load.RulesError`)."""
     rules = [Path(p).resolve() for p in rules]
     key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in rules)
     if key in _COMPILED:
         return _COMPILED[key]
     try:
-        from fcap.analyze.compile import compile_ruleset
-        from fcap.analyze.rules import load_rules
+        from fcap.analyze.compile.load import load_and_compile
     except ImportError as err:
         raise EngineUnavailableError(f"fcap's rule engine is not available: {err}") from err
-    ruleset = load_rules([str(p) for p in rules])
-    errors = list(getattr(ruleset, "errors", ()) or ())
-    if errors:
-        raise _rules_error("loading", errors)
-    compiled = compile_ruleset(ruleset)
-    if compiled.errors:
-        raise _rules_error("compiling", compiled.errors)
+    _, compiled = load_and_compile(rules)
     _COMPILED[key] = compiled
     return compiled
 

@@ -77,12 +77,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-class RulesLoadError(FcapError):
-    """The rules of a test do not load (the message carries the loader's diagnostics)."""
-
-    exit_code = 2
-
-
 def engine_replay(
     captures: Sequence[Path], rules: Sequence[Path], rule_matching: str
 ) -> list[dict[str, Any]]:

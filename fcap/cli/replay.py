@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from fcap.analyze.compile.load import load_and_compile
 from fcap.cli import app
 from fcap.errors import CaptureError, FcapError, UsageError
 
@@ -30,30 +31,6 @@ def default_captures() -> list[Path]:
             hint="give a capture: fcap replay CAPTURE.parquet",
         )
     return [path]
-
-
-class RulesError(FcapError):
-    """The rules do not load or compile (all problems listed)."""
-
-    exit_code = 2
-
-
-def load_and_compile(rule_paths: list[Path]) -> tuple[object, object]:
-    """Load rules (files/dirs in order) and compile them; raise with every error."""
-    from fcap.analyze.compile import compile_ruleset
-    from fcap.analyze.rules import load_rules
-
-    for p in rule_paths:
-        if not p.exists():
-            raise UsageError(f"rules file or directory {p} not found")
-    ruleset = load_rules([str(p) for p in rule_paths])
-    problems = [str(d) for d in ruleset.errors]
-    compiled = compile_ruleset(ruleset) if not problems else None
-    if compiled is not None:
-        problems += [str(d) for d in compiled.errors]
-    if problems:
-        raise RulesError(f"{len(problems)} error(s) in the rules:\n" + "\n".join(problems))
-    return ruleset, compiled
 
 
 def rule_warnings(ruleset: object, compiled: object) -> list[object]:
