@@ -11,12 +11,11 @@ import json
 import re
 import secrets
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from fcap.analyze.output.format import time_iso8601
+from live_support import record_while
 
 pytestmark = pytest.mark.live
 
@@ -43,36 +42,15 @@ SUFFIX = re.compile(
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    from fcap.capture.recorder import RecordOptions, record
-    from fcap.capture.syscalls import parse_syscalls
-
     tmp = tmp_path_factory.mktemp("engine-live")
     tag = secrets.token_hex(4)
     target = tmp / f"out-{tag}"
-    ready, stop = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            ready.wait(60)
-            subprocess.run(["bash", "-c", f'sh -c "cat /etc/shadow >/dev/null; echo x > {target}"'],
-                           check=True)
-            time.sleep(0.3)
-        except BaseException as err:
-            errors.append(err)
-        finally:
-            stop.set()
+        subprocess.run(["bash", "-c", f'sh -c "cat /etc/shadow >/dev/null; echo x > {target}"'],
+                       check=True)
 
-    th = threading.Thread(target=work)
-    th.start()
-    try:
-        res = record(RecordOptions(output=tmp / "cap.parquet", syscalls=parse_syscalls(None),
-                                   shell=False, duration=60),
-                     ready=ready, stop=stop, handle_signals=False)
-    finally:
-        stop.set()
-        th.join(60)
-    assert not errors, errors
+    res = record_while(tmp / "cap.parquet", work)
     rules = tmp / "rules.yaml"
     rules.write_text(RULES.replace("{tag}", tag))
     return res.files, rules, target

@@ -15,12 +15,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from live_support import record_while
 
 pytestmark = pytest.mark.live
 
@@ -80,8 +80,6 @@ def live(tmp_path_factory):
     import duckdb
     from fcap.analyze import enrich
     from fcap.capture.reader import open_capture
-    from fcap.capture.recorder import RecordOptions, record
-    from fcap.capture.syscalls import parse_syscalls
 
     tmp = tmp_path_factory.mktemp("fields-live")
     w = Work(tag=secrets.token_hex(4), dir=tmp)
@@ -99,57 +97,40 @@ def live(tmp_path_factory):
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
     w.out["port"] = srv.getsockname()[1]
-    ready, stop = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            ready.wait(60)
-            subprocess.run(["bash", "-c", 'sh -c "cat /etc/shadow; true" >/dev/null; true'],
-                           check=True)
-            target = tmp / f"dup2-{w.tag}"
-            p = subprocess.run([sys.executable, "-c", DUP2, str(target)], check=True,
-                               capture_output=True, text=True)
-            pid, fd = (int(x) for x in p.stdout.split())
-            w.out["dup2"] = (pid, fd, str(target))
-            p = subprocess.Popen([sys.executable, "-c", FORK_SOCKET, str(w.out["port"])],
-                                 stdout=subprocess.PIPE, text=True)
-            conn, _ = srv.accept()
-            conn.recv(64)
-            out, _ = p.communicate(20)
-            conn.close()
-            child, lport, sfd = (int(x) for x in out.split())
-            w.out["fork"] = (p.pid, child, lport, sfd)
-            p = subprocess.run([sys.executable, "-c", SETUID, str(tmp / "readable"),
-                                str(tmp / "readable")], check=True, capture_output=True,
-                               text=True)
-            w.out["setuid"] = int(p.stdout)
-            waiter.stdin.write(b"go\n")
-            waiter.stdin.flush()
-            time.sleep(0.3)
-            waiter.stdin.write(b"go\n")
-            waiter.stdin.flush()
-            waiter.wait(10)
-            time.sleep(0.3)
-        except BaseException as err:  # reported by the fixture
-            errors.append(err)
-        finally:
-            stop.set()
+        subprocess.run(["bash", "-c", 'sh -c "cat /etc/shadow; true" >/dev/null; true'],
+                       check=True)
+        target = tmp / f"dup2-{w.tag}"
+        p = subprocess.run([sys.executable, "-c", DUP2, str(target)], check=True,
+                           capture_output=True, text=True)
+        pid, fd = (int(x) for x in p.stdout.split())
+        w.out["dup2"] = (pid, fd, str(target))
+        p = subprocess.Popen([sys.executable, "-c", FORK_SOCKET, str(w.out["port"])],
+                             stdout=subprocess.PIPE, text=True)
+        conn, _ = srv.accept()
+        conn.recv(64)
+        out, _ = p.communicate(20)
+        conn.close()
+        child, lport, sfd = (int(x) for x in out.split())
+        w.out["fork"] = (p.pid, child, lport, sfd)
+        p = subprocess.run([sys.executable, "-c", SETUID, str(tmp / "readable"),
+                            str(tmp / "readable")], check=True, capture_output=True,
+                           text=True)
+        w.out["setuid"] = int(p.stdout)
+        waiter.stdin.write(b"go\n")
+        waiter.stdin.flush()
+        time.sleep(0.3)
+        waiter.stdin.write(b"go\n")
+        waiter.stdin.flush()
+        waiter.wait(10)
 
-    th = threading.Thread(target=work)
-    th.start()
     try:
-        res = record(RecordOptions(output=tmp / "cap.parquet",
-                                   syscalls=parse_syscalls("+read,+write"),
-                                   shell=False, duration=60),
-                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
+        res = record_while(tmp / "cap.parquet", work, syscalls="+read,+write")
     finally:
-        stop.set()
-        th.join(60)
         srv.close()
         if waiter.poll() is None:
             waiter.kill()
-    assert not errors, errors
     con = duckdb.connect()
     open_capture(res.files).attach(con)
     enrich.build(con)
@@ -240,30 +221,17 @@ def test_runc_container_kubernetes_fields(tmp_path) -> None:
     import duckdb
     from fcap.analyze import enrich
     from fcap.capture.reader import open_capture
-    from fcap.capture.recorder import RecordOptions, record
     from fcap.capture.runc import RuncContainer
-    from fcap.capture.syscalls import parse_syscalls
 
     tag = secrets.token_hex(4)
     with RuncContainer(pod_name=f"pod-{tag}", namespace="fcap-fields", container_name="box") as c:
         c.start(["sleep", "60"])
-        ready, stop = threading.Event(), threading.Event()
         done: list[object] = []
 
         def work() -> None:
-            try:
-                ready.wait(60)
-                done.append(c.exec(["sh", "-c", "cat /etc/shadow >/dev/null; true"]))
-                time.sleep(0.3)
-            finally:
-                stop.set()
+            done.append(c.exec(["sh", "-c", "cat /etc/shadow >/dev/null; true"]))
 
-        th = threading.Thread(target=work)
-        th.start()
-        res = record(RecordOptions(output=tmp_path / "c.parquet", syscalls=parse_syscalls(None),
-                                   shell=False, duration=60),
-                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
-        th.join(30)
+        res = record_while(tmp_path / "c.parquet", work)
     assert done and done[0].returncode == 0
     con = duckdb.connect()
     open_capture(res.files).attach(con)

@@ -19,7 +19,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from live_support import record_while
 
 pytestmark = pytest.mark.live
 
@@ -74,9 +74,6 @@ def _rows(t: pa.Table, **eq: object) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    from fcap.capture.recorder import RecordOptions, record
-    from fcap.capture.syscalls import parse_syscalls
-
     tmp = tmp_path_factory.mktemp("live")
     tag = secrets.token_hex(4)
     wl = Workload(dir=tmp / f"work-{tag}", binary=tmp / f"work-{tag}" / f"fcap-true-{tag}")
@@ -87,41 +84,25 @@ def recording(tmp_path_factory):
     sleeper = subprocess.Popen(["bash", "-c", f"exec -a {wl.sleeper_tag} sleep 30"])
     wl.sleeper_pid = sleeper.pid
     time.sleep(0.2)
-    ready, stop = threading.Event(), threading.Event()
-    failures: list[BaseException] = []
 
     def workload() -> None:
-        try:
-            ready.wait(60)
-            p = subprocess.run([f"./{wl.binary.name}", "arg-one", "arg two"], cwd=wl.dir,
-                               check=True)  # fmt: skip
-            assert p.returncode == 0
-            wl.file_a, wl.file_b = f"a-{tag}", f"b-{tag}"
-            subprocess.run(["sh", "-c", f": > {wl.file_a} && mv {wl.file_a} {wl.file_b} && "
-                            f"rm {wl.file_b}"], cwd=wl.dir, check=True)  # fmt: skip
-            t = subprocess.Popen([sys.executable, "-c", TCP_SCRIPT], stdout=subprocess.PIPE)
-            out, _ = t.communicate(20)
-            wl.tcp, wl.tcp_pid = tuple(int(x) for x in out.split()), t.pid
-            subprocess.run(["kill", "-TERM", str(wl.sleeper_pid)], check=True)
-            sleeper.wait(5)
-            time.sleep(0.3)
-        except BaseException as err:
-            failures.append(err)
-        finally:
-            stop.set()
+        p = subprocess.run([f"./{wl.binary.name}", "arg-one", "arg two"], cwd=wl.dir,
+                           check=True)  # fmt: skip
+        assert p.returncode == 0
+        wl.file_a, wl.file_b = f"a-{tag}", f"b-{tag}"
+        subprocess.run(["sh", "-c", f": > {wl.file_a} && mv {wl.file_a} {wl.file_b} && "
+                        f"rm {wl.file_b}"], cwd=wl.dir, check=True)  # fmt: skip
+        t = subprocess.Popen([sys.executable, "-c", TCP_SCRIPT], stdout=subprocess.PIPE)
+        out, _ = t.communicate(20)
+        wl.tcp, wl.tcp_pid = tuple(int(x) for x in out.split()), t.pid
+        subprocess.run(["kill", "-TERM", str(wl.sleeper_pid)], check=True)
+        sleeper.wait(5)
 
-    th = threading.Thread(target=workload)
-    th.start()
-    out = tmp / "cap.parquet"
     try:
-        res = record(RecordOptions(output=out, syscalls=parse_syscalls(None), shell=False,
-                                   duration=60), ready=ready, stop=stop, handle_signals=False)
+        res = record_while(tmp / "cap.parquet", workload)
     finally:
-        stop.set()
-        th.join(30)
         if sleeper.poll() is None:
             sleeper.kill()
-    assert not failures, failures
     return res, _events(res.files), wl
 
 
@@ -237,31 +218,18 @@ def test_process_from_before_the_recording(recording) -> None:
 @pytest.mark.container
 def test_runc_container_with_kubernetes_metadata(tmp_path) -> None:
     from fcap.capture.reader import open_capture
-    from fcap.capture.recorder import RecordOptions, record
     from fcap.capture.runc import RuncContainer
-    from fcap.capture.syscalls import parse_syscalls
 
     tag = secrets.token_hex(4)
     with RuncContainer(pod_name=f"pod-{tag}", namespace="fcap-live", container_name="box") as c:
         init = c.start(["sleep", "60"])
-        ready, stop = threading.Event(), threading.Event()
         done: list[object] = []
 
         def work() -> None:
-            try:
-                ready.wait(60)
-                done.append(c.exec(["sh", "-c", f"cd /etc && cat shadow >/dev/null && "
-                                    f"echo x > /tmp/f-{tag}"]))  # fmt: skip
-                time.sleep(0.3)
-            finally:
-                stop.set()
+            done.append(c.exec(["sh", "-c", f"cd /etc && cat shadow >/dev/null && "
+                                f"echo x > /tmp/f-{tag}"]))  # fmt: skip
 
-        th = threading.Thread(target=work)
-        th.start()
-        res = record(RecordOptions(output=tmp_path / "c.parquet", syscalls=parse_syscalls(None),
-                                   shell=False, duration=60),
-                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
-        th.join(30)
+        res = record_while(tmp_path / "c.parquet", work)
     assert done and done[0].returncode == 0
     ev = _events(res.files)
     inside = ev.filter(pc.equal(ev["container_id"], c.id))
@@ -320,33 +288,7 @@ def test_cli_record_and_bad_output(tmp_path) -> None:
 
 def _record_while(tmp_path, work, **opts):
     """Record (library API) while ``work()`` runs in a thread; returns (result, events)."""
-    from fcap.capture.recorder import RecordOptions, record
-    from fcap.capture.syscalls import parse_syscalls
-
-    ready, stop = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            ready.wait(60)
-            work()
-            time.sleep(0.3)
-        except BaseException as err:
-            errors.append(err)
-        finally:
-            stop.set()
-
-    th = threading.Thread(target=run)
-    th.start()
-    syscalls = parse_syscalls(opts.pop("syscalls", None))
-    try:
-        res = record(RecordOptions(output=tmp_path / "f.parquet", syscalls=syscalls, shell=False,
-                                   duration=60, **opts),
-                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
-    finally:
-        stop.set()
-        th.join(30)
-    assert not errors, errors
+    res = record_while(tmp_path / "f.parquet", work, **opts)
     return res, _events(res.files)
 
 
@@ -565,9 +507,7 @@ def test_failed_connect_keeps_its_destination(tmp_path) -> None:
 def test_shell_lines_obey_the_pid_filter(tmp_path) -> None:
     """Typed lines go through --pid like syscall rows: the followed shell's line only."""
     from fcap.capture.filters import Filters
-    from fcap.capture.recorder import RecordOptions, record
     from fcap.capture.shell_tty import PtySession
-    from fcap.capture.syscalls import parse_syscalls
 
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PS1": "P> ", "TERM": "dumb", "HOME": "/tmp"}
     tag = secrets.token_hex(4)
@@ -575,25 +515,14 @@ def test_shell_lines_obey_the_pid_filter(tmp_path) -> None:
     try:
         for sh in shells:
             sh.expect("P> ")
-        ready, stop = threading.Event(), threading.Event()
-
         def work() -> None:
-            try:
-                ready.wait(60)
-                time.sleep(0.5)  # the shell probe attaches to the running bash binary
-                for i, sh in enumerate(shells):
-                    sh.type(f"echo line-{i}-{tag}\n")
-                    sh.expect("P> ")
-                time.sleep(0.8)
-            finally:
-                stop.set()
+            time.sleep(0.5)  # the shell probe attaches to the running bash binary
+            for i, sh in enumerate(shells):
+                sh.type(f"echo line-{i}-{tag}\n")
+                sh.expect("P> ")
 
-        th = threading.Thread(target=work)
-        th.start()
-        res = record(RecordOptions(output=tmp_path / "s.parquet", syscalls=parse_syscalls("execve"),
-                                   filters=Filters(pids=(shells[0].pid,)), duration=60),
-                     ready=ready, stop=stop, handle_signals=False)  # fmt: skip
-        th.join(30)
+        res = record_while(tmp_path / "s.parquet", work, settle=0.8, syscalls="execve",
+                           shell=True, filters=Filters(pids=(shells[0].pid,)))
     finally:
         for sh in shells:
             sh.close()
