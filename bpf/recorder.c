@@ -28,6 +28,17 @@
 #define WALK_CALLS 28           /* walk program runs per record (tail-call limit 33) */
 #define AT_FDCWD_ (-100)
 #define CURRENT_BTF ((struct task_struct *)bpf_get_current_task_btf())
+/* Direct loads through BTF pointers (bpf_get_current_task_btf(),
+ * bpf_task_pt_regs()): the verifier checks each one against the kernel's
+ * BTF and turns it into an inline fault-safe load, so these cost no helper
+ * call. Offsets are BTF offsets (OFF_*), never header layouts. */
+#define LD64(p, off) (*(__u64 *)((char *)(p) + (off)))
+#define LD32(p, off) (*(__u32 *)((char *)(p) + (off)))
+#define LDP(p, off) (*(char **)((char *)(p) + (off)))
+/* where emit() takes the syscall arguments from */
+#define ARGS_NONE 0   /* not known: FCAP_D_NOSTATE */
+#define ARGS_REGS 1   /* the task's saved user registers, at exit */
+#define ARGS_STATE 2  /* saved at entry (syscalls whose registers do not survive) */
 /* hide a value from clang so the masks below reach the verifier */
 #define OPAQUE(v) asm volatile("" : "+r"(v))
 #define DPTR(s, off) ({ __u64 _o = (off); OPAQUE(_o); &(s)->data[_o & DATA_MASK]; })
@@ -120,7 +131,24 @@ static __always_inline void count_drop(void)
         *d += 1;
 }
 
-static __always_inline int pass_filters(struct fcap_config *cfg, __u32 tgid)
+/* what bpf_get_current_cgroup_id() returns (task->cgroups->dfl_cgrp->kn->id), inline */
+static __always_inline __u64 cur_cgroup(struct task_struct *tb)
+{
+    char *cset = LDP(tb, OFF_task_cgroups);
+    char *cgrp = LDP(cset, OFF_css_set_dfl_cgrp);
+    char *kn = LDP(cgrp, OFF_cgroup_kn);
+    return LD64(kn, OFF_kernfs_node_id);
+}
+
+/* task->comm, 16 bytes (NUL-padded by the kernel), as bpf_get_current_comm() gives it */
+static __always_inline void cur_comm(struct task_struct *tb, __u64 *dst)
+{
+    dst[0] = LD64(tb, OFF_task_comm);
+    dst[1] = LD64(tb, OFF_task_comm + 8);
+}
+
+static __always_inline int pass_filters(struct fcap_config *cfg, __u32 tgid,
+                                        struct task_struct *tb)
 {
     __u32 f = cfg->filters;
     if (f & FCAP_F_PID) {
@@ -128,15 +156,15 @@ static __always_inline int pass_filters(struct fcap_config *cfg, __u32 tgid)
             return 0;
     }
     if (f & (FCAP_F_COMM | FCAP_F_XCOMM)) {
-        struct comm_key k = {};
-        bpf_get_current_comm(&k.c, sizeof(k.c));
+        struct comm_key k;
+        cur_comm(tb, (__u64 *)k.c);
         if ((f & FCAP_F_COMM) && !comms.lookup(&k))
             return 0;
         if ((f & FCAP_F_XCOMM) && xcomms.lookup(&k))
             return 0;
     }
     if (f & FCAP_F_CGROUP) {
-        __u64 cg = bpf_get_current_cgroup_id();
+        __u64 cg = cur_cgroup(tb);
         if (!cgroups.lookup(&cg))
             return 0;
     }
@@ -294,7 +322,7 @@ static __always_inline void put_sock(struct scratch *s, __u32 *off, __u64 task, 
 
 /* Second half of a record: argv, flags_aux, socket address, payload, socket
  * details, then submit. Runs in emit() or in the walk program. */
-static __always_inline int finish(struct scratch *s, __u32 off)
+static __always_inline int finish(struct scratch *s, __u32 off, __u64 task)
 {
     __u32 z = 0;
     struct fcap_config *cfg = config.lookup(&z);
@@ -302,7 +330,6 @@ static __always_inline int finish(struct scratch *s, __u32 off)
     struct fcap_sc_desc *d = sysdesc.lookup(&nr);
     if (!cfg || !d)
         return 0;
-    __u64 task = bpf_get_current_task();
     __u16 kind = s->ev.kind;
     __s64 ret = s->ev.res;
     if (kind == FCAP_K_PROCEXIT)
@@ -373,36 +400,48 @@ out:;
 
 static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
                                 struct fcap_sc_desc *d, struct tstate *st, __u32 tgid, __u32 tid,
-                                struct fcap_config *cfg)
+                                struct fcap_config *cfg, struct task_struct *tb, char *regs,
+                                int src)
 {
     __u32 z = 0;
     struct scratch *s = scratchbuf.lookup(&z);
     if (!s)
         return 0;
     __u64 now = bpf_ktime_get_boot_ns();
-    __u64 task = bpf_get_current_task();
+    __u64 task = (__u64)tb;
     __builtin_memset(&s->ev, 0, sizeof(s->ev));
     __builtin_memset(&s->wreq, 0, sizeof(s->wreq));
     s->ev.magic = FCAP_MAGIC;
     s->ev.kind = kind;
     s->ev.nr = nr;
     s->ev.ts = now;
-    s->ev.cgroup_id = bpf_get_current_cgroup_id();
+    s->ev.cgroup_id = cur_cgroup(tb);
     s->ev.res = ret;
     s->ev.pid = tgid;
     s->ev.tid = tid;
     s->ev.cpu = bpf_get_smp_processor_id();
     s->ev.fd = -1;
-    bpf_get_current_comm(&s->ev.comm, sizeof(s->ev.comm));
+    cur_comm(tb, (__u64 *)s->ev.comm);
     if (kind != FCAP_K_SYSCALL || (d->flags & FCAP_SC_CTX) || now - st->ctx.ts > cfg->refresh_ns)
         fill_ctx(&st->ctx, task, now);
     __builtin_memcpy(&s->ev.ppid, &st->ctx.ppid, 14 * 4);
-    if (st->active == 2) {
-        s->ev.dflags |= FCAP_D_NOSTATE;
-    } else {
+    if (src == ARGS_REGS) {
+        /* x86_64 syscall arguments: di, si, dx, r10, r8, r9 (what
+         * raw_syscalls:sys_enter reports); the kernel leaves them as they were
+         * at entry, except for execve (reset) and rt_sigreturn (restored),
+         * whose arguments are saved at entry (fcap_enter) */
+        s->ev.args[0] = LD64(regs, OFF_regs_di);
+        s->ev.args[1] = LD64(regs, OFF_regs_si);
+        s->ev.args[2] = LD64(regs, OFF_regs_dx);
+        s->ev.args[3] = LD64(regs, OFF_regs_r10);
+        s->ev.args[4] = LD64(regs, OFF_regs_r8);
+        s->ev.args[5] = LD64(regs, OFF_regs_r9);
+    } else if (src == ARGS_STATE) {
 #pragma unroll
         for (int i = 0; i < 6; i++)
             s->ev.args[i] = st->args[i];
+    } else {
+        s->ev.dflags |= FCAP_D_NOSTATE;
     }
     __u32 off = 0;
     if (kind == FCAP_K_PROCEXIT) {
@@ -410,7 +449,7 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
         goto out;
     }
     if (d->fd_arg < 6)
-        s->ev.fd = (__s32)st->args[d->fd_arg & 7];
+        s->ev.fd = (__s32)s->ev.args[d->fd_arg & 7];
     if ((d->flags & FCAP_SC_RES_FD) && ret >= 0)
         s->ev.fd = ret;
 
@@ -427,16 +466,16 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
             execfn.delete(&tid);
         }
     } else if (d->path_arg < 6) {
-        int r = put_ustr(s, &off, FCAP_S_PATH, st->args[d->path_arg & 7]);
+        int r = put_ustr(s, &off, FCAP_S_PATH, s->ev.args[d->path_arg & 7]);
         if (r == 2 && !(d->flags & FCAP_SC_P1_RAW)) {
-            __s32 dirfd = d->dirfd_arg < 6 ? (__s32)st->args[d->dirfd_arg & 7] : AT_FDCWD_;
+            __s32 dirfd = d->dirfd_arg < 6 ? (__s32)s->ev.args[d->dirfd_arg & 7] : AT_FDCWD_;
             req_dir(s, 0, task, dirfd, FCAP_D_DIR1_CWD);
         }
     }
     if (d->path2_arg < 6) {
-        int r = put_ustr(s, &off, FCAP_S_PATH2, st->args[d->path2_arg & 7]);
+        int r = put_ustr(s, &off, FCAP_S_PATH2, s->ev.args[d->path2_arg & 7]);
         if (r == 2 && !(d->flags & FCAP_SC_P2_RAW)) {
-            __s32 dirfd = d->dirfd2_arg < 6 ? (__s32)st->args[d->dirfd2_arg & 7] : AT_FDCWD_;
+            __s32 dirfd = d->dirfd2_arg < 6 ? (__s32)s->ev.args[d->dirfd2_arg & 7] : AT_FDCWD_;
             req_dir(s, 1, task, dirfd, FCAP_D_DIR2_CWD);
         }
     }
@@ -460,7 +499,7 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
         return 0;
     }
 out:
-    return finish(s, off);
+    return finish(s, off, task);
 }
 
 /* Tail-called from emit(): the dentry walks of requests DIR1, DIR2, CWD, EXE.
@@ -479,11 +518,11 @@ int fcap_walk(void *ctx)
         return 0;
     __u32 i = s->wi;
     if (i >= 4)
-        return finish(s, s->off);
+        return finish(s, s->off, bpf_get_current_task());
     if (!s->wreq[i & 3][1]) {
         s->wi = i + 1;
         stages.call(ctx, 0);
-        return finish(s, s->off);
+        return finish(s, s->off, bpf_get_current_task());
     }
     __u32 pos;
     __u64 dentry, vfsmnt;
@@ -541,7 +580,7 @@ int fcap_walk(void *ctx)
         s->wmnt = vfsmnt;
         s->wden = dentry;
         stages.call(ctx, 0);
-        return finish(s, s->off);
+        return finish(s, s->off, bpf_get_current_task());
     }
     if (!done)
         s->ev.dflags |= FCAP_D_TRUNC;
@@ -565,88 +604,96 @@ int fcap_walk(void *ctx)
     s->wi = i + 1;
     s->wstarted = 0;
     stages.call(ctx, 0);
-    return finish(s, s->off);
+    return finish(s, s->off, bpf_get_current_task());
 }
 
-TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+/* Entry, only for the syscalls whose argument registers do not survive to
+ * the exit (execve/execveat reset them, rt_sigreturn restores them):
+ * capture/probe.py attaches this program to their own syscalls:sys_enter_*
+ * tracepoints, so no other syscall pays for an entry probe. It keeps the six
+ * argument registers in task storage for the exit. */
+int fcap_enter(void *ctx)
 {
-    __u32 nr = (__u32)args->id;
+    struct task_struct *tb = CURRENT_BTF;
+    char *regs = (char *)bpf_task_pt_regs(tb);
+    __u32 nr = (__u32)LD64(regs, OFF_regs_orig_ax);
     if (nr >= 512)
         return 0;
     struct fcap_sc_desc *d = sysdesc.lookup(&nr);
     if (!d || !(d->flags & FCAP_SC_SELECTED))
         return 0;
-    __u64 pt = bpf_get_current_pid_tgid();
-    __u32 tgid = pt >> 32, tid = (__u32)pt;
+    __u32 tgid = LD32(tb, OFF_task_tgid);
     __u32 z = 0;
     struct fcap_config *cfg = config.lookup(&z);
     if (!cfg || tgid == cfg->self_tgid)
         return 0;
-    if (cfg->filters & 15) {
-        if (!pass_filters(cfg, tgid))
-            return 0;
+    if ((cfg->filters & 15) && !pass_filters(cfg, tgid, tb)) {
+        /* no stale entry state for the exit (a filtered-out exec) */
+        struct tstate *old = tasks.task_storage_get(tb, 0, 0);
+        if (old)
+            old->active = 0;
+        return 0;
     }
-    struct tstate *st = tasks.task_storage_get(CURRENT_BTF, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct tstate *st = tasks.task_storage_get(tb, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!st) {
         count_drop();
         return 0;
     }
     st->nr = nr;
     st->active = 1;
-    st->args[0] = args->args[0];
-    st->args[1] = args->args[1];
-    st->args[2] = args->args[2];
-    st->args[3] = args->args[3];
-    st->args[4] = args->args[4];
-    st->args[5] = args->args[5];
+    st->args[0] = LD64(regs, OFF_regs_di);
+    st->args[1] = LD64(regs, OFF_regs_si);
+    st->args[2] = LD64(regs, OFF_regs_dx);
+    st->args[3] = LD64(regs, OFF_regs_r10);
+    st->args[4] = LD64(regs, OFF_regs_r8);
+    st->args[5] = LD64(regs, OFF_regs_r9);
     return 0;
 }
 
-TRACEPOINT_PROBE(raw_syscalls, sys_exit)
+/* Every syscall exit (raw tracepoint: no argument record is built; the
+ * syscall number and arguments come from the task's saved user registers,
+ * read with direct BTF loads). Unselected syscalls return after one array
+ * lookup. */
+RAW_TRACEPOINT_PROBE(sys_exit)
 {
-    __u32 nr = (__u32)args->id;
+    struct task_struct *tb = CURRENT_BTF;
+    char *regs = (char *)bpf_task_pt_regs(tb);
+    __u32 nr = (__u32)LD64(regs, OFF_regs_orig_ax);
     if (nr >= 512)
         return 0;
     struct fcap_sc_desc *d = sysdesc.lookup(&nr);
     if (!d || !(d->flags & FCAP_SC_SELECTED))
         return 0;
-    __u64 pt = bpf_get_current_pid_tgid();
-    __u32 tgid = pt >> 32, tid = (__u32)pt;
-    __s64 ret = args->ret;
+    __u32 tgid = LD32(tb, OFF_task_tgid), tid = LD32(tb, OFF_task_pid);
+    __s64 ret = (__s64)ctx->args[1];
     __u32 z = 0;
     struct fcap_config *cfg = config.lookup(&z);
-    if (!cfg)
+    if (!cfg || tgid == cfg->self_tgid)
         return 0;
-    struct tstate *st = tasks.task_storage_get(CURRENT_BTF, 0, 0);
-    __u16 kind = FCAP_K_SYSCALL;
-    if (st && st->active == 1 && st->nr == nr) {
-        st->active = 0;
-        if ((d->flags & FCAP_SC_EXEC) && ret == 0) {
-            kind = FCAP_K_EXEC;
-            /* comm filters see the new image's comm */
-            if ((cfg->filters & (FCAP_F_COMM | FCAP_F_XCOMM)) && !pass_filters(cfg, tgid))
-                return 0;
-        }
-    } else if (ret == 0 && (d->flags & (FCAP_SC_CLONE | FCAP_SC_EXEC))) {
-        /* a new child (no entry seen), or an exec that changed our tid */
-        if (tgid == cfg->self_tgid)
-            return 0;
-        if ((cfg->filters & 15) && !pass_filters(cfg, tgid))
-            return 0;
-        if (!st) {
-            st = tasks.task_storage_get(CURRENT_BTF, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-            if (!st) {
-                count_drop();
-                return 0;
-            }
-        }
-        st->active = 2;
-        kind = (d->flags & FCAP_SC_CLONE) ? FCAP_K_CHILD : FCAP_K_EXEC;
-    } else {
+    /* filters at exit: a successful exec is filtered on its new comm */
+    if ((cfg->filters & 15) && !pass_filters(cfg, tgid, tb))
+        return 0;
+    struct tstate *st = tasks.task_storage_get(tb, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!st) {
+        count_drop();
         return 0;
     }
-    emit(args, kind, nr, ret, d, st, tgid, tid, cfg);
+    __u16 kind = FCAP_K_SYSCALL;
+    int src = ARGS_REGS;
+    if (st->active == 1 && st->nr == nr)
+        src = ARGS_STATE;
     st->active = 0;
+    if (ret == 0 && (d->flags & FCAP_SC_CLONE)) {
+        /* the child side of fork/clone: its entry was the parent's */
+        kind = FCAP_K_CHILD;
+        src = ARGS_NONE;
+    } else if (ret == 0 && (d->flags & FCAP_SC_EXEC)) {
+        /* the registers belong to the new image: entry state or nothing */
+        kind = FCAP_K_EXEC;
+        if (src != ARGS_STATE)
+            src = ARGS_NONE;
+    }
+    emit(ctx, kind, nr, ret, d, st, tgid, tid, cfg, tb, regs, src);
     return 0;
 }
 
@@ -685,24 +732,23 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exit)
+/* raw: it shares the tail-call array with sys_exit, so it has the same program type */
+RAW_TRACEPOINT_PROBE(sched_process_exit)
 {
-    __u64 pt = bpf_get_current_pid_tgid();
-    __u32 tgid = pt >> 32, tid = (__u32)pt;
+    struct task_struct *tb = CURRENT_BTF;
+    __u32 tgid = LD32(tb, OFF_task_tgid), tid = LD32(tb, OFF_task_pid);
     __u32 z = 0;
     struct fcap_config *cfg = config.lookup(&z);
     if (!cfg || tgid == cfg->self_tgid)
         return 0;
-    struct tstate *st = tasks.task_storage_get(CURRENT_BTF, 0, 0);
-    if ((cfg->filters & FCAP_F_PROCEXIT) && (!(cfg->filters & 15) || pass_filters(cfg, tgid))) {
-        if (!st)
-            st = tasks.task_storage_get(CURRENT_BTF, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if ((cfg->filters & FCAP_F_PROCEXIT) && (!(cfg->filters & 15) || pass_filters(cfg, tgid, tb))) {
+        struct tstate *st = tasks.task_storage_get(tb, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
         if (st) {
             __u32 nr = 0;
             struct fcap_sc_desc *d = sysdesc.lookup(&nr);
             if (d) {
-                st->active = 2;
-                emit(args, FCAP_K_PROCEXIT, 0, 0, d, st, tgid, tid, cfg);
+                st->active = 0;
+                emit(ctx, FCAP_K_PROCEXIT, 0, 0, d, st, tgid, tid, cfg, tb, (char *)0, ARGS_NONE);
             }
         }
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from fcap.capture import btf
-from fcap.capture.syscalls import PROCEXIT, desc_table
+from fcap.capture.syscalls import PROCEXIT, desc_table, entry_syscalls
 
 from fcap.errors import PrerequisiteError
 
@@ -88,6 +88,20 @@ MEMBERS: dict[str, str] = {
     "OFF_mm_exe_file": "mm_struct.exe_file",
     "OFF_unix_sock_addr": "unix_sock.addr",
     "OFF_unix_address_name": "unix_address.name",
+    "OFF_task_pid": "task_struct.pid",
+    "OFF_task_comm": "task_struct.comm",
+    "OFF_task_cgroups": "task_struct.cgroups",
+    "OFF_css_set_dfl_cgrp": "css_set.dfl_cgrp",
+    "OFF_cgroup_kn": "cgroup.kn",
+    "OFF_kernfs_node_id": "kernfs_node.id",
+    # x86_64 syscall number and argument registers in the saved user registers
+    "OFF_regs_orig_ax": "pt_regs.orig_ax",
+    "OFF_regs_di": "pt_regs.di",
+    "OFF_regs_si": "pt_regs.si",
+    "OFF_regs_dx": "pt_regs.dx",
+    "OFF_regs_r10": "pt_regs.r10",
+    "OFF_regs_r8": "pt_regs.r8",
+    "OFF_regs_r9": "pt_regs.r9",
 }
 SIZES: dict[str, str] = {"SZ_upid": "upid"}
 
@@ -178,8 +192,13 @@ class Probe:
         text = ring_source((BPF_DIR / "recorder.c").read_text(), nrings)
         try:
             self.bpf = BPF(text=text.encode(), cflags=cflags)
-            walk = self.bpf.load_func(b"fcap_walk", BPF.TRACEPOINT)
+            # the walk is tail-called from the raw sys_exit and sched_process_exit
+            # programs: a program array holds programs of one type only
+            walk = self.bpf.load_func(b"fcap_walk", BPF.RAW_TRACEPOINT)
             self.bpf[b"stages"][ctypes.c_int(0)] = ctypes.c_int(walk.fd)
+            for name in entry_syscalls(cfg.syscalls):
+                self.bpf.attach_tracepoint(tp=f"syscalls:sys_enter_{name}".encode(),
+                                           fn_name=b"fcap_enter")
         except Exception as err:  # bcc raises plain Exception on compile/load failure
             raise PrerequisiteError(
                 f"the kernel refused the recorder's BPF program ({str(err).splitlines()[0]}); "

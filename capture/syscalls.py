@@ -268,3 +268,17 @@ def desc_table(selected: Iterable[str]) -> np.ndarray:
             d.data, d.aux, (0, 0, 0, 0, 0),
         )  # fmt: skip
     return table
+
+
+#: Syscalls whose argument registers do not survive to the exit: a successful
+#: execve/execveat resets them for the new image, rt_sigreturn restores the
+#: interrupted context. Their arguments are saved at entry by a probe on their
+#: own ``syscalls:sys_enter_<name>`` tracepoint; every other syscall's are read
+#: from the saved user registers at exit.
+ENTRY_SYSCALLS: tuple[str, ...] = ("execve", "execveat", "rt_sigreturn")
+
+
+def entry_syscalls(selected: Iterable[str]) -> tuple[str, ...]:
+    """The selected syscalls that need an entry probe (in :data:`ENTRY_SYSCALLS` order)."""
+    chosen = set(selected)
+    return tuple(n for n in ENTRY_SYSCALLS if n in chosen)
