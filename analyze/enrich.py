@@ -4,16 +4,19 @@
 capture (:meth:`fcap.capture.reader.Capture.attach`) and creates:
 
 * the state tables of :mod:`fcap.analyze.state` (process instances, images and
-  ancestor chains, descriptor records, users, containers);
-* ``fc_pos`` / ``fc_rid``: per raw row (scan order), ``evt_num``, its
-  process-chain interval and its descriptor record (two ASOF joins);
+  ancestor chains, users, containers);
+* ``fc_pos`` (:mod:`~fcap.analyze.state.positions`): per raw row (scan order)
+  ``evt_num``, ``evt_deltatime``, its container key and process-chain row;
+* ``fc_rid`` / ``fc_fdrec`` (:mod:`~fcap.analyze.state.fds`): per raw row the
+  descriptor record valid at the event, and the records;
 * the view ``events``: ``raw_events`` positionally joined to those and
   joined to the small state tables, with
   one snake_case column per Falco field (see docs/fields.md and
   :mod:`fcap.analyze.fields.columns`) plus the raw columns (the raw
   ``container_id`` is renamed ``raw_container_id``).
 
-No per-event Python: every step is a DuckDB statement over whole tables.
+No per-event Python: every step is a DuckDB statement or a numpy operation
+over whole columns.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from typing import Any
 
 from fcap.analyze.fields.columns import columns
-from fcap.analyze.state import containers, fds, processes, users
+from fcap.analyze.state import containers, fds, positions, processes, users
 
 from fcap.schema import EVENTS
 
@@ -35,93 +38,45 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
 
     ``timings``, when given, receives the seconds spent per stage.
     """
+    state: dict[str, Any] = {}
+
+    def _positions(c: Any) -> None:
+        state["ev"] = positions.build(c, fds.record_sql)
+
+    def _fds(c: Any) -> None:
+        fds.build(c, state["ev"])
+
+    def _view(c: Any) -> None:
+        ts = state["ev"].ts
+        _build_view(c, int(ts.min()) if len(ts) else 0)
+
     stages = (
         ("processes", processes.build),
         ("users", users.build),
         ("containers", containers.build),
-        ("positions", _build_positions),
-        ("fds", fds.build),
-        ("fd_keys", _build_fd_keys),
-        ("view", _build_view),
+        ("positions", _positions),
+        ("fds", _fds),
+        ("view", _view),
     )
     for name, fn in stages:
         t0 = time.perf_counter()
         fn(con)
         if timings is not None:
             timings[name] = time.perf_counter() - t0
+    state.clear()
 
 
-def _build_positions(con: Any) -> None:
-    """``fc_pos``: per raw row (in scan order) its evt_num, process instance and chain row.
-
-    The raw rows are not copied: the view reads ``raw_events`` and attaches
-    ``fc_pos`` / ``fc_rid`` with POSITIONAL JOINs. :func:`_check_positional`
-    verifies the scan order is stable (same ts and tid per position); if it is
-    not, the raw rows are materialized once in ``fc_raw`` in that order.
-    """
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE fc_pos AS
-        WITH x AS (
-          SELECT row_number() OVER () AS pos, ts, cpu, tid, pid, fd, cgroup_id,
-                 CAST(container_id AS VARCHAR) AS container_id
-          FROM raw_events
-        )
-        SELECT x.pos, x.ts AS k_ts, x.tid AS k_tid, x.fd AS k_fd,
-               row_number() OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_num,
-               x.ts - lag(x.ts) OVER (ORDER BY x.ts, x.cpu, x.tid, x.pos) AS evt_deltatime,
-               coalesce(x.container_id, cg.container_id) AS cfull, c.cid, c.pkey
-        FROM x
-        LEFT JOIN fc_cgroups cg ON cg.id = x.cgroup_id AND x.container_id IS NULL
-        ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
-        ORDER BY x.pos
-        """
-    )
-    if _check_positional(con):
-        con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
-        return
-    con.execute(  # pragma: no cover - only for sources whose scan order is unstable
-        """
-        CREATE OR REPLACE TEMP TABLE fc_raw AS
-        SELECT x.* EXCLUDE (pos) FROM (SELECT row_number() OVER () AS pos, * FROM raw_events) x
-        JOIN fc_pos k ON k.k_ts = x.ts AND k.k_tid = x.tid ORDER BY k.pos
-        """
-    )
-
-
-def _build_fd_keys(con: Any) -> None:
-    """``fc_rid``: per raw row (scan order) the descriptor record valid at the event."""
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE fc_rid AS
-        SELECT p.pos, CASE WHEN p.k_ts < r.te THEN r.rid END AS rid
-        FROM fc_pos p
-        ASOF LEFT JOIN fc_fdr r ON r.pkey = p.pkey AND r.fd = p.k_fd AND p.k_ts >= r.ts
-        ORDER BY p.pos
-        """
-    )
-
-
-def _check_positional(con: Any) -> bool:
-    bad = con.execute(
-        "SELECT count(*) FROM (SELECT ts, tid FROM raw_events) x POSITIONAL JOIN fc_pos k "
-        "WHERE x.ts IS DISTINCT FROM k.k_ts OR x.tid IS DISTINCT FROM k.k_tid"
-    ).fetchone()[0]
-    return bad == 0
-
-
-def _meta(con: Any) -> tuple[int, str | None]:
-    first = con.execute("SELECT min(k_ts) FROM fc_pos").fetchone()[0] or 0
+def _hostname(con: Any) -> str | None:
     try:
-        row = con.execute("SELECT hostname FROM raw_meta LIMIT 1").fetchone()
+        rows = con.execute("SELECT hostname FROM raw_meta LIMIT 1").fetchall()
+        row = rows[0] if rows else None
     except Exception:  # raw_meta absent or without hostname: tests with bare tables
         row = None
-    return int(first), (row[0] if row else None)
+    return row[0] if row else None
 
 
-def _build_view(con: Any) -> None:
-    first_ts, hostname = _meta(con)
-    cols = columns(first_ts, hostname)
+def _build_view(con: Any, first_ts: int) -> None:
+    cols = columns(first_ts, _hostname(con))
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = ",\n  ".join(f"{sql} AS {name}" for name, sql in cols.items())
@@ -130,16 +85,17 @@ def _build_view(con: Any) -> None:
         CREATE OR REPLACE VIEW events AS
         SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id, e.cfull,
           {sel}
-        FROM (SELECT k.evt_num, k.evt_deltatime, k.cfull, k.cid, f.rid,
+        FROM (SELECT k.evt_num, k.evt_deltatime, ck.cfull, k.ckey, k.cid, f.rid,
                      CAST(x.syscall AS VARCHAR) AS evt_type,
                      x.container_id AS raw_container_id, {raw_x}
-              FROM fc_raw x POSITIONAL JOIN fc_pos k POSITIONAL JOIN fc_rid f) e
+              FROM fc_raw x POSITIONAL JOIN fc_pos k POSITIONAL JOIN fc_rid f
+              LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey) e
         LEFT JOIN fc_chain c ON c.cid = e.cid
         LEFT JOIN fc_fdrec r ON r.rid = e.rid
-        LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.cid = coalesce(e.cfull, '')
-        LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.cid = coalesce(e.cfull, '')
-        LEFT JOIN fc_groups g ON g.gid = coalesce(e.egid, e.gid) AND g.cid = coalesce(e.cfull, '')
-        LEFT JOIN fc_cont k ON k.full_id = e.cfull
+        LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.ckey = e.ckey
+        LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.ckey = e.ckey
+        LEFT JOIN fc_groups g ON g.gid = coalesce(e.egid, e.gid) AND g.ckey = e.ckey
+        LEFT JOIN fc_cont k ON k.ckey = e.ckey
         LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id
         """
     )
