@@ -1,13 +1,15 @@
 """Replay: evaluate a compiled ruleset over a capture in one DuckDB scan.
 
-One ``SELECT`` over the enriched ``events`` relation computes, per event, the
-matching rule(s): with ``rule_matching="first"`` (Falco's default) a ``CASE``
-returns the first rule in evaluation order whose predicate (event-type
-pre-filter folded in) is true; with ``"all"`` a list of every matching rule is
-unnested. Only matching rows leave DuckDB, together with the JSON values of
-the distinct output fields of all rules (one list, computed for matches only), so memory is bounded by DuckDB's
-streaming, not by the capture; per-alert Python only formats the (few) alerts.
-Alerts come out ordered by event time, then event number, then rule order.
+One scan of the enriched ``events`` relation (:func:`fcap.analyze.compile.plan.match_sql`)
+computes, per event, the matching rule(s): with ``rule_matching="first"``
+(Falco's default) a ``CASE`` dispatched on the event type returns the first
+rule in evaluation order whose predicate is true; with ``"all"`` a list of
+every matching rule is unnested. Only matching rows leave the scan, into a
+DuckDB temporary table, with the columns their output fields read; a second
+query over those few rows (:func:`~fcap.analyze.compile.plan.values_sql`)
+computes each rule's own output values as JSON, in alert order (event time,
+event number, rule order). Memory is bounded by DuckDB's streaming and the
+number of matches, not by the capture; per-alert Python only formats alerts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from fcap.analyze.compile import CompiledRule, CompiledRuleset
-from fcap.analyze.compile.template import value_sql
+from fcap.analyze.compile.plan import (
+    NESTED_MAX_TYPES,
+    RULE_COL,
+    RULE_MATCHING,
+    build_sql,
+    check_matching,
+    match_sql,
+    output_columns,
+    value_columns,
+    values_sql,
+)
 from fcap.analyze.output.format import apply_width, field_text, priority_name
 
-from fcap.errors import UsageError
-
-RULE_MATCHING = ("first", "all")
+__all__ = ["NESTED_MAX_TYPES", "RULE_MATCHING", "Alert", "ReplayStats", "alerts_table",
+           "build_sql", "count_events", "replay", "replay_paths", "select_rules",
+           "value_columns"]
 
 
 @dataclass(frozen=True)
@@ -104,118 +117,6 @@ def _rule_list(compiled: CompiledRuleset | Sequence[CompiledRule]) -> list[Compi
     return [r for r in rules if r.enabled]
 
 
-NESTED_MAX_TYPES = 64  # rules with larger event-type sets are evaluated for every event
-
-
-def _dispatch(rules: Sequence[CompiledRule], leaf: Any) -> str:
-    """Rules grouped by event type: ``CASE e.evt_type WHEN 't' THEN leaf(rules for t) ... END``.
-
-    Within a branch the rules keep their evaluation order and need no
-    pre-filter; rules matching more than NESTED_MAX_TYPES types (or all) are
-    "generic": added to every branch and evaluated in the ELSE branch with
-    their own pre-filter. ``leaf(pairs)`` builds the expression for a list of
-    ``(rule index, predicate sql)``.
-    """
-    from fcap.analyze.compile.values import sql_str
-
-    generic = {i for i, r in enumerate(rules)
-               if r.event_types is None or len(r.event_types) > NESTED_MAX_TYPES}
-    by_type: dict[str, list[int]] = {}
-    for i, r in enumerate(rules):
-        if i not in generic:
-            for t in r.event_types or ():
-                by_type.setdefault(t, []).append(i)
-    # event types evaluating the same rules share one branch (the open rules are written
-    # once for open/openat/openat2, not three times: a smaller query, fewer comparisons)
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for t in sorted(by_type):
-        idx = tuple(sorted(set(by_type[t]) | {g for g in generic if _has_type(rules[g], t)}))
-        groups.setdefault(idx, []).append(t)
-    branches = []
-    evt = rules[0].evttype_sql if rules else "e.evt_type"
-    for idx, types in groups.items():
-        test = (f"{evt} = {sql_str(types[0])}" if len(types) == 1
-                else f"{evt} IN ({', '.join(sql_str(t) for t in types)})")
-        branches.append(f"WHEN {test} THEN {leaf([(i, rules[i].predicate) for i in idx])}")
-    default = leaf([(i, rules[i].sql) for i in sorted(generic)])
-    if not branches:
-        return default
-    return "CASE " + " ".join(branches) + f" ELSE {default} END"
-
-
-def _has_type(rule: CompiledRule, t: str) -> bool:
-    return rule.event_types is None or t in rule.event_types
-
-
-def _first_leaf(pairs: list[tuple[int, str]], vals: list[str]) -> str:
-    if not pairs:
-        return "NULL"
-    return "CASE " + " ".join(f"WHEN {sql} THEN {vals[i]}" for i, sql in pairs) + " END"
-
-
-def _all_leaf(pairs: list[tuple[int, str]], vals: list[str]) -> str:
-    if not pairs:
-        return "[]"
-    items = ", ".join(f"CASE WHEN {sql} THEN {vals[i]} END" for i, sql in pairs)
-    return f"list_filter([{items}], lambda x: x IS NOT NULL)"
-
-
-def _rule_values(r: CompiledRule) -> list[str]:
-    """The JSON value expressions rule ``r``'s alert needs: its template's fields in
-    order, then the JSON-only fields (``_alert`` consumes them in this order)."""
-    items = [value_sql(t.operand) for t in r.template.tokens if t.operand]
-    items += [value_sql(op) for _, op in r.template.json_fields]
-    return items
-
-
-def value_columns(rules: Sequence[CompiledRule]) -> tuple[list[str], list[list[int]]]:
-    """The distinct value expressions of all rules, and per rule the positions of its
-    values among them. Rules share most output fields (the suggested container fields,
-    ``%proc.name``...): one list of distinct expressions, computed for matching events
-    only, keeps the query small (planning time) and cheap."""
-    exprs: dict[str, int] = {}
-    positions = []
-    for r in rules:
-        positions.append([exprs.setdefault(x, len(exprs)) for x in _rule_values(r)])
-    return list(exprs), positions
-
-
-def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
-              relation: str = "events") -> str:
-    """The one-pass query: rows ``(ts, evt_num, rule_idx, vals)`` for every match.
-
-    Rules are dispatched on the event type (a ``CASE`` on ``evt.type``), then
-    evaluated in rule order: the first true predicate gives the rule (``first``)
-    or every true predicate is kept (``all``). ``unnest`` makes DuckDB evaluate
-    the ``CASE`` once per event (a plain column would be inlined by the
-    optimizer into the filter and into every use of the rule index); the JSON
-    of the rule's output fields is then computed for matching events only.
-    When no rule is generic, the union of the rules' event types also filters
-    the scan.
-    """
-    if rule_matching not in RULE_MATCHING:
-        raise UsageError(f"--rule-matching must be 'first' or 'all', not {rule_matching!r}")
-    if not rules:
-        return ("SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, "
-                "NULL::VARCHAR[] AS vals WHERE false")
-    exprs, _ = value_columns(rules)
-    vals = f"[{', '.join(exprs)}]::VARCHAR[]" if exprs else "[]::VARCHAR[]"
-    ids = [str(i) for i in range(len(rules))]
-    prefilter = ""
-    if all(r.event_types is not None for r in rules) and len({r.evttype_sql for r in rules}) == 1:
-        from fcap.analyze.compile.ruleset import with_prefilter
-
-        union: frozenset[str] = frozenset().union(*(r.event_types or () for r in rules))
-        prefilter = "WHERE " + with_prefilter("true", union, rules[0].evttype_sql)
-    if rule_matching == "first":
-        m = "[" + _dispatch(rules, lambda pairs: _first_leaf(pairs, ids)) + "]"
-    else:
-        m = _dispatch(rules, lambda pairs: _all_leaf(pairs, ids))
-    inner = f"SELECT e.*, unnest({m}) AS __rule FROM {relation} e {prefilter}"
-    return (f"SELECT e.ts AS ts, e.evt_num AS evt_num, e.__rule AS rule_idx, {vals} AS vals "
-            f"FROM ({inner}) e WHERE e.__rule IS NOT NULL ORDER BY ts, evt_num, rule_idx")
-
-
 def _hostname(con: Any) -> str:
     env = os.environ.get("FALCO_HOSTNAME")
     if env:
@@ -229,7 +130,7 @@ def _hostname(con: Any) -> str:
     return socket.gethostname()
 
 
-def _alert(rule: CompiledRule, ts: int, evt_num: int, vals: list[str | None],
+def _alert(rule: CompiledRule, ts: int, evt_num: int, vals: Sequence[str | None],
            hostname: str) -> Alert:
     decoded = [None if v is None else json.loads(v) for v in vals]
     pos = 0
@@ -289,26 +190,40 @@ def replay(
     connection that already holds the ``events`` relation. ``stats`` (if given)
     is filled in as alerts stream out; ``stats.events`` is set first.
     """
+    check_matching(rule_matching)
     rules = _rule_list(compiled)
-    sql = build_sql(rules, rule_matching)
-    _, positions = value_columns(rules)
     con = _connect(capture, threads)
     host = hostname or _hostname(con)
     if stats is not None:
         stats.events = count_events(con)
-    cur = con.execute(sql)
-    while True:
-        rows = cur.fetchmany(batch_rows)
-        if not rows:
-            break
-        for ts, evt_num, idx, vals in rows:
-            alert = _alert(rules[idx], int(ts), int(evt_num), [vals[k] for k in positions[idx]],
-                           host)
-            if stats is not None:
-                stats.alerts += 1
-                stats.by_rule[alert.rule] += 1
-                stats.by_priority[alert.priority_name] += 1
-            yield alert
+    table = f"fc_matches_{uuid.uuid4().hex[:12]}"
+    try:
+        # step 1: the one scan, matches only (few rows) with the columns of their outputs
+        available = _relation_columns(con, "events") if rules else set()
+        carry = output_columns(rules, available)
+        step1 = match_sql(rules, rule_matching, "events", carry)
+        con.execute(f"CREATE TEMP TABLE {table} AS {step1}")
+        matched = [int(r[0]) for r in con.execute(
+            f"SELECT DISTINCT {RULE_COL} FROM {table}").fetchall()]
+        # step 2: each matched rule's output values over its matches, in alert order
+        cur = con.execute(values_sql(rules, matched, table))
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                break
+            for ts, evt_num, idx, vals in rows:
+                alert = _alert(rules[idx], int(ts), int(evt_num), vals, host)
+                if stats is not None:
+                    stats.alerts += 1
+                    stats.by_rule[alert.rule] += 1
+                    stats.by_priority[alert.priority_name] += 1
+                yield alert
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _relation_columns(con: Any, relation: str) -> set[str]:
+    return {d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description}
 
 
 def replay_paths(paths: Sequence[str | Path], compiled: CompiledRuleset, **kw: Any) -> list[Alert]:

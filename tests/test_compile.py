@@ -86,8 +86,8 @@ def evaluate(cond: str, **row: object) -> bool:
         ("proc.aname in (bash, sh)", "coalesce(list_has_any(e.proc_anames, ['bash', 'sh']), false)"),
         (
             "evt.type = open and proc.name = cat",
-            "coalesce((e.evt_type IN ('open') AND ((e.evt_type = 'open') AND "
-            "(e.proc_name = 'cat'))), false)",
+            "coalesce((e.evt_type IN ('open') AND ((e.proc_name = 'cat') AND "
+            "(e.evt_type = 'open'))), false)",
         ),
         (
             "proc.name startswith oneof (a, b)",
@@ -253,6 +253,20 @@ def test_and_puts_cheap_checks_first() -> None:
     assert q.index("e.proc_name = 'cat'") < q.index("regexp")
     assert evaluate("proc.name regex 'c.*' and proc.name = cat", proc_name="cat")
     assert not evaluate("proc.name regex 'x.*' and proc.name = cat", proc_name="cat")
+
+
+def test_and_puts_selective_checks_first() -> None:
+    """A value test rules out most events: it runs before checks that are true on most
+    (exceptions under 'not', '!=', 'exists', the event type the dispatch already applied)."""
+    q = sql("fd.name exists and not fd.name in (a, b) and proc.cmdline != x "
+            "and evt.type = execve and proc.name in (bash, sh)")
+    first = q.index("e.proc_name IN ('bash', 'sh')")
+    assert all(first < q.index(x) for x in ("e.fd_name IS NOT NULL", "NOT coalesce((e.fd_name",
+                                            "e.proc_cmdline <> 'x'", "(e.evt_type = 'execve')"))
+    assert evaluate("fd.name exists and not fd.name in (a, b) and proc.name in (bash, sh)",
+                    proc_name="sh", fd_name="c")
+    assert not evaluate("fd.name exists and not fd.name in (a, b) and proc.name in (bash, sh)",
+                        proc_name="sh", fd_name="a")
 
 
 def test_bcontains_and_bstartswith() -> None:

@@ -126,18 +126,23 @@ def test_one_scan_query_with_union_prefilter() -> None:
     assert "WHERE (e.evt_type IN ('open', 'openat') AND true)" in sql
 
 
-def test_query_computes_each_output_value_once(con) -> None:
-    """Output fields shared by rules (here %proc.name, %fd.name and the suggested
-    container fields) are one expression each in the query; alerts are unchanged."""
+def test_output_values_are_computed_after_the_scan(con) -> None:
+    """The scan evaluates no output expression: it carries the columns the outputs read
+    for matching events; each rule's values are computed over its own matches only."""
+    from fcap.analyze.compile.plan import match_sql, output_columns, values_sql
+
     rules = ruleset(
         FakeRule("a", "evt.type = openat and proc.name = vi", "a %proc.name %fd.name"),
         FakeRule("b", "evt.type = read and proc.name = cat", "b %fd.name %proc.name"),
         FakeRule("c", "evt.type = execve", "c %proc.name"),
     )
-    sql = build_sql(compile_ruleset(rules, catalog=CATALOG).rules)
-    assert sql.count("to_json(e.proc_name)") == 1
-    assert sql.count("to_json(e.fd_name)") == 1
-    assert sql.count("to_json(e.container_id)") == 1
+    compiled = compile_ruleset(rules, catalog=CATALOG).rules
+    carry = output_columns(compiled)
+    assert {"proc_name", "fd_name", "container_id"} <= set(carry)
+    scan = match_sql(compiled, "first", "events", carry)
+    assert "to_json" not in scan and "e.proc_name, e.fd_name" in scan
+    values = values_sql(compiled, [2], "m")
+    assert values.count(" UNION ALL ") == 0 and "to_json(e.fd_name)" not in values
     got = [(a.evt_num, a.rule, a.message.split(" container_id=")[0]) for a in run(con, rules)]
     assert got == [(2, "b", "b /dev/null cat"), (3, "c", "c bash"), (4, "a", "a vi /etc/passwd")]
 

@@ -133,6 +133,54 @@ def sql_cost(sql: str) -> int:
     return len(sql) + sum(sql.count(k) * w for k, w in _COSTLY)
 
 
+#: operators whose check is usually false on a random event (a value or pattern test)
+_SELECTIVE_OPS = frozenset({"=", "==", "in", "intersects", "pmatch", "contains", "icontains",
+                            "bcontains", "startswith", "bstartswith", "endswith", "glob",
+                            "iglob", "regex"})
+
+
+def selectivity(e: ast.Expr) -> float:
+    """A rough share of events for which ``e`` is true (no statistics: operator shapes).
+
+    Value tests (``=``, ``in``, ``startswith``...) are taken as selective (0.05),
+    ``!=`` and ``exists`` as true on most events, order comparisons and tests of a
+    boolean field as half; ``not`` complements, ``and`` multiplies, ``or`` adds.
+    ``evt.type`` tests count as half: the dispatch on the event type has
+    already applied them when a rule's checks run.
+    """
+    if isinstance(e, ast.And):
+        out = 1.0
+        for c in e.children:
+            out *= selectivity(c)
+        return out
+    if isinstance(e, ast.Or):
+        return min(1.0, sum(selectivity(c) for c in e.children))
+    if isinstance(e, ast.Not):
+        return 1.0 - selectivity(e.child)
+    if isinstance(e, ast.Exists):
+        return 0.9
+    if isinstance(e, ast.Compare):
+        name = getattr(e.lhs, "name", "")
+        if name == "evt.type":
+            return 0.5
+        values = e.rhs.items if isinstance(e.rhs, ast.ListLiteral) else (e.rhs,)
+        if any(isinstance(v, ast.Literal) and v.value.lower() in ("true", "false")
+               for v in values):
+            return 0.5
+        if e.op in _SELECTIVE_OPS:
+            return 0.05
+        if e.op == "!=":
+            return 0.95
+        return 0.5
+    return 0.5
+
+
+def and_rank(sql: str, e: ast.Expr) -> float:
+    """Order key of an AND operand: cost per event it rules out (``cost / (1 - sel)``),
+    the classic order for independent checks evaluated with short-circuit."""
+    return sql_cost(sql) / max(1.0 - selectivity(e), 0.02)
+
+
 _FIXED_LIST = re.compile(r"list_filter\(\[((?:e\.\w+, )*e\.\w+)\], lambda x: x IS NOT NULL\)\Z")
 
 
@@ -175,10 +223,12 @@ class SqlGenerator:
         the expression is monotone there and is used as a filter/CASE condition.
         """
         if isinstance(e, ast.And):
-            # cheap checks first: DuckDB evaluates a CASE condition's AND left to right on
-            # the rows still true, so a cheap selective check spares the costly ones (AND
-            # is commutative in SQL's three-valued logic: the result is unchanged)
-            parts = sorted((self.emit(c, negated) for c in e.children), key=sql_cost)
+            # cheap selective checks first: DuckDB evaluates a CASE condition's AND left to
+            # right on the rows still true and stops when none is left, so a cheap check
+            # that rules out most events spares the others (AND is commutative in SQL's
+            # three-valued logic: the result is unchanged)
+            emitted = [(self.emit(c, negated), c) for c in e.children]
+            parts = [sql for sql, _ in sorted(emitted, key=lambda p: and_rank(*p))]
             return "(" + " AND ".join(parts) + ")"
         if isinstance(e, ast.Or):
             return "(" + " OR ".join(self.emit(c, negated) for c in e.children) + ")"
@@ -217,6 +267,10 @@ class SqlGenerator:
                 return "(" + " OR ".join(
                     f"coalesce({self._scalar(Operand(col, lhs.type), op, rhs, c.modifier)}, "
                     "false)" for col in cols) + ")"
+            if (isinstance(rhs, list) and op == "=" and c.modifier is None and len(rhs) == 1
+                    and lhs.type not in (FieldType.IPNET, FieldType.BYTES)):
+                # any element equal: no lambda per row
+                return f"list_contains({lhs.sql}, {self._value(rhs[0], lhs.type)})"
             inner = Operand("__v", lhs.type)
             pred = self._scalar(inner, op, rhs, c.modifier)
             return f"list_bool_or(list_transform({lhs.sql}, lambda __v: coalesce({pred}, false)))"
