@@ -50,21 +50,27 @@ _OPENS = "('open', 'openat', 'openat2', 'creat', 'open_by_handle_at')"
 #: Record attributes, in fdstream.ATTRS order.
 ATTRS = fdstream.ATTRS
 
+def _in(values: str, x: str = "syscall") -> str:
+    """``x IN values`` as a CASE: an IN list becomes a join that does not keep the scan order."""
+    names = [v.strip() for v in values.strip("()").split(",")]
+    return f"(CASE {x} " + " ".join(f"WHEN {n} THEN true" for n in names) + " ELSE false END)"
+
+
 # record kinds (fdstream.OPEN ...) per raw row; NULL = the row makes no record
 _KIND = f"""CASE
-  WHEN syscall IN {_OPENS} OR syscall IN ('socket', 'accept', 'accept4')
+  WHEN {_in(_OPENS)} OR {_in("('socket', 'accept', 'accept4')")}
     THEN CASE WHEN res >= 0 THEN 1 END
-  WHEN syscall IN {_CREATES_IN}
-    THEN CASE WHEN res >= 0 AND (syscall NOT IN ('pipe', 'pipe2') OR fd IS NOT NULL) THEN 1 END
+  WHEN {_in(_CREATES_IN)}
+    THEN CASE WHEN res >= 0 AND (NOT {_in("('pipe', 'pipe2')")} OR fd IS NOT NULL) THEN 1 END
   WHEN syscall = 'close' THEN CASE WHEN res = 0 THEN 2 END
-  WHEN syscall IN ('dup', 'dup2', 'dup3', 'fcntl')
-    THEN CASE WHEN res >= 0 AND (syscall <> 'fcntl' OR a1 IN (0, 1030))
-              AND NOT (syscall IN ('dup2', 'dup3') AND a0 = res) THEN 3 END
+  WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
+    THEN CASE WHEN res >= 0 AND (syscall <> 'fcntl' OR a1 = 0 OR a1 = 1030)
+              AND NOT ({_in("('dup2', 'dup3')")} AND a0 = res) THEN 3 END
   WHEN syscall = 'connect' THEN CASE WHEN fd IS NOT NULL AND (res >= 0 OR res = -115) THEN 4 END
-  WHEN syscall IN ('sendto', 'sendmsg')
+  WHEN {_in("('sendto', 'sendmsg')")}
     THEN CASE WHEN fd IS NOT NULL AND res >= 0 AND raddr IS NOT NULL THEN 4 END
-  WHEN syscall IN ('bind', 'listen') THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
-  WHEN syscall IN ('execve', 'execveat') THEN CASE WHEN res = 0 THEN 5 END
+  WHEN {_in("('bind', 'listen')")} THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
+  WHEN {_in("('execve', 'execveat')")} THEN CASE WHEN res = 0 THEN 5 END
 END"""
 
 
@@ -82,32 +88,35 @@ def _tri(cond: str) -> str:
 
 # close-on-exec of the record (tri-state) and "can be a socket" bits (family / type)
 _CL = f"""CASE
-  WHEN syscall IN {_OPENS} THEN {_tri(f"({_open_flags()} & {O_CLOEXEC}) <> 0")}
+  WHEN {_in(_OPENS)} THEN {_tri(f"({_open_flags()} & {O_CLOEXEC}) <> 0")}
   WHEN syscall = 'socket' THEN {_tri(f"(a1 & {O_CLOEXEC}) <> 0")}
-  WHEN syscall IN ('accept', 'accept4') THEN {_tri(f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0")}
-  WHEN syscall IN ('dup', 'dup2', 'dup3', 'fcntl')
+  WHEN {_in("('accept', 'accept4')")} THEN {_tri(f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0")}
+  WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
     THEN {_tri(f"(syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0) OR (syscall = 'fcntl' AND a1 = 1030)")}
-  WHEN syscall IN {_CREATES_IN} THEN 0
+  WHEN {_in(_CREATES_IN)} THEN 0
   ELSE 2 END"""
-_FAM = """CASE
-  WHEN syscall = 'socket' THEN a0 IN (1, 2, 10)
-  WHEN syscall IN ('accept', 'accept4', 'connect', 'sendto', 'sendmsg') THEN sock_family IN (1, 2, 10)
+_FAM = f"""CASE
+  WHEN syscall = 'socket' THEN {_in("(1, 2, 10)", "a0")}
+  WHEN {_in("('accept', 'accept4', 'connect', 'sendto', 'sendmsg')")}
+    THEN {_in("(1, 2, 10)", "sock_family")}
   END"""
-_FTS = """CASE
-  WHEN syscall = 'socket' THEN a0 IN (1, 2, 10, 16)
-  WHEN syscall IN ('accept', 'accept4') THEN sock_family IN (1, 2, 10, 16)
+_FTS = f"""CASE
+  WHEN syscall = 'socket' THEN {_in("(1, 2, 10, 16)", "a0")}
+  WHEN {_in("('accept', 'accept4')")} THEN {_in("(1, 2, 10, 16)", "sock_family")}
   END"""
 
+_ARG_FD = "('pipe', 'pipe2', 'connect', 'sendto', 'sendmsg', 'bind', 'listen')"
+_DUPS = "('dup', 'dup2', 'dup3', 'fcntl')"
+_FDEV = ("('socket', 'accept', 'accept4', 'connect', 'bind', 'listen', 'dup', 'dup2', 'dup3', "
+         "'fcntl', 'sendto', 'sendmsg')")
 #: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6,
 #: rfd = the record's descriptor, sfd = a dup's source descriptor.
 record_sql = (
     f"CAST(coalesce({_KIND}, 0) + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
     f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 AS SMALLINT) AS rk, "
     "CASE WHEN syscall = 'close' THEN coalesce(fd, a0) "
-    "WHEN syscall IN ('pipe', 'pipe2') THEN fd "
-    "WHEN syscall IN ('connect', 'sendto', 'sendmsg', 'bind', 'listen') THEN fd "
-    "ELSE res END AS rfd, "
-    "CASE WHEN syscall IN ('dup', 'dup2', 'dup3', 'fcntl') THEN a0 END AS sfd"
+    f"WHEN {_in(_ARG_FD)} THEN fd ELSE res END AS rfd, "
+    f"CASE WHEN {_in(_DUPS)} THEN a0 END AS sfd"
 )
 
 
@@ -138,9 +147,7 @@ def _build_attributes(con: Any) -> None:
                x.lport, CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
                CAST(x.unix_path AS VARCHAR) AS unix_path
         FROM fc_raw x POSITIONAL JOIN fc_pos p
-        WHERE x.syscall IN ('socket', 'accept', 'accept4', 'connect',
-              'bind', 'listen', 'dup', 'dup2', 'dup3', 'fcntl', 'sendto', 'sendmsg')
-           OR x.syscall IN {_CREATES_IN};
+        WHERE {_in(_FDEV, "x.syscall")} OR {_in(_CREATES_IN, "x.syscall")};
 
         CREATE OR REPLACE TEMP TABLE fc_snapfd AS
         SELECT -row_number() OVER (ORDER BY i.pkey, f.fd, f.name) AS rid, i.pkey, f.*
@@ -170,7 +177,7 @@ def _build_attributes(con: Any) -> None:
                {_open_flags("x.")}, ({_open_flags("x.")} & {O_CLOEXEC}) <> 0,
                NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL
         FROM fc_raw x POSITIONAL JOIN fc_pos p
-        WHERE x.syscall IN {_OPENS} AND x.res >= 0
+        WHERE {_in(_OPENS, "x.syscall")} AND x.res >= 0
         UNION ALL
         -- socket
         SELECT rid, 1, ts, tid, false, {_family_type("a0")}, '', '', a1,

@@ -61,18 +61,26 @@ def _col(t: pa.Table, name: str, dtype: Any, null: Any = 0) -> np.ndarray:
 
 
 def _time_order(ts: np.ndarray, cpu: np.ndarray, tid: np.ndarray) -> np.ndarray | None:
-    """Scan positions in (ts, cpu, tid, position) order, or None when already in that order."""
+    """Scan positions in (ts, cpu, tid, position) order, or None when already in that order.
+
+    A capture in time order whose equal timestamps are not in (cpu, tid) order
+    only has its runs of equal timestamps sorted.
+    """
     if len(ts) < 2:
         return None
     d = np.diff(ts)
-    if (d >= 0).all():
-        tie = np.flatnonzero(d == 0)
-        if len(tie) == 0:
-            return None
-        c0, c1 = cpu[tie], cpu[tie + 1]
-        if ((c0 < c1) | ((c0 == c1) & (tid[tie] <= tid[tie + 1]))).all():
-            return None
-    return np.lexsort((np.arange(len(ts)), tid, cpu, ts))
+    if not (d >= 0).all():
+        return np.lexsort((np.arange(len(ts)), tid, cpu, ts))
+    tie = np.flatnonzero(d == 0)
+    if len(tie) == 0:
+        return None
+    c0, c1 = cpu[tie], cpu[tie + 1]
+    if ((c0 < c1) | ((c0 == c1) & (tid[tie] <= tid[tie + 1]))).all():
+        return None
+    rows = np.unique(np.concatenate([tie, tie + 1]))  # every row in a run of equal ts
+    order = np.arange(len(ts))
+    order[rows] = rows[np.lexsort((rows, tid[rows], cpu[rows], ts[rows]))]
+    return order
 
 
 def build(con: Any, record_sql: str) -> Events:
@@ -80,7 +88,7 @@ def build(con: Any, record_sql: str) -> Events:
     con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
     ev = _scan(con, record_sql)
     if ev is None:  # pragma: no cover - only for sources whose scan order is unstable
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_raw AS SELECT * FROM raw_events")
+        con.execute("DROP VIEW fc_raw; CREATE TEMP TABLE fc_raw AS SELECT * FROM raw_events")
         ev = _scan(con, record_sql)
         assert ev is not None
     return ev
