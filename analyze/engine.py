@@ -31,8 +31,10 @@ from fcap.analyze.compile.plan import (
     RULE_MATCHING,
     build_sql,
     check_matching,
+    fetch_sql,
     match_sql,
     output_columns,
+    predicate_columns,
     value_columns,
     values_sql,
 )
@@ -201,8 +203,19 @@ def replay(
         # step 1: the one scan, matches only (few rows) with the columns of their outputs
         available = _relation_columns(con, "events") if rules else set()
         carry = output_columns(rules, available)
-        step1 = match_sql(rules, rule_matching, "events", carry)
-        con.execute(f"CREATE TEMP TABLE {table} AS {step1}")
+        fetch: list[str] = []
+        if carry and _is_table(con, "events"):
+            # a table is cheap to re-read by row id: the scan carries only the output
+            # columns its conditions read anyway, the others are fetched for matches
+            read = set(predicate_columns(rules, available))
+            fetch = [c for c in carry if c not in read]
+            carry = [c for c in carry if c in read]
+        step1 = match_sql(rules, rule_matching, "events", carry, rowid=bool(fetch))
+        con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}" if fetch
+                    else f"CREATE TEMP TABLE {table} AS {step1}")
+        if fetch:
+            con.execute(f"CREATE TEMP TABLE {table} AS {fetch_sql(f'{table}_s', 'events', fetch)}")
+            con.execute(f"DROP TABLE {table}_s")
         matched = [int(r[0]) for r in con.execute(
             f"SELECT DISTINCT {RULE_COL} FROM {table}").fetchall()]
         # step 2: each matched rule's output values over its matches, in alert order
@@ -219,7 +232,16 @@ def replay(
                     stats.by_priority[alert.priority_name] += 1
                 yield alert
     finally:
+        con.execute(f"DROP TABLE IF EXISTS {table}_s")
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _is_table(con: Any, relation: str) -> bool:
+    """True when ``relation`` names a table (not a view) in the connection."""
+    kinds = {r[0] for r in con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = ?",
+        [relation]).fetchall()}
+    return bool(kinds) and "VIEW" not in kinds
 
 
 def _relation_columns(con: Any, relation: str) -> set[str]:

@@ -27,6 +27,8 @@ RULE_MATCHING = ("first", "all")
 NESTED_MAX_TYPES = 64  # rules with larger event-type sets are evaluated for every event
 #: the internal rule column of the match rows (not a Falco field)
 RULE_COL = "__rule"
+#: the row id of a match (tables only), to fetch the columns the scan did not read
+ROWID_COL = "__rid"
 #: typical event frequencies on a busy host (Falco's own benchmarks and fcap's samples): the
 #: dispatch tests the branches of frequent types first, so most events pass few comparisons
 _FREQUENT = ("openat", "close", "read", "write", "open", "recvfrom", "sendto", "connect",
@@ -157,8 +159,9 @@ def check_matching(rule_matching: str) -> None:
 
 
 def match_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
-              relation: str = "events", carry: Sequence[str] = ()) -> str:
-    """The one scan: rows ``(ts, evt_num, __rule, *carry)`` for every match (unordered).
+              relation: str = "events", carry: Sequence[str] = (), rowid: bool = False) -> str:
+    """The one scan: rows ``(ts, evt_num, __rule, *carry)`` for every match (unordered),
+    plus ``__rid`` (the row's ``rowid``) when ``rowid`` is True (``relation`` a table).
 
     ``unnest`` makes DuckDB evaluate the dispatch ``CASE`` once per event (a
     plain column would be inlined by the optimizer into the filter and into
@@ -167,9 +170,12 @@ def match_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
     the scan (so a view's joins run for those events only).
     """
     check_matching(rule_matching)
-    cols = ", ".join(f"e.{c}" for c in carry if c not in ("ts", "evt_num", RULE_COL))
+    cols = ", ".join(f"e.{c}" for c in carry if c not in ("ts", "evt_num", RULE_COL, ROWID_COL))
     cols = f", {cols}" if cols else ""
+    if rowid:
+        cols = f", e.{ROWID_COL}{cols}"
     if not rules:
+        cols = cols.replace(f"e.{ROWID_COL}", f"e.rowid AS {ROWID_COL}")
         return (f"SELECT e.ts, e.evt_num, NULL::INTEGER AS {RULE_COL}{cols} "
                 f"FROM {relation} e WHERE false")
     prefilter = ""
@@ -180,7 +186,8 @@ def match_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
         m = "[" + dispatch(rules, _first_leaf) + "]"
     else:
         m = dispatch(rules, _all_leaf)
-    inner = f"SELECT e.*, unnest({m}) AS {RULE_COL} FROM {relation} e{prefilter}"
+    rid = f"e.rowid AS {ROWID_COL}, " if rowid else ""
+    inner = f"SELECT e.*, {rid}unnest({m}) AS {RULE_COL} FROM {relation} e{prefilter}"
     return (f"SELECT e.ts, e.evt_num, e.{RULE_COL}{cols} FROM ({inner}) e "
             f"WHERE e.{RULE_COL} IS NOT NULL")
 
@@ -205,6 +212,20 @@ def output_columns(rules: Sequence[CompiledRule], available: Collection[str] | N
                    ) -> list[str]:
     """The relation's columns the rules' output values read (carried by :func:`match_sql`)."""
     return referenced_columns((x for r in rules for x in rule_values(r)), available)
+
+
+def predicate_columns(rules: Sequence[CompiledRule], available: Collection[str] | None = None
+                      ) -> list[str]:
+    """The relation's columns the rules' conditions read (the scan reads them anyway)."""
+    return referenced_columns((r.sql for r in rules), available)
+
+
+def fetch_sql(source: str, relation: str, columns: Sequence[str]) -> str:
+    """The match rows of ``source`` with ``columns`` of ``relation`` (a table) added,
+    joined on the row id: only the matching rows' values are used."""
+    cols = ", ".join(f"e.{c}" for c in columns)
+    return (f"SELECT m.* EXCLUDE ({ROWID_COL}), {cols} FROM {source} m "
+            f"JOIN {relation} e ON e.rowid = m.{ROWID_COL}")
 
 
 def build_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
