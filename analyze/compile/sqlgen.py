@@ -139,20 +139,25 @@ _SELECTIVE_OPS = frozenset({"=", "==", "in", "intersects", "pmatch", "contains",
                             "iglob", "regex"})
 
 
+#: fields with few distinct values, most events sharing one (a file, tcp, success): a value
+#: test on them rules out few events
+_FEW_VALUES = frozenset({"fd.typechar", "fd.type", "fd.l4proto", "fd.sockfamily", "evt.dir",
+                         "evt.res", "evt.failed", "proc.tty", "user.uid", "user.name",
+                         "container.id", "proc.is_exe_upper_layer", "proc.is_exe_from_memfd"})
+
+
 def selectivity(e: ast.Expr) -> float:
     """A rough share of events for which ``e`` is true (no statistics: operator shapes).
 
     Value tests (``=``, ``in``, ``startswith``...) are taken as selective (0.05),
-    ``!=`` and ``exists`` as true on most events, order comparisons and tests of a
-    boolean field as half; ``not`` complements, ``and`` multiplies, ``or`` adds.
-    ``evt.type`` tests count as half: the dispatch on the event type has
+    ``!=`` and ``exists`` as true on most events, order comparisons, tests of a
+    boolean field and of fields with few common values (``fd.typechar``) as half;
+    ``not`` complements, ``and`` takes its most selective operand (the checks of a
+    macro are correlated), ``or`` adds. ``evt.type`` tests count as half: the dispatch on the event type has
     already applied them when a rule's checks run.
     """
-    if isinstance(e, ast.And):
-        out = 1.0
-        for c in e.children:
-            out *= selectivity(c)
-        return out
+    if isinstance(e, ast.And):  # checks of one macro are correlated: the most selective
+        return min(selectivity(c) for c in e.children)
     if isinstance(e, ast.Or):
         return min(1.0, sum(selectivity(c) for c in e.children))
     if isinstance(e, ast.Not):
@@ -161,7 +166,7 @@ def selectivity(e: ast.Expr) -> float:
         return 0.9
     if isinstance(e, ast.Compare):
         name = getattr(e.lhs, "name", "")
-        if name == "evt.type":
+        if name == "evt.type" or name in _FEW_VALUES:
             return 0.5
         values = e.rhs.items if isinstance(e.rhs, ast.ListLiteral) else (e.rhs,)
         if any(isinstance(v, ast.Literal) and v.value.lower() in ("true", "false")
