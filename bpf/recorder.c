@@ -3,11 +3,16 @@
  * Compiled by bcc at record time (capture/probe.py). Kernel struct members
  * are never taken from headers: every OFF_* / SZ_* macro is a byte offset or
  * size read from the running kernel's BTF by capture/btf.py, and kernel
- * memory is read with bpf_probe_read_kernel() at those offsets.
+ * memory is read at those offsets, with direct loads through BTF pointers
+ * (current task, its saved registers) or bpf_probe_read_kernel().
  *
- * Model (exit-only): sys_enter keeps the raw arguments of a selected syscall
- * in a per-thread map; sys_exit emits one record with the arguments, the
- * result and everything decoded (paths, directories, addresses, argv). The
+ * Model (exit-only): one raw-tracepoint program on sys_exit takes the
+ * syscall number and arguments from the task's saved user registers and
+ * emits one record with them, the result and everything decoded (paths,
+ * directories, addresses, argv); there is no sys_enter program. Only the
+ * syscalls whose argument registers do not survive to the exit (execve,
+ * execveat, rt_sigreturn) keep them at entry (fcap_enter, attached by
+ * capture/probe.py to their own syscalls:sys_enter_* tracepoints). The
  * syscall selection, the filters and the per-syscall behaviour are data in
  * maps filled by userspace (struct fcap_sc_desc), so this file has no
  * per-syscall code. Records are submitted without wakeup; userspace drains
@@ -54,9 +59,9 @@ struct task_ctx {
 };
 
 struct tstate {
-    __u64 args[6];
-    __u32 nr;
-    __u32 active;
+    __u64 args[6];              /* fcap_enter: arguments kept at entry */
+    __u32 nr;                   /* ... of this syscall */
+    __u32 active;               /* 1: args/nr are waiting for their exit */
     struct task_ctx ctx;
 };
 
