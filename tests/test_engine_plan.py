@@ -54,3 +54,29 @@ def test_scan_carries_only_existing_output_columns() -> None:
     assert carry[:2] == ["proc_name", "fd_name"] and "not_a_column" not in carry
     rows = con.execute(match_sql(compiled, "first", "events", carry)).fetchall()
     assert rows == [(10, 1, 0, "vi", "/etc/x", "host")]
+
+
+def test_specialize_args_keeps_the_arms_of_the_branch_types() -> None:
+    from fcap.analyze.compile.plan import specialize_args
+
+    arg = ("(CASE e.evt_type WHEN 'open' THEN CAST((e.a1) AS VARCHAR) "
+           "WHEN 'openat' THEN CAST((concat(e.a2, ')')) AS VARCHAR) "
+           "WHEN 'ptrace' THEN CAST((CASE e.a0 WHEN 0 THEN 'X' END) AS VARCHAR) END)")
+    p = f"(contains({arg}, 'O_TRUNC') AND (e.fd_num >= 0))"
+    assert specialize_args(p, ["openat"]) == (
+        "(contains(CAST((concat(e.a2, ')')) AS VARCHAR), 'O_TRUNC') AND (e.fd_num >= 0))")
+    assert specialize_args(p, ["open", "openat2"]) == (
+        "(contains((CASE e.evt_type WHEN 'open' THEN CAST((e.a1) AS VARCHAR) END), 'O_TRUNC') "
+        "AND (e.fd_num >= 0))")
+    assert specialize_args(p, ["connect"]) == (
+        "(contains(CAST(NULL AS VARCHAR), 'O_TRUNC') AND (e.fd_num >= 0))")
+    # other shapes are left alone
+    odd = "(CASE e.evt_type WHEN 'open' THEN e.a1 END)"
+    assert specialize_args(odd, ["open"]) == odd
+    con = duckdb.connect()
+    for types in (["openat"], ["open", "openat2"], ["connect"]):
+        for t, a in (("openat", 2), ("open", 1)):
+            q = f"SELECT {arg} = {specialize_args(arg, types)} FROM (SELECT '{t}' AS evt_type, " \
+                f"{a} AS a1, {a} AS a2, 0 AS a0) e"
+            if t in types:
+                assert con.execute(q).fetchone()[0] is True

@@ -94,6 +94,87 @@ def specialize(pred: str, types: Collection[str], evttype_sql: str = "e.evt_type
                   lambda m: decide(names_of(m.group(1)), False, m.group(0)), pred)
 
 
+def _close_paren(sql: str, i: int) -> int:
+    """Index just past the parenthesis closing the one at ``sql[i]`` (string literals
+    skipped), or -1."""
+    depth, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            i = sql.find("'", i + 1)
+            while i != -1 and sql.startswith("''", i):
+                i = sql.find("'", i + 2)
+            if i == -1:
+                return -1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+_ARM = re.compile(r" WHEN '([A-Za-z0-9_]+)' THEN (?=CAST\(\()")
+_ARM_TYPE = re.compile(r" AS ([A-Z]+(?:\[\])?)\)\Z")
+
+
+def _arms(sql: str, start: int) -> tuple[dict[str, str], str, int] | None:
+    """The arms of ``(CASE <evt> WHEN 'a' THEN CAST((...) AS T) ... END)`` whose body
+    starts at ``start``: ``({type: arm}, T, end index)``; None for any other shape."""
+    arms: dict[str, str] = {}
+    kinds = set()
+    i = start
+    while True:
+        m = _ARM.match(sql, i)
+        if m is None:
+            break
+        j = _close_paren(sql, m.end() + len("CAST"))
+        if j == -1:
+            return None
+        arm = sql[m.end():j]
+        t = _ARM_TYPE.search(arm)
+        if t is None:
+            return None
+        kinds.add(t.group(1))
+        arms[m.group(1)] = arm
+        i = j
+    if not arms or len(kinds) != 1 or not sql.startswith(" END)", i):
+        return None
+    return arms, kinds.pop(), i + len(" END)")
+
+
+def specialize_args(pred: str, types: Collection[str], evttype_sql: str = "e.evt_type") -> str:
+    """``pred`` for events of ``types``: every per-event-type argument expression
+    (``evt.arg.*``: ``(CASE e.evt_type WHEN 'open' THEN CAST((..) AS T) ... END)``)
+    keeps only the arms of ``types`` (a single arm is used as is), so a branch does not
+    test the other event types' arms on each row."""
+    head = f"(CASE {evttype_sql}"
+    out: list[str] = []
+    pos = 0
+    while True:
+        k = pred.find(head, pos)
+        if k == -1:
+            break
+        parsed = _arms(pred, k + len(head))
+        if parsed is None:
+            out.append(pred[pos:k + len(head)])
+            pos = k + len(head)
+            continue
+        arms, kind, end = parsed
+        keep = [t for t in sorted(types) if t in arms]
+        if len(types) == 1 or not keep:
+            repl = arms[keep[0]] if keep else f"CAST(NULL AS {kind})"
+        else:
+            body = " ".join(f"WHEN '{t}' THEN {arms[t]}" for t in keep)
+            repl = f"{head} {body} END)"
+        out.append(pred[pos:k] + repl)
+        pos = end
+    out.append(pred[pos:])
+    return "".join(out)
+
+
 def _type_rank(types: Sequence[str]) -> int:
     ranks = [_FREQUENT.index(t) for t in types if t in _FREQUENT]
     return min(ranks) if ranks else len(_FREQUENT)
@@ -126,7 +207,8 @@ def dispatch(rules: Sequence[CompiledRule], leaf: Callable[[list[tuple[int, str]
     for idx, types in order:
         test = (f"{evt} = {sql_str(types[0])}" if len(types) == 1
                 else f"{evt} IN ({', '.join(sql_str(t) for t in types)})")
-        pairs = [(i, specialize(rules[i].predicate, types, evt)) for i in idx]
+        pairs = [(i, specialize_args(specialize(rules[i].predicate, types, evt), types, evt))
+                 for i in idx]
         branches.append(f"WHEN {test} THEN {leaf(pairs)}")
     default = leaf([(i, rules[i].sql) for i in sorted(generic)])
     if not branches:
