@@ -22,8 +22,9 @@ Conventions for ``events``:
   ``execveat`` exits, and ``procexit`` rows from ``sched_process_exit``;
 * typed shell input (fcap extension) appears as ``shell_line`` rows, and input
   withheld because the terminal's echo was off as ``shell_line_withheld``;
-* ``a0``..``a5`` are the raw syscall arguments as read at syscall entry
-  (pointers included), so any Falco parameter can be derived; decoded values
+* ``a0``..``a5`` are the raw syscall arguments as passed (read from the
+  saved user registers at exit; at entry for execve/execveat), pointers
+  included, so any Falco parameter can be derived; decoded values
   (strings, socket addresses, argv) have their own typed columns;
 * ``path``/``path2`` hold the path arguments made absolute where the kernel
   gave enough to do so (cwd or dirfd known); ``path_raw``/``path2_raw`` keep
