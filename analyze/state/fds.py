@@ -302,13 +302,19 @@ def _write(con: Any, res: fdstream.Result) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
     cols = "rid, ts, ev_tid, changed, " + ", ".join(ATTRS)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE fc_fdrec AS SELECT {cols} FROM fc_fdatt WHERE k = 1")
+    # the final rows stay where they are: the chained rows' own attributes move out
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE fc_fdown AS SELECT * FROM fc_fdatt WHERE k <> 1;"
+        "DELETE FROM fc_fdatt WHERE k <> 1;"
+        "DROP TABLE IF EXISTS fc_fdrec; ALTER TABLE fc_fdatt RENAME TO fc_fdrec"
+    )
     if len(res.chained_rid):
         # attribute a of resolved row x is the attribute a of row src[x, a] (own, or a source's)
         need = np.unique(res.src[res.src != fdstream.NO_RID])
         con.register("fc_need_arrow", pa.table({"rid": pa.array(need)}))
         att = con.sql(
-            f"SELECT a.rid, {', '.join('a.' + c for c in ATTRS)} FROM fc_fdatt a "
+            f"SELECT a.rid, {', '.join('a.' + c for c in ATTRS)} FROM "
+            "(SELECT * FROM fc_fdrec UNION ALL SELECT * FROM fc_fdown) a "
             "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
         ).to_arrow_table()
         con.unregister("fc_need_arrow")
@@ -317,7 +323,7 @@ def _write(con: Any, res: fdstream.Result) -> None:
         crid = res.chained_rid[keep]  # ascending
         con.register("fc_need_arrow", pa.table({"rid": pa.array(crid)}))
         own = con.sql(
-            "SELECT a.rid, a.ts, a.ev_tid, a.changed FROM fc_fdatt a "
+            "SELECT a.rid, a.ts, a.ev_tid, a.changed FROM fc_fdown a "
             "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
         ).to_arrow_table()
         con.unregister("fc_need_arrow")
@@ -331,6 +337,6 @@ def _write(con: Any, res: fdstream.Result) -> None:
             idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
             out[a] = att.column(a).take(pa.array(idx, mask=s == fdstream.NO_RID))
         con.register("fc_chained_arrow", pa.table(out))
-        con.execute(f"INSERT INTO fc_fdrec SELECT {cols} FROM fc_chained_arrow")
+        con.execute(f"INSERT INTO fc_fdrec BY NAME SELECT {cols}, 1::TINYINT AS k FROM fc_chained_arrow")
         con.unregister("fc_chained_arrow")
-    con.execute("DROP TABLE fc_fdatt; DROP TABLE fc_snapfd")
+    con.execute("DROP TABLE fc_fdown; DROP TABLE fc_snapfd")
