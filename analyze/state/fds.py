@@ -107,8 +107,6 @@ _FTS = f"""CASE
 
 _ARG_FD = "('pipe', 'pipe2', 'connect', 'sendto', 'sendmsg', 'bind', 'listen')"
 _DUPS = "('dup', 'dup2', 'dup3', 'fcntl')"
-_FDEV = ("('socket', 'accept', 'accept4', 'connect', 'bind', 'listen', 'dup', 'dup2', 'dup3', "
-         "'fcntl', 'sendto', 'sendmsg')")
 #: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6,
 #: rfd = the record's descriptor, sfd = a dup's source descriptor.
 record_sql = (
@@ -135,20 +133,30 @@ def _l4(sock_type: str, l4: str) -> str:
     )
 
 
-def _build_attributes(con: Any) -> None:
-    """``fc_fdatt``: attributes of every record row (k: 1 final, 3 dup, 4 update) by rid."""
+def _build_attributes(con: Any, ev: Events) -> None:
+    """``fc_fdatt``: attributes of every record row (k: 1 final, 3 dup, 4 update) by rid.
+
+    The rows are picked by the record classes numpy already holds (a registered
+    column positionally joined), not by re-evaluating them in SQL.
+    """
     creates = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _CREATES.items())
+    con.register("fc_kind_arrow", pa.table({"k": pa.array((ev.rec["rk"] & 7).astype(np.int8))}))
     con.execute(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE fc_fdev AS
         SELECT p.rowid AS rid, x.ts, x.tid, CAST(x.syscall AS VARCHAR) AS syscall, x.res,
-               x.a0, x.a1, x.a2, x.a3, x.fd, CAST(x.path AS VARCHAR) AS path,
+               x.a0, x.a1, x.a2, x.a3, x.flags_aux, x.fd, CAST(x.path AS VARCHAR) AS path,
+               CAST(x.path_raw AS VARCHAR) AS path_raw,
                x.sock_family, x.sock_type, x.l4proto, CAST(x.laddr AS VARCHAR) AS laddr,
                x.lport, CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
                CAST(x.unix_path AS VARCHAR) AS unix_path
-        FROM fc_raw x POSITIONAL JOIN fc_pos p
-        WHERE {_in(_FDEV, "x.syscall")} OR {_in(_CREATES_IN, "x.syscall")};
-
+        FROM fc_raw x POSITIONAL JOIN fc_pos p POSITIONAL JOIN fc_kind_arrow m
+        WHERE m.k = 1 OR m.k = 3 OR m.k = 4
+        """
+    )
+    con.unregister("fc_kind_arrow")
+    con.execute(
+        f"""
         CREATE OR REPLACE TEMP TABLE fc_snapfd AS
         SELECT -row_number() OVER (ORDER BY i.pkey, f.fd, f.name) AS rid, i.pkey, f.*
         FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap';
@@ -171,13 +179,12 @@ def _build_attributes(con: Any) -> None:
         FROM fc_snapfd f
         UNION ALL
         -- open family (most rows: read straight from the capture)
-        SELECT p.rowid, 1, x.ts, x.tid, false,
-               CASE WHEN ({_open_flags("x.")} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
-               CAST(x.path AS VARCHAR), CAST(coalesce(x.path_raw, x.path) AS VARCHAR),
-               {_open_flags("x.")}, ({_open_flags("x.")} & {O_CLOEXEC}) <> 0,
+        SELECT rid, 1, ts, tid, false,
+               CASE WHEN ({_open_flags()} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
+               path, coalesce(path_raw, path),
+               {_open_flags()}, ({_open_flags()} & {O_CLOEXEC}) <> 0,
                NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL
-        FROM fc_raw x POSITIONAL JOIN fc_pos p
-        WHERE {_in(_OPENS, "x.syscall")} AND x.res >= 0
+        FROM fc_fdev WHERE syscall IN {_OPENS} AND res >= 0
         UNION ALL
         -- socket
         SELECT rid, 1, ts, tid, false, {_family_type("a0")}, '', '', a1,
@@ -280,7 +287,7 @@ def _instances(con: Any) -> fdstream.Instances:
 
 def build(con: Any, ev: Events) -> None:
     """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_pos / the process tables)."""
-    _build_attributes(con)
+    _build_attributes(con, ev)
     chained = con.sql(
         "SELECT rid, " + ", ".join(f"{a} IS NOT NULL AS {a}" for a in ATTRS)
         + " FROM fc_fdatt WHERE k IN (3, 4) ORDER BY rid"

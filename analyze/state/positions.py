@@ -190,14 +190,23 @@ def _ckeys(con: Any, t: pa.Table, cids: list[str]) -> np.ndarray:
 
 
 def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fc_chain.cid, pkey) per row: the chain interval of (pid, ts); 0 when none."""
-    ch = con.sql("SELECT pid, s, cid, pkey FROM fc_chain ORDER BY pid, s, cid").to_arrow_table()
-    cpid = _col(ch, "pid", np.int64)
-    cs = _col(ch, "s", np.int64)
-    ccid = _col(ch, "cid", np.int64)
-    cpk = _col(ch, "pkey", np.int64)
-    i = keys.asof(cpid, cs, pid, ts)
-    hit = i >= 0
-    cid = np.where(hit, ccid[np.maximum(i, 0)], 0)
-    pkey = np.where(hit, cpk[np.maximum(i, 0)], 0)
+    """(fc_chain.cid, pkey) per row: the chain interval of (pid, ts); 0 when none.
+
+    DuckDB's ASOF join (parallel) over the registered numpy columns; the rows
+    carry their position, so the result is scattered back into scan order.
+    """
+    n = len(pid)
+    con.register("fc_q_arrow", pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)),
+                                         "pid": pa.array(pid.astype(np.int32, copy=False)),
+                                         "ts": pa.array(ts)}))
+    t = con.sql(
+        "SELECT q.pos, c.cid, c.pkey FROM fc_q_arrow q "
+        "ASOF JOIN fc_chain c ON c.pid = q.pid AND q.ts >= c.s"
+    ).to_arrow_table()
+    con.unregister("fc_q_arrow")
+    pos = _col(t, "pos", np.int64)
+    cid = np.zeros(n, np.int64)
+    pkey = np.zeros(n, np.int64)
+    cid[pos] = _col(t, "cid", np.int64)
+    pkey[pos] = _col(t, "pkey", np.int64)
     return cid, pkey
