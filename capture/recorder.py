@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from fcap.capture.decode import decode
+from fcap.capture.decode import Workspace, decode
 from fcap.capture.drainer import Drainer
 from fcap.capture.filters import cgroup_ids_for, snapshot_descendants
 from fcap.capture.probe import Probe, ProbeConfig, check_prerequisites
@@ -58,6 +58,7 @@ class Recorder(RecorderTables):
         self._cg_filter: set[int] = set()
         self.shell_lost = 0
         self._unresolved: set[int] = set()
+        self._work = Workspace()  # decode's scratch arrays, reused batch after batch
 
     # --- start ----------------------------------------------------------------
 
@@ -130,18 +131,21 @@ class Recorder(RecorderTables):
     # --- loop -----------------------------------------------------------------
 
     def _decode_write(self, parts: list[Records]) -> int:
-        recs = merge_records(parts)
-        n = len(recs.starts)
-        if n == 0:
-            return 0
-        batch = decode(recs, boot_offset_ns=self.boot_offset_ns, containers=self._container_ids)
-        if self.opts.max_events is not None:
-            left = self.opts.max_events - self.events
-            if batch.num_rows > left:
-                batch = batch.slice(0, max(left, 0))
-        self.writer.write(batch)
-        self.events += batch.num_rows
-        return batch.num_rows
+        """Decode and write drained records (one batch per part); rows written."""
+        written = 0
+        for recs in parts:
+            if len(recs.starts) == 0:
+                continue
+            batch = decode(recs, boot_offset_ns=self.boot_offset_ns,
+                           containers=self._container_ids, work=self._work)  # fmt: skip
+            if self.opts.max_events is not None:
+                left = self.opts.max_events - self.events
+                if batch.num_rows > left:
+                    batch = batch.slice(0, max(left, 0))
+            self.writer.write(batch)
+            self.events += batch.num_rows
+            written += batch.num_rows
+        return written
 
     def run(self) -> RecordResult:
         """Record until stopped; always closes the writer (keeping what was flushed)."""
@@ -166,7 +170,10 @@ class Recorder(RecorderTables):
                     now - last_decode >= o.batch_ms / 1000
                 ):
                     parts = drainer.take()
-                    self._decode_write(parts)
+                    try:
+                        self._decode_write(parts)
+                    finally:
+                        drainer.release(parts)
                     parts, last_decode = [], now
                 if self.shell is not None:
                     self._drain_shell()

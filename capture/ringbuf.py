@@ -117,17 +117,29 @@ class RingBuffer:
         """Bytes between the consumer and producer positions."""
         return int(self._prod[0]) - int(self._cons[0])
 
-    def drain(self, max_bytes: int | None = None) -> Records:
-        """Copy out every complete record and release their space to the producer."""
+    def drain(self, max_bytes: int | None = None, out: np.ndarray | None = None) -> Records:
+        """Copy out every complete record and release their space to the producer.
+
+        With ``out`` (a uint8 array, e.g. free space of a reused buffer) the
+        bytes are copied into it instead of fresh memory, at most ``len(out)``
+        of them; the records found then lie in ``out``, and bytes after
+        ``consumed`` are scratch the caller may overwrite.
+        """
         cons = int(self._cons[0])
         prod = int(self._prod[0])
         n = prod - cons
         if max_bytes is not None:
             n = min(n, max_bytes)
+        if out is not None:
+            n = min(n, len(out))
         if n <= 0:
             return find_records(np.zeros(0, dtype=np.uint8))
         start = cons & self.mask
-        buf = self._data[start : start + n].copy()
+        if out is None:
+            buf = self._data[start : start + n].copy()
+        else:
+            buf = out[:n]
+            np.copyto(buf, self._data[start : start + n])
         recs = find_records(buf)
         if recs.consumed:
             self._cons[0] = cons + recs.consumed
