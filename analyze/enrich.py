@@ -39,12 +39,13 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
     ``timings``, when given, receives the seconds spent per stage.
     """
     state: dict[str, Any] = {}
+    sub: dict[str, float] = {}
 
     def _positions(c: Any) -> None:
         state["ev"] = positions.build(c, fds.record_sql)
 
     def _fds(c: Any) -> None:
-        fds.build(c, state["ev"])
+        fds.build(c, state["ev"], sub)
 
     def _view(c: Any) -> None:
         ts = state["ev"].ts
@@ -63,6 +64,8 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
         fn(con)
         if timings is not None:
             timings[name] = time.perf_counter() - t0
+    if timings is not None:
+        timings.update(sub)
     state.clear()
 
 

@@ -29,6 +29,7 @@ record attributes (``fc_fdatt``) and the final tables.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -285,9 +286,14 @@ def _instances(con: Any) -> fdstream.Instances:
     return fdstream.Instances(parent=parent, fork_ts=fork_ts)
 
 
-def build(con: Any, ev: Events) -> None:
-    """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_pos / the process tables)."""
+def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None:
+    """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_pos / the process tables).
+
+    ``timings``, when given, receives the seconds of each sub-step (``fds.*``).
+    """
+    t = _Timer(timings)
     _build_attributes(con, ev)
+    t("fds.attributes")
     chained = con.sql(
         "SELECT rid, " + ", ".join(f"{a} IS NOT NULL AS {a}" for a in ATTRS)
         + " FROM fc_fdatt WHERE k IN (3, 4) ORDER BY rid"
@@ -295,11 +301,28 @@ def build(con: Any, ev: Events) -> None:
     own = np.stack(
         [chained.column(a).to_numpy(zero_copy_only=False).astype(bool) for a in ATTRS], axis=1
     ) if chained.num_rows else np.zeros((0, len(ATTRS)), bool)
+    snap, inst = _snapshot(con), _instances(con)
+    t("fds.inputs")
     res = fdstream.resolve(
-        ev, _snapshot(con), _instances(con),
-        chained_rid=chained.column("rid").to_numpy().astype(np.int64), chained_own=own,
+        ev, snap, inst, chained_rid=chained.column("rid").to_numpy().astype(np.int64),
+        chained_own=own, timer=t,
     )
     _write(con, res)
+    t("fds.write")
+
+
+class _Timer:
+    """Adds the seconds since the previous call under a name (no-op without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.t
+        self.t = now
 
 
 def _write(con: Any, res: fdstream.Result) -> None:

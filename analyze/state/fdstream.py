@@ -20,6 +20,7 @@ close-on-exec records die at the next exec of the instance that holds them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,13 +253,16 @@ class _Resolver:
 
 
 def resolve(ev: Events, snap: Snapshot, inst: Instances, *, chained_rid: np.ndarray,
-            chained_own: np.ndarray) -> Result:
+            chained_own: np.ndarray, timer: Callable[[str], None] = lambda _: None) -> Result:
     """Every event's descriptor record id, and the attribute sources of dup/update rows."""
     rec = _Records(ev, snap)
     st = _Stream(ev, rec)
+    timer("fds.stream")
     rv = _Resolver(ev, rec, st, inst)
     src_ch, ch = _resolve_chained(rv, chained_rid, chained_own)
+    timer("fds.chained")
     rid = _events(rv)
+    timer("fds.events")
     src = np.where(src_ch >= 0, rec.rid[np.maximum(src_ch, 0)], NO_RID)
     return Result(event_rid=rid, chained_rid=rec.rid[ch], src=src, unknown=rec.unknown[ch])
 
