@@ -1,10 +1,11 @@
 """Benchmark: build the enriched events relation for >= 10M synthetic events.
 
 Prints, per DuckDB thread count (1 and 2): the seconds of each stage of
-``fcap.analyze.enrich.build`` (processes, fds, users, containers, events keys,
-view), events/s of the whole build, events/s of one full pass over the view
+``fcap.analyze.enrich.build`` (processes, users, containers, positions, fds and
+its sub-steps ``fds.*``, view), events/s of the whole build, events/s of one full pass over the view
 reading the columns rules use most (proc.name/pname/cmdline/aname[2], fd.name,
-user.name, container.id), and the peak resident memory of the process.
+user.name, container.id), and the peak resident memory of the process after
+the build and after that pass.
 Baseline in the same run: the bare ASOF join of events to the process-chain
 table (the cost floor measured in perf-anchors 2d). Target: >= 5M events/s.
 
