@@ -21,7 +21,9 @@ over whole columns.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from fcap.analyze.fields.columns import columns
@@ -78,28 +80,56 @@ def _hostname(con: Any) -> str | None:
     return row[0] if row else None
 
 
+#: The events view's joins, by the alias its column expressions use.
+_JOINS = {
+    "c": "LEFT JOIN fc_chain c ON c.cid = e.cid",
+    "r": "LEFT JOIN fc_fdrec r ON r.rid = e.rid",
+    "u": "LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.ckey = e.ckey",
+    "lu": "LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.ckey = e.ckey",
+    "g": "LEFT JOIN fc_groups g ON g.gid = coalesce(e.egid, e.gid) AND g.ckey = e.ckey",
+    "k": "LEFT JOIN fc_cont k ON k.ckey = e.ckey",
+    "cg": "LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id",
+}
+
+
 def _build_view(con: Any, first_ts: int) -> None:
-    cols = columns(first_ts, _hostname(con))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE fc_viewmeta AS SELECT {int(first_ts)}::BIGINT AS first_ts")
+    build_view(con)
+
+
+def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = None) -> None:
+    """(Re)create an events view over the state tables :func:`build` made.
+
+    ``fields=None`` gives the full ``events`` view. Otherwise only those Falco
+    field columns (names as in :func:`view_columns`) are defined, next to
+    ``evt_num``, ``evt_type``, the raw columns and ``cfull``, and the view
+    only has the joins they read: DuckDB does not prune unused LEFT JOINs, so
+    a query of a few columns over the full view still builds every join's hash
+    table (the descriptor records' is the large one).
+    """
+    rows = con.execute("SELECT first_ts FROM fc_viewmeta").fetchall()
+    cols = columns(int(rows[0][0]) if rows else 0, _hostname(con))
+    if fields is not None:
+        wanted = list(dict.fromkeys(fields))
+        unknown = [f for f in wanted if f not in cols]
+        if unknown:
+            raise ValueError(f"not an events field column: {', '.join(unknown)}")
+        cols = {f: cols[f] for f in wanted}
+    used = {a for sql in cols.values() for a in re.findall(r"\b(c|r|u|lu|g|k|cg)\.", sql)}
+    joins = "\n        ".join(j for a, j in _JOINS.items() if a in used)
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
-    sel = ",\n  ".join(f"{sql} AS {name}" for name, sql in cols.items())
+    sel = "".join(f",\n  {sql} AS {col}" for col, sql in cols.items())
     con.execute(
         f"""
-        CREATE OR REPLACE VIEW events AS
-        SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id, e.cfull,
-          {sel}
+        CREATE OR REPLACE VIEW {name} AS
+        SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id, e.cfull{sel}
         FROM (SELECT k.evt_num, k.evt_deltatime, ck.cfull, k.ckey, k.cid, f.rid,
                      CAST(x.syscall AS VARCHAR) AS evt_type,
                      x.container_id AS raw_container_id, {raw_x}
               FROM fc_raw x POSITIONAL JOIN fc_pos k POSITIONAL JOIN fc_rid f
               LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey) e
-        LEFT JOIN fc_chain c ON c.cid = e.cid
-        LEFT JOIN fc_fdrec r ON r.rid = e.rid
-        LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.ckey = e.ckey
-        LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.ckey = e.ckey
-        LEFT JOIN fc_groups g ON g.gid = coalesce(e.egid, e.gid) AND g.ckey = e.ckey
-        LEFT JOIN fc_cont k ON k.ckey = e.ckey
-        LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id
+        {joins}
         """
     )
 
