@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections import deque
 
 import numpy as np
@@ -30,8 +31,11 @@ from fcap.capture.ringbuf import Records, RingBuffer
 
 #: Smallest chunk (bytes); a chunk also holds at least one whole ring.
 CHUNK_BYTES = 64 << 20
-#: Free chunks kept for reuse beyond the two a steady recording needs.
-SPARE_CHUNKS = 2
+#: Free chunks kept for reuse (a steady recording cycles through two or three; a
+#: recorder that fell behind needs more for a while, and fresh chunks are costly).
+SPARE_CHUNKS = 6
+#: Room below which the current chunk is closed and the next one started.
+MIN_ROOM = 1 << 20
 
 
 class Chunk:
@@ -87,6 +91,9 @@ class Drainer(threading.Thread):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self.error: BaseException | None = None
+        self.peak_fill = 0.0  # highest share of a ring found pending at a drain
+        self.max_gap_s = 0.0  # longest time between two drains (scheduling, GIL)
+        self._last = 0.0
 
     def run(self) -> None:
         with contextlib.suppress(OSError, AttributeError):
@@ -99,12 +106,11 @@ class Drainer(threading.Thread):
             self.error = err
 
     def _chunk_for(self, need: int) -> Chunk:
-        """The chunk to copy ``need`` bytes into (a new one when the current is full)."""
+        """The chunk to copy into: the current one while ``need`` bytes fit, else the next."""
         cur = self._cur
         if cur is not None and cur.free >= need:
             return cur
-        if cur is not None and cur.fill:
-            self._full.append(cur)
+        self._close_current()
         cur = next((c for c in self._spare if len(c.mem) >= need), None)
         if cur is not None:
             self._spare.remove(cur)
@@ -113,19 +119,41 @@ class Drainer(threading.Thread):
         self._cur = cur
         return cur
 
+    def _close_current(self) -> None:
+        if self._cur is not None and self._cur.fill:
+            self._full.append(self._cur)
+            self._cur = None
+
     def drain_once(self) -> None:
-        """Copy what the rings hold (unless the memory bound is reached)."""
+        """Copy what the rings hold (unless the memory bound is reached).
+
+        A ring's records fill the current chunk up to its end and go on in
+        the next one, so chunks are used whole and a steady recording cycles
+        through the same two or three.
+        """
+        now = time.monotonic()
+        if self._last:
+            self.max_gap_s = max(self.max_gap_s, now - self._last)
+        self._last = now
         with self._lock:
-            if self._bytes >= self.max_bytes:
-                return
             for ring in self.rings:
                 pending = ring.pending()
-                if pending <= 0:
-                    continue
-                chunk = self._chunk_for(pending)
-                before = chunk.fill
-                self._rows += chunk.drain(ring)
-                self._bytes += chunk.fill - before
+                if pending > 0:
+                    self.peak_fill = max(self.peak_fill, pending / ring.size)
+                while pending > 0 and self._bytes < self.max_bytes:
+                    chunk = self._chunk_for(min(pending, MIN_ROOM))
+                    room = chunk.free
+                    before = chunk.fill
+                    self._rows += chunk.drain(ring)
+                    got = chunk.fill - before
+                    self._bytes += got
+                    if got == 0:  # the first record is busy, or larger than the room left
+                        if before == 0 or pending <= room:
+                            break
+                        self._close_current()
+                    elif chunk.free >= MIN_ROOM:
+                        break  # everything complete was copied
+                    pending = ring.pending()
 
     @property
     def pending_rows(self) -> int:

@@ -49,6 +49,8 @@ class RecordResult:
     elapsed_s: float
     cpu_s: float
     shell_lost: int = 0  # shell-probe records lost (included in drops_per_cpu[0])
+    ring_peak_fill: float = 0.0  # highest share of a ring buffer found pending by a drain
+    drain_gap_s: float = 0.0  # longest time between two drains
 
     @property
     def drops_total(self) -> int:

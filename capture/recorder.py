@@ -32,7 +32,7 @@ from fcap.capture.drainer import Drainer
 from fcap.capture.filters import cgroup_ids_for, snapshot_descendants
 from fcap.capture.probe import Probe, ProbeConfig, check_prerequisites
 from fcap.capture.record_types import RecordOptions, RecordResult, merge_records
-from fcap.capture.recorder_tables import RecorderTables, cpu_seconds
+from fcap.capture.recorder_tables import RecorderTables, cpu_seconds, keep_freed_memory
 from fcap.capture.ringbuf import Records, RingBuffer
 
 from fcap.errors import CaptureError
@@ -115,6 +115,7 @@ class Recorder(RecorderTables):
             raise
         if o.shell:
             self._start_shell()
+        keep_freed_memory()
         self._t0 = time.monotonic()
         self._cpu0 = cpu_seconds()
 
@@ -194,6 +195,7 @@ class Recorder(RecorderTables):
             error = err
         drainer.stop()
         result = self._finish(status)
+        result.ring_peak_fill, result.drain_gap_s = drainer.peak_fill, drainer.max_gap_s
         if error is not None:
             raise error
         return result

@@ -59,8 +59,13 @@ def _chain(cand: np.ndarray, nxt: np.ndarray, end: int) -> np.ndarray:
     return np.flatnonzero(reached[:m])
 
 
-def find_records(buf: np.ndarray, magic: int = FCAP_MAGIC) -> Records:
-    """Find the complete records in ``buf`` (bytes copied from consumer to producer)."""
+def find_records(buf: np.ndarray, magic: int = FCAP_MAGIC,
+                 scratch: np.ndarray | None = None) -> Records:
+    """Find the complete records in ``buf`` (bytes copied from consumer to producer).
+
+    ``scratch`` (bool, reused by the caller) holds the magic test of every
+    8-byte position when it is large enough, instead of fresh memory.
+    """
     n = len(buf)
     empty = np.zeros(0, dtype=np.int64)
     if n < HDR + 4:
@@ -68,7 +73,9 @@ def find_records(buf: np.ndarray, magic: int = FCAP_MAGIC) -> Records:
     nwords = n // 4
     words = buf[: nwords * 4].view(np.uint32)
     # candidate record starts p (8-aligned): word at p+8 is the magic
-    cand = np.flatnonzero(words[2::2] == magic).astype(np.int64) * 8
+    at = words[2::2]
+    out = scratch[: len(at)] if scratch is not None and len(scratch) >= len(at) else None
+    cand = np.flatnonzero(np.equal(at, magic, out=out)).astype(np.int64) * 8
     if len(cand) == 0 or cand[0] != 0:
         # the first record may be busy (not yet written) or not ours
         first_len = int(words[0])
@@ -112,6 +119,7 @@ class RingBuffer:
         self._cons = np.frombuffer(self._cons_map, dtype=np.uint64, count=1)
         self._prod = np.frombuffer(self._prod_map, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._prod_map, dtype=np.uint8, offset=page)
+        self._scratch = np.empty(size // 8 + 1, bool)  # find_records' magic test, reused
 
     def pending(self) -> int:
         """Bytes between the consumer and producer positions."""
@@ -140,7 +148,7 @@ class RingBuffer:
         else:
             buf = out[:n]
             np.copyto(buf, self._data[start : start + n])
-        recs = find_records(buf)
+        recs = find_records(buf, scratch=getattr(self, "_scratch", None))
         if recs.consumed:
             self._cons[0] = cons + recs.consumed
         return recs

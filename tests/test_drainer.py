@@ -77,7 +77,10 @@ def test_ring_drain_across_the_wraparound() -> None:
     assert seen == [1000 + i for i in range(40)]
 
 
-def test_drainer_chunks_hold_the_batches_in_order_and_are_reused() -> None:
+@pytest.mark.parametrize("min_room", [dr.MIN_ROOM, 512])
+def test_drainer_chunks_hold_the_batches_in_order_and_are_reused(monkeypatch, min_room) -> None:
+    """Small chunks: several per take; a small MIN_ROOM: a drain fills a chunk and goes on."""
+    monkeypatch.setattr(dr, "MIN_ROOM", min_room)
     ring = FakeRing(1 << 16)
     drain = dr.Drainer([ring], poll_s=1.0)
     work = Workspace()
@@ -101,6 +104,8 @@ def test_drainer_chunks_hold_the_batches_in_order_and_are_reused() -> None:
     assert [r[1] for r in rows] == [1000 + i for i in range(180)]
     assert [r[2] for r in rows] == [f"/data/file-{i}" for i in range(180)]
     assert len(buffers) == 1  # one chunk at a time: taken, released, filled again
+    if min_room < 4096:  # chunks were filled to (nearly) their end
+        assert max(len(p.buf) for p in parts) > 4096 - min_room
 
 
 def test_consecutive_batches_do_not_alias_reused_memory() -> None:
