@@ -37,6 +37,9 @@ from fcap.capture.ringbuf import Records, RingBuffer
 
 from fcap.errors import CaptureError
 
+#: GIL switch interval while recording (the default is 5 ms).
+SWITCH_INTERVAL_S = 0.0005
+
 
 class Recorder(RecorderTables):
     """One recording session (use :meth:`start`, :meth:`run`, or :func:`record`)."""
@@ -153,6 +156,11 @@ class Recorder(RecorderTables):
         o = self.opts
         status = not o.quiet and sys.stderr.isatty()
         drainer = Drainer(self.rings, o.poll_ms / 1000)
+        # the drain thread gives the GIL up in every numpy call and then waits up to the
+        # switch interval (5 ms) to get it back from the decoding thread, a dozen times a
+        # drain: a shorter interval keeps the rings from filling meanwhile
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         drainer.start()
         parts: list[Records] = []
         last_decode = last_flush = last_status = time.monotonic()
@@ -194,6 +202,7 @@ class Recorder(RecorderTables):
         except BaseException as err:  # disk full, Ctrl-C twice...: keep what was flushed
             error = err
         drainer.stop()
+        sys.setswitchinterval(switch)
         result = self._finish(status)
         result.ring_peak_fill, result.drain_gap_s = drainer.peak_fill, drainer.max_gap_s
         if error is not None:
