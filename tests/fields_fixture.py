@@ -53,6 +53,23 @@ class Raw:
             con.unregister("fx_side")
 
 
+def bash_world() -> Raw:
+    """init (pid 1) and a bash (pid 100) with a terminal on fds 0, 1 and 255 (close-on-exec)
+    and a connected TCP socket on fd 7, from the start snapshot."""
+    cloexec = 0o2000000
+    r = Raw()
+    r.add("processes", pid=1, ppid=0, comm="systemd", exe="/sbin/init", argv=["/sbin/init"],
+          exepath="/usr/lib/systemd/systemd", start_ts=10)
+    r.add("processes", pid=100, ppid=1, comm="bash", exe="bash", exepath="/usr/bin/bash",
+          argv=["bash"], start_ts=20)
+    r.add("fds", pid=100, fd=0, type="file", name="/dev/pts/1", flags=2)
+    r.add("fds", pid=100, fd=1, type="file", name="/dev/pts/1", flags=2)
+    r.add("fds", pid=100, fd=255, type="file", name="/dev/pts/1", flags=2 | cloexec)
+    r.add("fds", pid=100, fd=7, type="ipv4", name="10.0.0.5:40000->1.2.3.4:443",
+          sock_family=2, l4proto=6, laddr="10.0.0.5", lport=40000, raddr="1.2.3.4", rport=443)
+    return r
+
+
 def build(raw: Raw) -> duckdb.DuckDBPyConnection:
     """A connection with raw tables from ``raw`` and the enriched ``events`` view."""
     from fcap.analyze import enrich

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from fields_fixture import Raw, build, fields
-
-O_CLOEXEC = 0o2000000
-
-
-def _world() -> Raw:
-    r = Raw()
-    r.add("processes", pid=1, ppid=0, comm="systemd", exe="/sbin/init", argv=["/sbin/init"],
-          exepath="/usr/lib/systemd/systemd", start_ts=10)
-    r.add("processes", pid=100, ppid=1, comm="bash", exe="bash", exepath="/usr/bin/bash",
-          argv=["bash"], start_ts=20)
-    r.add("fds", pid=100, fd=0, type="file", name="/dev/pts/1", flags=2)
-    r.add("fds", pid=100, fd=255, type="file", name="/dev/pts/1", flags=2 | O_CLOEXEC)
-    r.add("fds", pid=100, fd=7, type="ipv4", name="10.0.0.5:40000->1.2.3.4:443",
-          sock_family=2, l4proto=6, laddr="10.0.0.5", lport=40000, raddr="1.2.3.4", rport=443)
-    return r
+from fields_fixture import bash_world, build, fields
 
 
 def test_grandchild_sees_what_its_parent_had_at_its_fork() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("clone", 300, res=0, ppid=100, comm="bash")
     r.ev("clone", 400, res=0, ppid=300, comm="bash")
     r.ev("close", 300, res=0, ppid=100, a0=7, fd=7)  # after the grandchild's fork
@@ -40,7 +25,7 @@ def test_grandchild_sees_what_its_parent_had_at_its_fork() -> None:
 
 
 def test_close_on_exec_dies_at_the_exec_of_the_holder_or_an_ancestor() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("clone", 300, res=0, ppid=100, comm="bash")
     r.ev("read", 300, res=1, ppid=100, a0=255, fd=255)  # before the exec: still open
     r.ev("dup2", 300, res=5, ppid=100, a0=255, a1=5, fd=5)  # the copy has no O_CLOEXEC
@@ -63,7 +48,7 @@ def test_close_on_exec_dies_at_the_exec_of_the_holder_or_an_ancestor() -> None:
 
 
 def test_exec_before_the_fork_is_not_inherited() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("execve", 100, res=0, ppid=1, comm="zsh", exe="/bin/zsh", argv=["zsh"])
     r.ev("clone", 300, res=0, ppid=100, comm="zsh")
     r.ev("read", 300, res=1, ppid=100, a0=255, fd=255)

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from fields_fixture import Raw, build, fields
+from fields_fixture import bash_world, build, fields
 
 O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC, O_DIRECTORY = 1, 0o100, 0o1000, 0o2000000, 0o200000
 FD_COLS = ["evt.type", "fd.num", "fd.name", "fd.type", "fd.typechar", "fd.directory",
            "fd.filename"]
 
 
-def _world() -> Raw:
-    r = Raw()
-    r.add("processes", pid=1, ppid=0, comm="systemd", exe="/sbin/init", argv=["/sbin/init"],
-          exepath="/usr/lib/systemd/systemd", start_ts=10)
-    r.add("processes", pid=100, ppid=1, comm="bash", exe="bash", exepath="/usr/bin/bash",
-          argv=["bash"], start_ts=20)
-    r.add("fds", pid=100, fd=0, type="file", name="/dev/pts/1", flags=2)
-    r.add("fds", pid=100, fd=1, type="file", name="/dev/pts/1", flags=2)
-    r.add("fds", pid=100, fd=255, type="file", name="/dev/pts/1", flags=2 | O_CLOEXEC)
-    r.add("fds", pid=100, fd=7, type="ipv4", name="10.0.0.5:40000->1.2.3.4:443",
-          sock_family=2, l4proto=6, laddr="10.0.0.5", lport=40000, raddr="1.2.3.4", rport=443)
-    return r
-
-
 def test_open_dup2_write_close_reuse() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("openat", 100, res=3, ppid=1, a0=-100, a2=O_WRONLY | O_CREAT | O_TRUNC,
          path="/var/log/app/out.log", path_raw="out.log", fd=3)
     r.ev("dup2", 100, res=1, ppid=1, a0=3, a1=1, fd=1)
@@ -52,7 +38,7 @@ def test_open_dup2_write_close_reuse() -> None:
 
 
 def test_snapshot_fds_and_close() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("write", 100, res=3, ppid=1, a0=1, fd=1)
     r.ev("sendto", 100, res=10, ppid=1, a0=7, fd=7)
     r.ev("close", 100, res=0, ppid=1, a0=1, fd=1)
@@ -68,7 +54,7 @@ def test_snapshot_fds_and_close() -> None:
 
 
 def test_fork_inherits_socket_and_table_at_fork_time() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("socket", 100, res=4, ppid=1, a0=2, a1=1, a2=0, fd=4)
     r.ev("connect", 100, res=0, ppid=1, fd=4, a0=4, sock_family=2, l4proto=6,
          laddr="10.0.0.5", lport=51000, raddr="93.184.216.34", rport=80)
@@ -100,7 +86,7 @@ def test_fork_inherits_socket_and_table_at_fork_time() -> None:
 
 
 def test_accept_is_server_side_and_dup_chain() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("accept4", 100, res=8, ppid=1, a0=3, a3=0, fd=8, sock_family=10, l4proto=6,
          laddr="::1", lport=22, raddr="::1", rport=60000)
     r.ev("dup", 100, res=9, ppid=1, a0=8, fd=9)
@@ -114,7 +100,7 @@ def test_accept_is_server_side_and_dup_chain() -> None:
 
 
 def test_failed_open_has_the_path_but_no_descriptor() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("openat", 100, res=-2, ppid=1, a0=-100, a2=0, path="/etc/nothere")  # the recorder keeps no fd for a failed open
     con = build(r)
     assert fields(con, ["fd.name", "fd.typechar", "fd.type", "evt.res", "evt.rawres",
@@ -124,7 +110,7 @@ def test_failed_open_has_the_path_but_no_descriptor() -> None:
 
 
 def test_sendto_with_destination_changes_name() -> None:
-    r = _world()
+    r = bash_world()
     r.ev("socket", 100, res=4, ppid=1, a0=2, a1=2, a2=17, fd=4)
     r.ev("sendto", 100, res=10, ppid=1, fd=4, a0=4, sock_family=2, l4proto=17,
          laddr="10.0.0.5", lport=5353, raddr="8.8.8.8", rport=53)
@@ -144,7 +130,7 @@ def test_dup_chain_in_a_forked_shell() -> None:
     dup2(3,1), close(3), dup2(1,2), dup2(1,0): the later dups copy fd 1 as the
     first dup2 left it (the socket), not the terminal inherited at the fork.
     """
-    r = _world()
+    r = bash_world()
     r.ev("clone", 300, res=0, ppid=100, comm="bash")
     r.ev("socket", 300, res=3, ppid=100, a0=2, a1=1, a2=0, fd=3)
     r.ev("connect", 300, res=0, ppid=100, fd=3, a0=3, sock_family=2, l4proto=6,
@@ -171,7 +157,7 @@ def test_dup_chain_in_a_forked_shell() -> None:
 
 def test_long_dup_chain_across_forks() -> None:
     """A 60-hop dup chain (each hop closes its source), forked twice on the way."""
-    r = _world()
+    r = bash_world()
     r.ev("openat", 100, res=10, ppid=1, a0=-100, a2=O_WRONLY, path="/var/log/chain.log", fd=10)
     pid, ppid, fd = 100, 1, 10
     expect = []
@@ -207,7 +193,7 @@ def test_long_dup_chain_across_forks() -> None:
 
 def test_update_then_dup_then_update() -> None:
     """connect on a dup'ed socket, then dup2 of it: the copy has the connected state."""
-    r = _world()
+    r = bash_world()
     r.ev("socket", 100, res=3, ppid=1, a0=2, a1=1, a2=0, fd=3)
     r.ev("dup", 100, res=4, ppid=1, a0=3, fd=4)
     r.ev("bind", 100, res=0, ppid=1, fd=4, a0=4, laddr="10.0.0.5", lport=40001)
