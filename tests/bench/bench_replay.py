@@ -65,14 +65,25 @@ def capture(n: int) -> Path:
     return path
 
 
-def worker(path: str, threads: int, rules: str) -> dict:
-    """One measurement in a fresh process (so ru_maxrss is this run's peak)."""
+def timed_replay(con: object, compiled: object) -> tuple[float, float, int, float]:
+    """One replay of ``compiled`` over ``con``'s events: wall s, CPU s, alerts, peak RSS MB."""
     import resource
 
+    from fcap.analyze.engine import ReplayStats, replay
+
+    stats = ReplayStats()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in replay(con, compiled, stats=stats):
+        pass
+    t_replay, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return t_replay, cpu, stats.alerts, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(path: str, threads: int, rules: str) -> dict:
+    """One measurement in a fresh process (so ru_maxrss is this run's peak)."""
     import duckdb
     from fcap.analyze import enrich
     from fcap.analyze.compile import compile_ruleset
-    from fcap.analyze.engine import ReplayStats, replay
     from fcap.analyze.rules import load_rules
     from fcap.capture.reader import open_capture
 
@@ -89,15 +100,10 @@ def worker(path: str, threads: int, rules: str) -> dict:
     t0 = time.perf_counter()
     con.execute("SELECT count(*) FROM events").fetchone()
     t_scan = time.perf_counter() - t0
-    stats = ReplayStats()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in replay(con, compiled, stats=stats):
-        pass
-    t_replay, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t_replay, cpu, alerts, rss = timed_replay(con, compiled)
     return {"events": n, "build_s": t_build, "scan_s": t_scan, "replay_s": t_replay,
             "cpu_s": cpu, "eps": n / t_replay, "eps_with_build": n / (t_replay + t_build),
-            "scan_eps": n / t_scan, "alerts": stats.alerts, "rss_mb": rss,
+            "scan_eps": n / t_scan, "alerts": alerts, "rss_mb": rss,
             "rules_s": t_rules, "rules": len(compiled.rules)}
 
 
@@ -132,29 +138,21 @@ def run(n: int = N_DEFAULT) -> list[dict]:
 
 def engine_worker(db: str, threads: int, rules: str) -> dict:
     """The engine alone over a materialised ``events`` table (no enrichment cost)."""
-    import resource
-
     import duckdb
     from fcap.analyze.compile import compile_ruleset
-    from fcap.analyze.engine import ReplayStats, replay
     from fcap.analyze.rules import load_rules
 
     compiled = compile_ruleset(load_rules([rules]))
     con = duckdb.connect(db, read_only=True)
     con.execute(f"SET threads = {threads}")
     n = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0 = time.perf_counter()
     con.execute("SELECT count(*) FROM events e WHERE e.proc_name IS NOT NULL "
                 "AND e.fd_name IS NOT NULL").fetchone()
     t_scan = time.perf_counter() - t0
-    stats = ReplayStats()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in replay(con, compiled, stats=stats):
-        pass
-    t_replay, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t_replay, cpu, alerts, rss = timed_replay(con, compiled)
     return {"events": n, "replay_s": t_replay, "cpu_s": cpu, "eps": n / t_replay,
-            "scan_eps": n / t_scan, "alerts": stats.alerts, "rss_mb": rss}
+            "scan_eps": n / t_scan, "alerts": alerts, "rss_mb": rss}
 
 
 def engine_table(n: int) -> Path:
