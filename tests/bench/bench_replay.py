@@ -192,7 +192,12 @@ def engine_table(n: int) -> Path:
 
 
 def run_engine(n: int = N_DEFAULT) -> list[dict]:
-    db = engine_table(n)
+    # built in its own process: Linux keeps a process's peak RSS across fork and exec, so a
+    # table built here would become the workers' "peak RSS"
+    out = subprocess.run([sys.executable, __file__, "--engine-table", str(n)],
+                         capture_output=True, text=True, check=True, cwd=REPO)
+    print(out.stdout, end="", flush=True)
+    db = Path(out.stdout.strip().splitlines()[-1])
     print(f"engine only: {db}; load average {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
     for threads in (1, 2):
@@ -223,6 +228,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(REPO))
         print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--engine-table":
+        sys.path.insert(0, str(REPO))
+        print(engine_table(int(sys.argv[2])))
     elif len(sys.argv) > 1 and sys.argv[1] == "--engine-worker":
         sys.path.insert(0, str(REPO))
         print(json.dumps(engine_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
