@@ -136,6 +136,18 @@ static __always_inline void count_drop(void)
         *d += 1;
 }
 
+/* the six x86_64 syscall arguments from the saved user registers: di, si,
+ * dx, r10, r8, r9 (what raw_syscalls:sys_enter reports) */
+static __always_inline void reg_args(char *regs, __u64 *dst)
+{
+    dst[0] = LD64(regs, OFF_regs_di);
+    dst[1] = LD64(regs, OFF_regs_si);
+    dst[2] = LD64(regs, OFF_regs_dx);
+    dst[3] = LD64(regs, OFF_regs_r10);
+    dst[4] = LD64(regs, OFF_regs_r8);
+    dst[5] = LD64(regs, OFF_regs_r9);
+}
+
 /* what bpf_get_current_cgroup_id() returns (task->cgroups->dfl_cgrp->kn->id), inline */
 static __always_inline __u64 cur_cgroup(struct task_struct *tb)
 {
@@ -431,16 +443,10 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
         fill_ctx(&st->ctx, task, now);
     __builtin_memcpy(&s->ev.ppid, &st->ctx.ppid, 14 * 4);
     if (src == ARGS_REGS) {
-        /* x86_64 syscall arguments: di, si, dx, r10, r8, r9 (what
-         * raw_syscalls:sys_enter reports); the kernel leaves them as they were
-         * at entry, except for execve (reset) and rt_sigreturn (restored),
-         * whose arguments are saved at entry (fcap_enter) */
-        s->ev.args[0] = LD64(regs, OFF_regs_di);
-        s->ev.args[1] = LD64(regs, OFF_regs_si);
-        s->ev.args[2] = LD64(regs, OFF_regs_dx);
-        s->ev.args[3] = LD64(regs, OFF_regs_r10);
-        s->ev.args[4] = LD64(regs, OFF_regs_r8);
-        s->ev.args[5] = LD64(regs, OFF_regs_r9);
+        /* the kernel leaves them as they were at entry, except for execve
+         * (reset) and rt_sigreturn (restored), whose arguments are saved at
+         * entry (fcap_enter) */
+        reg_args(regs, s->ev.args);
     } else if (src == ARGS_STATE) {
 #pragma unroll
         for (int i = 0; i < 6; i++)
@@ -646,12 +652,7 @@ int fcap_enter(void *ctx)
     }
     st->nr = nr;
     st->active = 1;
-    st->args[0] = LD64(regs, OFF_regs_di);
-    st->args[1] = LD64(regs, OFF_regs_si);
-    st->args[2] = LD64(regs, OFF_regs_dx);
-    st->args[3] = LD64(regs, OFF_regs_r10);
-    st->args[4] = LD64(regs, OFF_regs_r8);
-    st->args[5] = LD64(regs, OFF_regs_r9);
+    reg_args(regs, st->args);
     return 0;
 }
 
