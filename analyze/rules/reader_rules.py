@@ -128,33 +128,26 @@ class RuleItemsMixin:
             expected.discard(key)
             return True
 
+        def update(ops: set[str], kind: str) -> RuleUpdate:
+            """The keys append and replace share: condition, exceptions, output, desc, tags."""
+            up = RuleUpdate(name, loc)
+            if take(ops, kind, "condition"):
+                up.source = source
+                up.cond = self._val(ctx, item, "condition", "pt")
+            if take(ops, kind, "exceptions"):
+                up.exceptions = self._exceptions(ctx, item, append=kind == "append")
+            if take(ops, kind, "output"):
+                up.output = self._val(ctx, item, "output")
+            if take(ops, kind, "desc"):
+                up.desc = self._val(ctx, item, "desc")
+            if take(ops, kind, "tags"):
+                up.tags = self._tags(ctx, item)
+            return up
+
         if app:
-            up = RuleUpdate(name, loc)
-            if take(app, "append", "condition"):
-                up.source = source
-                up.cond = self._val(ctx, item, "condition", "pt")
-            if take(app, "append", "exceptions"):
-                up.exceptions = self._exceptions(ctx, item, append=True)
-            if take(app, "append", "output"):
-                up.output = self._val(ctx, item, "output")
-            if take(app, "append", "desc"):
-                up.desc = self._val(ctx, item, "desc")
-            if take(app, "append", "tags"):
-                up.tags = self._tags(ctx, item)
-            self.col.append_rule(up, self.field_ok)
+            self.col.append_rule(update(app, "append"), self.field_ok)
         if rep:
-            up = RuleUpdate(name, loc)
-            if take(rep, "replace", "condition"):
-                up.source = source
-                up.cond = self._val(ctx, item, "condition", "pt")
-            if take(rep, "replace", "exceptions"):
-                up.exceptions = self._exceptions(ctx, item, append=False)
-            if take(rep, "replace", "output"):
-                up.output = self._val(ctx, item, "output")
-            if take(rep, "replace", "desc"):
-                up.desc = self._val(ctx, item, "desc")
-            if take(rep, "replace", "tags"):
-                up.tags = self._tags(ctx, item)
+            up = update(rep, "replace")
             if take(rep, "replace", "priority"):
                 up.priority = self._priority(ctx, item)
             for key, attr, kind in (("capture", "capture", "bool"),
