@@ -121,7 +121,7 @@ class _Stream:
         self._pack_params(pk, fd, rank)
         packed = self.pack(pk, fd, rank)
         del pk, fd, rank
-        perm = keys.radix_argsort(packed, keys.bits(int(packed.max())) if len(packed) else 0)
+        perm = np.argsort(packed, kind="stable")
         self.p = packed[perm]
         del packed
         self.kpart = self.p >> self.rb

@@ -51,7 +51,7 @@ def asof(rkey: np.ndarray, rts: np.ndarray, qkey: np.ndarray, qts: np.ndarray) -
         raise OverflowError("time span x keys too large to pack")
     rp = (rd << tb) | rt
     qp = (qi.astype(np.int64) << tb) | (qts - base)
-    order = radix_argsort(qp, tb + bits(len(uk)))
+    order = np.argsort(qp, kind="stable")
     idx = np.searchsorted(rp, qp[order], side="right") - 1
     hit = idx >= 0
     hit[hit] = rd[idx[hit]] == qi[order][hit]
@@ -78,16 +78,3 @@ class Windows:
         has[has] = self.ts[hb[has]] > a[has]
         return has
 
-
-def radix_argsort(packed: np.ndarray, nbits: int) -> np.ndarray:
-    """Stable argsort of non-negative int64 keys below ``2**nbits``.
-
-    LSD radix over 16-bit digits: numpy's stable sort of uint16 is a counting
-    sort, so each pass is linear (several times faster than ``np.argsort``
-    of int64 on 10M keys).
-    """
-    perm = np.arange(len(packed), dtype=np.int64)
-    for shift in range(0, max(nbits, 1), 16):
-        digit = ((packed[perm] >> shift) & 0xFFFF).astype(np.uint16)
-        perm = perm[np.argsort(digit, kind="stable")]
-    return perm
