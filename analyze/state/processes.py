@@ -32,6 +32,8 @@ TS_MAX = 2**62
 
 _FORKS = "('clone', 'clone3', 'fork', 'vfork')"
 _EXECS = "('execve', 'execveat')"
+#: Every syscall whose rows change process state (read once into ``fc_plife``).
+_LIFE = "('clone', 'clone3', 'fork', 'vfork', 'execve', 'execveat', 'chdir', 'fchdir')"
 _THREAD = (
     "((syscall = 'clone' AND (a0 & 65536) <> 0) OR "
     "(syscall = 'clone3' AND (coalesce(flags_aux, 0) & 65536) <> 0))"
@@ -47,16 +49,22 @@ def build_instances(con: Any) -> None:
         SELECT pid, ppid, min(ts) AS first_ts, arg_min(CAST(comm AS VARCHAR), ts) AS comm
         FROM raw_events GROUP BY pid, ppid;
 
+        CREATE OR REPLACE TEMP TABLE fc_plife AS
+        SELECT CAST(syscall AS VARCHAR) AS syscall, pid, tid, vpid, ppid, ts, res, a0, flags_aux,
+               CAST(comm AS VARCHAR) AS comm, CAST(exe AS VARCHAR) AS exe, argv,
+               CAST(cwd AS VARCHAR) AS cwd, CAST(path AS VARCHAR) AS path
+        FROM raw_events WHERE syscall IN {_LIFE};
+
         CREATE OR REPLACE TEMP TABLE fc_pstart0 AS
         SELECT pid, {TS_MIN}::BIGINT AS ts, start_ts, 'snap' AS kind, ppid, comm
         FROM raw_processes
         UNION ALL
-        SELECT pid, ts, ts, 'fork', ppid, CAST(comm AS VARCHAR)
-        FROM raw_events WHERE syscall IN {_FORKS} AND res = 0 AND pid = tid;
+        SELECT pid, ts, ts, 'fork', ppid, comm
+        FROM fc_plife WHERE syscall IN {_FORKS} AND res = 0 AND pid = tid;
 
         INSERT INTO fc_pstart0
-        SELECT CAST(p.res AS INTEGER), p.ts, p.ts, 'fork', p.pid, CAST(p.comm AS VARCHAR)
-        FROM raw_events p
+        SELECT CAST(p.res AS INTEGER), p.ts, p.ts, 'fork', p.pid, p.comm
+        FROM fc_plife p
         WHERE p.syscall IN {_FORKS} AND p.res > 0 AND p.pid = p.vpid AND NOT {_THREAD}
           AND NOT EXISTS (SELECT 1 FROM fc_pstart0 c WHERE c.pid = CAST(p.res AS INTEGER)
                           AND c.kind = 'fork' AND abs(c.ts - p.ts) < 5000000000);
@@ -87,13 +95,11 @@ def build_images(con: Any) -> None:
                  exe_upper_layer, exe_from_memfd, cwd
           FROM raw_processes
           UNION ALL
-          SELECT pid, ts, CAST(comm AS VARCHAR),
-                 coalesce(argv[1], CAST(exe AS VARCHAR)), CAST(exe AS VARCHAR), argv,
+          SELECT pid, ts, comm, coalesce(argv[1], exe), exe, argv,
                  CAST(NULL AS VARCHAR[]), CAST(NULL AS UBIGINT), CAST(NULL AS BOOLEAN),
                  CAST(NULL AS BOOLEAN),
-                 CASE WHEN CAST(exe AS VARCHAR) LIKE '/memfd:%' THEN true END,
-                 CAST(cwd AS VARCHAR)
-          FROM raw_events WHERE syscall IN {_EXECS} AND res = 0
+                 CASE WHEN exe LIKE '/memfd:%' THEN true END, cwd
+          FROM fc_plife WHERE syscall IN {_EXECS} AND res = 0
         )
         """
     )
@@ -110,9 +116,8 @@ def build_segments(con: Any) -> None:
         UNION ALL
         SELECT pid, ts, 1, 'exec', NULL, name, img, cwd FROM fc_img
         UNION ALL
-        SELECT pid, ts, 2, 'cwd', NULL, NULL, NULL,
-               CAST(coalesce(cwd, path) AS VARCHAR)
-        FROM raw_events WHERE syscall IN ('chdir', 'fchdir') AND res = 0
+        SELECT pid, ts, 2, 'cwd', NULL, NULL, NULL, coalesce(cwd, path)
+        FROM fc_plife WHERE syscall IN ('chdir', 'fchdir') AND res = 0
               AND coalesce(cwd, path) IS NOT NULL
         UNION ALL
         SELECT pid, first_ts, 3, 'ppid', ppid, NULL, NULL, NULL FROM fc_pidppid
@@ -198,7 +203,9 @@ def build_chains(con: Any) -> None:
         JOIN nxt n ON n.pkey = s.pkey
         JOIN fc_pinst pi ON pi.pkey = s.pkey
         LEFT JOIN fc_img i ON i.img = s.fimg
-        ASOF LEFT JOIN fc_pinst pp ON pp.pid = s.fppid AND s.ts >= pp.ts AND pp.pid <> s.pid
+        -- the parent: an extra inequality would turn the ASOF join into a nested loop
+        ASOF LEFT JOIN fc_pinst pp
+          ON pp.pid = CASE WHEN s.fppid <> s.pid THEN s.fppid END AND s.ts >= pp.ts
         WHERE coalesce(s.seg_next, n.next_ts, {TS_MAX}) > s.ts
         """
     )
@@ -264,4 +271,5 @@ def build(con: Any) -> None:
     build_instances(con)
     build_images(con)
     build_segments(con)
+    con.execute("DROP TABLE fc_plife")
     build_chains(con)
