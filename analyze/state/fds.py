@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fcap.analyze.state import fdstream
+from fcap.analyze.state import fdresolve, fdstream
 from fcap.analyze.state.positions import Events
 from fcap.analyze.state.processes import TS_MIN
 
@@ -303,8 +303,10 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     ) if chained.num_rows else np.zeros((0, len(ATTRS)), bool)
     snap, inst = _snapshot(con), _instances(con)
     t("fds.inputs")
-    res = fdstream.resolve(
-        ev, snap, inst, chained_rid=chained.column("rid").to_numpy().astype(np.int64),
+    rec, st = fdresolve.prepare(ev, snap)
+    t("fds.stream")
+    res = fdresolve.resolve(
+        ev, rec, st, inst, chained_rid=chained.column("rid").to_numpy().astype(np.int64),
         chained_own=own, timer=t,
     )
     _write(con, res)
@@ -325,7 +327,7 @@ class _Timer:
         self.t = now
 
 
-def _write(con: Any, res: fdstream.Result) -> None:
+def _write(con: Any, res: fdresolve.Result) -> None:
     """``fc_rid`` (scan order) and ``fc_fdrec`` (final rows + resolved chained rows)."""
     rid = res.event_rid
     con.register("fc_rid_arrow", pa.table({"rid": pa.array(rid, mask=rid == fdstream.NO_RID)}))
