@@ -30,24 +30,17 @@ record attributes (``fc_fdatt``) and the final tables.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fcap.analyze.state import fdresolve, fdstream
+from fcap.analyze.state import fdattr, fdresolve, fdstream
+from fcap.analyze.state.fdattr import CREATES, O_CLOEXEC, OPENS, open_flags
 from fcap.analyze.state.positions import Events
-from fcap.analyze.state.processes import TS_MIN
 
-O_CLOEXEC = 0o2000000
-_CREATES = {
-    "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
-    "epoll_create": "eventpoll", "epoll_create1": "eventpoll", "inotify_init": "inotify",
-    "inotify_init1": "inotify", "timerfd_create": "timerfd", "bpf": "bpf",
-    "userfaultfd": "userfaultfd", "io_uring_setup": "io_uring", "pidfd_open": "pidfd",
-    "memfd_create": "memfd", "pipe": "pipe", "pipe2": "pipe",
-}
-_CREATES_IN = "(" + ", ".join(f"'{k}'" for k in _CREATES) + ")"
-_OPENS = "('open', 'openat', 'openat2', 'creat', 'open_by_handle_at')"
+_CREATES_IN = "(" + ", ".join(f"'{k}'" for k in CREATES) + ")"
+_OPENS = "(" + ", ".join(f"'{k}'" for k in OPENS) + ")"
 #: Record attributes, in fdstream.ATTRS order.
 ATTRS = fdstream.ATTRS
 
@@ -75,13 +68,6 @@ _KIND = f"""CASE
 END"""
 
 
-def _open_flags(x: str = "") -> str:
-    return (
-        f"CASE {x}syscall WHEN 'open' THEN {x}a1 WHEN 'openat' THEN {x}a2 "
-        f"WHEN 'openat2' THEN {x}flags_aux WHEN 'creat' THEN 577 ELSE {x}a2 END"
-    )
-
-
 def _tri(cond: str) -> str:
     """0 false, 1 true, 2 null."""
     return f"coalesce(CAST(({cond}) AS INTEGER), 2)"
@@ -89,7 +75,7 @@ def _tri(cond: str) -> str:
 
 # close-on-exec of the record (tri-state) and "can be a socket" bits (family / type)
 _CL = f"""CASE
-  WHEN {_in(_OPENS)} THEN {_tri(f"({_open_flags()} & {O_CLOEXEC}) <> 0")}
+  WHEN {_in(_OPENS)} THEN {_tri(f"({open_flags()} & {O_CLOEXEC}) <> 0")}
   WHEN syscall = 'socket' THEN {_tri(f"(a1 & {O_CLOEXEC}) <> 0")}
   WHEN {_in("('accept', 'accept4')")} THEN {_tri(f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0")}
   WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
@@ -117,133 +103,6 @@ record_sql = (
     f"WHEN {_in(_ARG_FD)} THEN fd ELSE res END AS rfd, "
     f"CASE WHEN {_in(_DUPS)} THEN a0 END AS sfd"
 )
-
-
-def _family_type(fam: str) -> str:
-    return (
-        f"CASE {fam} WHEN 2 THEN 'ipv4' WHEN 10 THEN 'ipv6' WHEN 1 THEN 'unix' "
-        f"WHEN 16 THEN 'netlink' ELSE NULL END"
-    )
-
-
-def _l4(sock_type: str, l4: str) -> str:
-    return (
-        f"CASE WHEN {l4} = 6 THEN 'tcp' WHEN {l4} = 17 THEN 'udp' WHEN {l4} IN (1, 58) THEN 'icmp' "
-        f"WHEN ({sock_type} & 15) = 1 THEN 'tcp' WHEN ({sock_type} & 15) = 2 THEN 'udp' "
-        f"WHEN ({sock_type} & 15) = 3 THEN 'raw' END"
-    )
-
-
-def _build_attributes(con: Any, ev: Events) -> None:
-    """``fc_fdatt``: attributes of every record row (k: 1 final, 3 dup, 4 update) by rid.
-
-    The rows are picked by the record classes numpy already holds (a registered
-    column positionally joined), not by re-evaluating them in SQL.
-    """
-    creates = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _CREATES.items())
-    con.register("fc_kind_arrow", pa.table({"k": pa.array((ev.rec["rk"] & 7).astype(np.int8))}))
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE fc_fdev AS
-        SELECT p.rowid AS rid, x.ts, x.tid, CAST(x.syscall AS VARCHAR) AS syscall, x.res,
-               x.a0, x.a1, x.a2, x.a3, x.flags_aux, x.fd, CAST(x.path AS VARCHAR) AS path,
-               CAST(x.path_raw AS VARCHAR) AS path_raw,
-               x.sock_family, x.sock_type, x.l4proto, CAST(x.laddr AS VARCHAR) AS laddr,
-               x.lport, CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
-               CAST(x.unix_path AS VARCHAR) AS unix_path
-        FROM fc_raw x POSITIONAL JOIN fc_pos p POSITIONAL JOIN fc_kind_arrow m
-        WHERE m.k = 1 OR m.k = 3 OR m.k = 4
-        """
-    )
-    con.unregister("fc_kind_arrow")
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fc_snapfd AS
-        SELECT -row_number() OVER (ORDER BY i.pkey, f.fd, f.name) AS rid, i.pkey, f.*
-        FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap';
-
-        CREATE OR REPLACE TEMP TABLE fc_fdatt AS
-        -- snapshot
-        SELECT f.rid, 1::TINYINT AS k,
-               {TS_MIN}::BIGINT AS ts, CAST(NULL AS INTEGER) AS ev_tid, false AS changed,
-               f.type AS fd_type, f.name, f.name AS name_raw, f.flags,
-               coalesce((f.flags & {O_CLOEXEC}) <> 0, false) AS cloexec,
-               CASE f.l4proto WHEN 6 THEN 'tcp' WHEN 17 THEN 'udp' WHEN 1 THEN 'icmp'
-                    WHEN 255 THEN 'raw' END AS l4proto,
-               CASE WHEN f.type IN ('ipv4', 'ipv6') THEN 'ip' WHEN f.type = 'unix' THEN 'unix'
-               END AS family,
-               f.laddr AS lip, f.lport, f.raddr AS rip, f.rport,
-               CASE WHEN f.listening THEN 'server'
-                    WHEN f.raddr IS NOT NULL AND f.type IN ('ipv4', 'ipv6') THEN 'client'
-               END AS role,
-               f.raddr IS NOT NULL AS connected, f.ino
-        FROM fc_snapfd f
-        UNION ALL
-        -- open family (most rows: read straight from the capture)
-        SELECT rid, 1, ts, tid, false,
-               CASE WHEN ({_open_flags()} & 65536) <> 0 THEN 'directory' ELSE 'file' END,
-               path, coalesce(path_raw, path),
-               {_open_flags()}, ({_open_flags()} & {O_CLOEXEC}) <> 0,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL
-        FROM fc_fdev WHERE syscall IN {_OPENS} AND res >= 0
-        UNION ALL
-        -- socket
-        SELECT rid, 1, ts, tid, false, {_family_type("a0")}, '', '', a1,
-               (a1 & {O_CLOEXEC}) <> 0,
-               CASE WHEN a0 IN (2, 10) THEN {_l4("a1", "a2")} END,
-               CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END,
-               NULL, NULL, NULL, NULL, NULL, false, NULL
-        FROM fc_fdev WHERE syscall = 'socket' AND res >= 0
-        UNION ALL
-        -- accept: the process is the server
-        SELECT rid, 1, ts, tid, true, {_family_type("sock_family")},
-               CASE WHEN sock_family = 1 THEN unix_path
-                    ELSE concat(raddr, ':', rport, '->', laddr, ':', lport) END,
-               NULL, NULL, syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0,
-               CASE WHEN sock_family IN (2, 10) THEN {_l4("coalesce(sock_type, 1)", "l4proto")} END,
-               CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END,
-               laddr, lport, raddr, rport, 'server', true, NULL
-        FROM fc_fdev WHERE syscall IN ('accept', 'accept4') AND res >= 0
-        UNION ALL
-        -- connect / sendto / sendmsg with a destination: the process is the client
-        SELECT rid, 4, ts, tid, true, NULL,
-               CASE WHEN sock_family = 1 THEN unix_path
-                    ELSE concat(laddr, ':', lport, '->', raddr, ':', rport) END,
-               NULL, NULL, NULL,
-               CASE WHEN l4proto IS NOT NULL OR sock_type IS NOT NULL
-                    THEN {_l4("coalesce(sock_type, 0)", "l4proto")} END,
-               CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END,
-               laddr, lport, raddr, rport, 'client', syscall = 'connect', NULL
-        FROM fc_fdev
-        WHERE fd IS NOT NULL AND (
-              (syscall = 'connect' AND (res >= 0 OR res = -115))
-           OR (syscall IN ('sendto', 'sendmsg') AND res >= 0 AND raddr IS NOT NULL))
-        UNION ALL
-        -- bind / listen
-        SELECT rid, 4, ts, tid, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-               CASE WHEN syscall = 'bind' THEN laddr END, CASE WHEN syscall = 'bind' THEN lport END,
-               NULL, NULL, CASE WHEN syscall = 'listen' THEN 'server' END, NULL, NULL
-        FROM fc_fdev WHERE syscall IN ('bind', 'listen') AND res = 0 AND fd IS NOT NULL
-        UNION ALL
-        -- other descriptor-creating syscalls
-        SELECT rid, 1, ts, tid, false, CASE syscall {creates} END,
-               CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') ELSE '' END,
-               NULL, NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL
-        FROM fc_fdev WHERE syscall IN {_CREATES_IN} AND res >= 0
-              AND (syscall NOT IN ('pipe', 'pipe2') OR fd IS NOT NULL)
-        UNION ALL
-        -- dup family: own close-on-exec only, the rest comes from the source
-        SELECT rid, 3, ts, tid, false, NULL, NULL, NULL, NULL,
-               (syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0)
-               OR (syscall = 'fcntl' AND a1 = 1030),
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-        FROM fc_fdev
-        WHERE res >= 0 AND (syscall IN ('dup', 'dup2', 'dup3')
-                            OR (syscall = 'fcntl' AND a1 IN (0, 1030)))
-              AND NOT (syscall IN ('dup2', 'dup3') AND a0 = res);
-        DROP TABLE fc_fdev;
-        """
-    )
 
 
 def _snapshot(con: Any) -> fdstream.Snapshot:
@@ -287,29 +146,35 @@ def _instances(con: Any) -> fdstream.Instances:
 
 
 def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None:
-    """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_pos / the process tables).
+    """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_raw and the process tables).
 
-    ``timings``, when given, receives the seconds of each sub-step (``fds.*``).
+    DuckDB reads the records' attributes from the capture in a second thread
+    while numpy sorts the key stream (both release the GIL; the connection is
+    only used by that thread meanwhile). ``timings``, when given, receives the
+    seconds of each sub-step (``fds.*``; ``fds.attributes`` is the wait for
+    the attributes after the stream).
     """
     t = _Timer(timings)
-    _build_attributes(con, ev)
-    t("fds.attributes")
-    chained = con.sql(
-        "SELECT rid, " + ", ".join(f"{a} IS NOT NULL AS {a}" for a in ATTRS)
-        + " FROM fc_fdatt WHERE k IN (3, 4) ORDER BY rid"
-    ).to_arrow_table()
+    fdattr.snapshot(con)
+    snap, inst = _snapshot(con), _instances(con)
+    t("fds.inputs")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        job = pool.submit(fdattr.build, con, ev.rec["rk"] & 7, ATTRS)
+        try:
+            rec, st = fdresolve.prepare(ev, snap)
+            t("fds.stream")
+        finally:
+            chained = job.result()
+        t("fds.attributes")
     own = np.stack(
         [chained.column(a).to_numpy(zero_copy_only=False).astype(bool) for a in ATTRS], axis=1
     ) if chained.num_rows else np.zeros((0, len(ATTRS)), bool)
-    snap, inst = _snapshot(con), _instances(con)
-    t("fds.inputs")
-    rec, st = fdresolve.prepare(ev, snap)
-    t("fds.stream")
     res = fdresolve.resolve(
         ev, rec, st, inst, chained_rid=chained.column("rid").to_numpy().astype(np.int64),
         chained_own=own, timer=t,
     )
-    _write(con, res)
+    del rec, st
+    _write(con, res, chained)
     t("fds.write")
 
 
@@ -327,48 +192,46 @@ class _Timer:
         self.t = now
 
 
-def _write(con: Any, res: fdresolve.Result) -> None:
-    """``fc_rid`` (scan order) and ``fc_fdrec`` (final rows + resolved chained rows)."""
+def _write(con: Any, res: fdresolve.Result, chained: pa.Table) -> None:
+    """``fc_rid`` (scan order) and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved).
+
+    ``chained``: the chained rows' rid, ts, ev_tid and changed (ordered by rid).
+    """
     rid = res.event_rid
     con.register("fc_rid_arrow", pa.table({"rid": pa.array(rid, mask=rid == fdstream.NO_RID)}))
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
-    cols = "rid, ts, ev_tid, changed, " + ", ".join(ATTRS)
-    # the final rows stay where they are: the chained rows' own attributes move out
+    con.execute("DROP TABLE IF EXISTS fc_fdrec; DROP TABLE fc_snapfd")
+    if not len(res.chained_rid):
+        # chained rows of no record (no process instance or descriptor) are dropped
+        con.execute("DELETE FROM fc_fdatt WHERE k <> 1; ALTER TABLE fc_fdatt RENAME TO fc_fdrec")
+        return
+    # attribute a of resolved row x is the attribute a of row src[x, a] (own, or a source's)
+    need = np.unique(res.src[res.src != fdstream.NO_RID])
+    con.register("fc_need_arrow", pa.table({"rid": pa.array(need)}))
+    att = con.sql(
+        f"SELECT a.rid, {', '.join('a.' + c for c in ATTRS)} FROM fc_fdatt a "
+        "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
+    ).to_arrow_table()
+    con.unregister("fc_need_arrow")
+    arid = att.column("rid").to_numpy()
+    keep = ~res.unknown
+    crid = res.chained_rid[keep]  # ascending, a subset of the chained rows
+    own = chained.take(pa.array(np.searchsorted(chained.column("rid").to_numpy(), crid)))
+    out = {"rid": own.column("rid"), "k": pa.array(np.ones(own.num_rows, np.int32)),
+           "ts": own.column("ts"), "ev_tid": own.column("ev_tid"),
+           "changed": own.column("changed")}
+    for j, a in enumerate(ATTRS):
+        s = res.src[keep, j]
+        if len(arid) == 0:
+            out[a] = pa.nulls(len(s), att.schema.field(a).type)
+            continue
+        idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
+        out[a] = att.column(a).take(pa.array(idx, mask=s == fdstream.NO_RID))
+    con.register("fc_chained_arrow", pa.table(out))
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE fc_fdown AS SELECT * FROM fc_fdatt WHERE k <> 1;"
-        "DELETE FROM fc_fdatt WHERE k <> 1;"
-        "DROP TABLE IF EXISTS fc_fdrec; ALTER TABLE fc_fdatt RENAME TO fc_fdrec"
+        "DELETE FROM fc_fdatt WHERE k <> 1; "
+        "INSERT INTO fc_fdatt BY NAME SELECT * FROM fc_chained_arrow; "
+        "ALTER TABLE fc_fdatt RENAME TO fc_fdrec"
     )
-    if len(res.chained_rid):
-        # attribute a of resolved row x is the attribute a of row src[x, a] (own, or a source's)
-        need = np.unique(res.src[res.src != fdstream.NO_RID])
-        con.register("fc_need_arrow", pa.table({"rid": pa.array(need)}))
-        att = con.sql(
-            f"SELECT a.rid, {', '.join('a.' + c for c in ATTRS)} FROM "
-            "(SELECT * FROM fc_fdrec UNION ALL SELECT * FROM fc_fdown) a "
-            "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
-        ).to_arrow_table()
-        con.unregister("fc_need_arrow")
-        arid = att.column("rid").to_numpy()
-        keep = ~res.unknown
-        crid = res.chained_rid[keep]  # ascending
-        con.register("fc_need_arrow", pa.table({"rid": pa.array(crid)}))
-        own = con.sql(
-            "SELECT a.rid, a.ts, a.ev_tid, a.changed FROM fc_fdown a "
-            "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
-        ).to_arrow_table()
-        con.unregister("fc_need_arrow")
-        out = {"rid": own.column("rid"), "ts": own.column("ts"),
-               "ev_tid": own.column("ev_tid"), "changed": own.column("changed")}
-        for j, a in enumerate(ATTRS):
-            s = res.src[keep, j]
-            if len(arid) == 0:
-                out[a] = pa.nulls(len(s), att.schema.field(a).type)
-                continue
-            idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
-            out[a] = att.column(a).take(pa.array(idx, mask=s == fdstream.NO_RID))
-        con.register("fc_chained_arrow", pa.table(out))
-        con.execute(f"INSERT INTO fc_fdrec BY NAME SELECT {cols}, 1::TINYINT AS k FROM fc_chained_arrow")
-        con.unregister("fc_chained_arrow")
-    con.execute("DROP TABLE fc_fdown; DROP TABLE fc_snapfd")
+    con.unregister("fc_chained_arrow")

@@ -1,0 +1,180 @@
+"""Attributes of the descriptor records, read from the capture in one scan (SQL).
+
+Every raw row that makes a record (:data:`fcap.analyze.state.fds.record_sql`:
+kinds 1 final, 3 dup, 4 update) gets its own attributes here; the snapshot's
+descriptors (``raw_fds``) get records with negative ids. The rows are picked
+by the record kinds numpy already holds (a registered column, positionally
+joined), and every attribute is one ``CASE`` over a small syscall class code,
+so the capture is scanned once and nothing wide is materialized on the way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+O_CLOEXEC = 0o2000000
+#: Descriptor-creating syscalls other than the open family, and their fd.type.
+CREATES = {
+    "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
+    "epoll_create": "eventpoll", "epoll_create1": "eventpoll", "inotify_init": "inotify",
+    "inotify_init1": "inotify", "timerfd_create": "timerfd", "bpf": "bpf",
+    "userfaultfd": "userfaultfd", "io_uring_setup": "io_uring", "pidfd_open": "pidfd",
+    "memfd_create": "memfd", "pipe": "pipe", "pipe2": "pipe",
+}
+#: The time of snapshot records (before every event).
+TS_MIN = -(2**62)
+OPENS = ("open", "openat", "openat2", "creat", "open_by_handle_at")
+#: Syscall classes of record rows (the ``c`` column of the scan).
+_OPEN, _SOCKET, _ACCEPT, _CONNECT, _BINDLISTEN, _CREATE, _DUP = range(1, 8)
+_CLASS = {
+    **{s: _OPEN for s in OPENS}, "socket": _SOCKET, "accept": _ACCEPT, "accept4": _ACCEPT,
+    "connect": _CONNECT, "sendto": _CONNECT, "sendmsg": _CONNECT, "bind": _BINDLISTEN,
+    "listen": _BINDLISTEN, **{s: _CREATE for s in CREATES}, "dup": _DUP, "dup2": _DUP,
+    "dup3": _DUP, "fcntl": _DUP,
+}
+
+
+def open_flags(x: str = "") -> str:
+    """The open flags of an open-family row (columns prefixed with ``x``)."""
+    return (
+        f"CASE {x}syscall WHEN 'open' THEN {x}a1 WHEN 'openat' THEN {x}a2 "
+        f"WHEN 'openat2' THEN {x}flags_aux WHEN 'creat' THEN 577 ELSE {x}a2 END"
+    )
+
+
+def _family_type(fam: str) -> str:
+    return (
+        f"CASE {fam} WHEN 2 THEN 'ipv4' WHEN 10 THEN 'ipv6' WHEN 1 THEN 'unix' "
+        f"WHEN 16 THEN 'netlink' ELSE NULL END"
+    )
+
+
+def _l4(sock_type: str, l4: str) -> str:
+    return (
+        f"CASE WHEN {l4} = 6 THEN 'tcp' WHEN {l4} = 17 THEN 'udp' WHEN {l4} IN (1, 58) THEN 'icmp' "
+        f"WHEN ({sock_type} & 15) = 1 THEN 'tcp' WHEN ({sock_type} & 15) = 2 THEN 'udp' "
+        f"WHEN ({sock_type} & 15) = 3 THEN 'raw' END"
+    )
+
+
+def _by_class(**values: str) -> str:
+    """``CASE c WHEN <class> THEN <value> ... END`` (NULL for the classes not given)."""
+    codes = {"open": _OPEN, "socket": _SOCKET, "accept": _ACCEPT, "connect": _CONNECT,
+             "bindlisten": _BINDLISTEN, "create": _CREATE, "dup": _DUP}
+    return "CASE c " + " ".join(f"WHEN {codes[k]} THEN {v}" for k, v in values.items()) + " END"
+
+
+_IP_FAMILY = "CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END"
+_F = "f"  # the open flags, computed once in the inner select
+#: (column, expression over the inner select) of the event records, in fc_fdrec order.
+_EVENT_COLUMNS = (
+    ("k", "CAST(mk AS INTEGER)"),
+    ("ts", "ts"),
+    ("ev_tid", "tid"),
+    ("changed", "c = 3 OR c = 4"),
+    ("fd_type", _by_class(
+        open=f"CASE WHEN ({_F} & 65536) <> 0 THEN 'directory' ELSE 'file' END",
+        socket=_family_type("a0"), accept=_family_type("sock_family"),
+        create="CASE syscall " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in CREATES.items())
+        + " END")),
+    ("name", _by_class(
+        open="path", socket="''",
+        accept="CASE WHEN sock_family = 1 THEN unix_path "
+               "ELSE concat(raddr, ':', rport, '->', laddr, ':', lport) END",
+        connect="CASE WHEN sock_family = 1 THEN unix_path "
+                "ELSE concat(laddr, ':', lport, '->', raddr, ':', rport) END",
+        create="CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') "
+               "ELSE '' END")),
+    ("name_raw", _by_class(open="coalesce(path_raw, path)", socket="''")),
+    ("flags", _by_class(open=_F, socket="a1")),
+    ("cloexec", _by_class(
+        open=f"({_F} & {O_CLOEXEC}) <> 0", socket=f"(a1 & {O_CLOEXEC}) <> 0",
+        accept=f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0", create="false",
+        dup=f"(syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0) "
+            "OR (syscall = 'fcntl' AND a1 = 1030)")),
+    ("l4proto", _by_class(
+        socket=f"CASE WHEN a0 IN (2, 10) THEN {_l4('a1', 'a2')} END",
+        accept=f"CASE WHEN sock_family IN (2, 10) THEN "
+               f"{_l4('coalesce(sock_type, 1)', 'l4proto')} END",
+        connect=f"CASE WHEN l4proto IS NOT NULL OR sock_type IS NOT NULL "
+                f"THEN {_l4('coalesce(sock_type, 0)', 'l4proto')} END")),
+    ("family", _by_class(
+        socket="CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END",
+        accept=_IP_FAMILY, connect=_IP_FAMILY)),
+    ("lip", _by_class(accept="laddr", connect="laddr",
+                      bindlisten="CASE WHEN syscall = 'bind' THEN laddr END")),
+    ("lport", _by_class(accept="lport", connect="lport",
+                        bindlisten="CASE WHEN syscall = 'bind' THEN lport END")),
+    ("rip", _by_class(accept="raddr", connect="raddr")),
+    ("rport", _by_class(accept="rport", connect="rport")),
+    ("role", _by_class(accept="'server'", connect="'client'",
+                       bindlisten="CASE WHEN syscall = 'listen' THEN 'server' END")),
+    ("connected", _by_class(open="false", socket="false", accept="true",
+                            connect="syscall = 'connect'", create="false")),
+    ("ino", "CAST(NULL AS UBIGINT)"),
+)
+
+_SNAPSHOT = f"""
+SELECT f.rid, 1 AS k, {TS_MIN}::BIGINT AS ts, CAST(NULL AS INTEGER) AS ev_tid, false AS changed,
+       f.type AS fd_type, f.name, f.name AS name_raw, f.flags,
+       coalesce((f.flags & {O_CLOEXEC}) <> 0, false) AS cloexec,
+       CASE f.l4proto WHEN 6 THEN 'tcp' WHEN 17 THEN 'udp' WHEN 1 THEN 'icmp'
+            WHEN 255 THEN 'raw' END AS l4proto,
+       CASE WHEN f.type IN ('ipv4', 'ipv6') THEN 'ip' WHEN f.type = 'unix' THEN 'unix'
+       END AS family,
+       f.laddr AS lip, f.lport, f.raddr AS rip, f.rport,
+       CASE WHEN f.listening THEN 'server'
+            WHEN f.raddr IS NOT NULL AND f.type IN ('ipv4', 'ipv6') THEN 'client'
+       END AS role,
+       f.raddr IS NOT NULL AS connected, f.ino
+FROM fc_snapfd f"""
+
+
+def _events_select() -> str:
+    cls = "CASE syscall " + " ".join(f"WHEN '{s}' THEN {c}" for s, c in _CLASS.items()) + " END"
+    cols = ", ".join(f"{e} AS {name}" for name, e in _EVENT_COLUMNS)
+    return f"""
+SELECT rid, {cols}
+FROM (SELECT *, {cls} AS c, {open_flags()} AS {_F}
+      FROM (SELECT m.rid, m.k AS mk, x.ts, x.tid, CAST(x.syscall AS VARCHAR) AS syscall,
+                   x.a0, x.a1, x.a2, x.a3, x.flags_aux, CAST(x.path AS VARCHAR) AS path,
+                   CAST(x.path_raw AS VARCHAR) AS path_raw, x.sock_family, x.sock_type,
+                   x.l4proto, CAST(x.laddr AS VARCHAR) AS laddr, x.lport,
+                   CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
+                   CAST(x.unix_path AS VARCHAR) AS unix_path
+            FROM fc_raw x POSITIONAL JOIN fc_kind_arrow m WHERE m.k > 0))"""
+
+
+def snapshot(con: Any) -> None:
+    """``fc_snapfd``: the snapshot's descriptors of the snapshot instances, ``rid`` < 0."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_snapfd AS
+        SELECT -row_number() OVER (ORDER BY i.pkey, f.fd, f.name) AS rid, i.pkey, f.*
+        FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap'
+        """
+    )
+
+
+def build(con: Any, kind: np.ndarray, attrs: tuple[str, ...]) -> pa.Table:
+    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd``).
+
+    ``kind``: the record kind of every raw row in scan order (``fds.record_sql``).
+    Returns the chained rows (kinds 3 and 4) ordered by rid: rid, ts, ev_tid,
+    changed and, per attribute of ``attrs``, whether the row sets it (not null).
+    """
+    k = np.where((kind == 1) | (kind == 3) | (kind == 4), kind, 0).astype(np.int8)
+    con.register("fc_kind_arrow", pa.table({
+        "k": pa.array(k), "rid": pa.array(np.arange(len(k), dtype=np.int64))}))
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL {_events_select()}")
+    finally:
+        con.unregister("fc_kind_arrow")
+    return con.sql(
+        "SELECT rid, ts, ev_tid, changed, " + ", ".join(f"{a} IS NOT NULL AS {a}" for a in attrs)
+        + " FROM fc_fdatt WHERE k <> 1 ORDER BY rid"
+    ).to_arrow_table()
