@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 #: "Since before the capture": start time of snapshot instances and records.
 TS_MIN = -(2**62)
 TS_MAX = 2**62
@@ -209,23 +213,16 @@ def build_chains(con: Any) -> None:
         WHERE coalesce(s.seg_next, n.next_ts, {TS_MAX}) > s.ts
         """
     )
+    # the ancestor paths: lids, self first (narrow rows: the lists are gathered below)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_chain0 AS
         WITH RECURSIVE ch AS (
-          SELECT l.lid, l.pkey, l.pid, l.s, l.e, 0 AS depth,
-                 [l.name] AS names, [l.exe] AS exes, [l.exepath] AS exepaths,
-                 [{_cmdline('l')}] AS cmdlines, [l.pid] AS pids,
-                 [array_to_string(l.argv_tail, ' ')] AS argss, [l.env] AS envs,
-                 [l.start_ts] AS starts
-          FROM fc_lin l WHERE l.ppkey IS NULL
+          SELECT lid, pkey, pid, s, e, 0 AS depth, [lid] AS path
+          FROM fc_lin WHERE ppkey IS NULL
           UNION ALL
           SELECT c.lid, c.pkey, c.pid, greatest(c.s, p.s), least(c.e, p.e), p.depth + 1,
-                 list_prepend(c.name, p.names), list_prepend(c.exe, p.exes),
-                 list_prepend(c.exepath, p.exepaths), list_prepend({_cmdline('c')}, p.cmdlines),
-                 list_prepend(c.pid, p.pids),
-                 list_prepend(array_to_string(c.argv_tail, ' '), p.argss),
-                 list_prepend(c.env, p.envs), list_prepend(c.start_ts, p.starts)
+                 list_prepend(c.lid, p.path)
           FROM fc_lin c JOIN ch p ON c.ppkey = p.pkey AND c.s < p.e AND p.s < c.e
           WHERE p.depth < {_MAX_DEPTH}
         )
@@ -241,21 +238,83 @@ def build_chains(con: Any) -> None:
         FROM (SELECT *, lag(fcwd) OVER (PARTITION BY pkey ORDER BY ts, ord) AS prev_cwd,
                      row_number() OVER (PARTITION BY pkey ORDER BY ts, ord) AS rn
               FROM fc_segf)
-        WHERE rn = 1 OR fcwd IS DISTINCT FROM prev_cwd;
-
-        CREATE OR REPLACE TEMP TABLE fc_chain AS
-        SELECT row_number() OVER (ORDER BY ch.pid, greatest(ch.s, w.s)) AS cid, ch.pid,
-               greatest(ch.s, w.s) AS s, ch.pkey, ch.names, ch.exes, ch.exepaths, ch.cmdlines,
-               ch.pids, ch.argss, ch.envs, ch.starts, w.cwd, i.argv, i.env, i.exe_ino,
-               i.exe_writable, i.exe_upper_layer, i.exe_from_memfd, l.start_ts
-        FROM fc_chain0 ch
-        JOIN fc_lin l ON l.lid = ch.lid
-        LEFT JOIN fc_img i ON i.img = l.img
-        JOIN fc_cwd w ON w.pkey = ch.pkey AND w.s < ch.e AND ch.s < w.e
-        ORDER BY cid;
-        DROP TABLE fc_chain0;
+        WHERE rn = 1 OR fcwd IS DISTINCT FROM prev_cwd
         """
     )
+    _build_chain_table(con)
+    con.execute("DROP TABLE fc_chain0")
+
+
+#: fc_chain's columns and types, in order.
+_CHAIN_COLS = (
+    ("cid", "BIGINT"), ("pid", "INTEGER"), ("s", "BIGINT"), ("pkey", "BIGINT"),
+    ("names", "VARCHAR[]"), ("exes", "VARCHAR[]"), ("exepaths", "VARCHAR[]"),
+    ("cmdlines", "VARCHAR[]"), ("pids", "INTEGER[]"), ("argss", "VARCHAR[]"),
+    ("envs", "VARCHAR[][]"), ("starts", "BIGINT[]"), ("cwd", "VARCHAR"), ("argv", "VARCHAR[]"),
+    ("env", "VARCHAR[]"), ("exe_ino", "UBIGINT"), ("exe_writable", "BOOLEAN"),
+    ("exe_upper_layer", "BOOLEAN"), ("exe_from_memfd", "BOOLEAN"), ("start_ts", "BIGINT"),
+)
+
+
+def _build_chain_table(con: Any) -> None:
+    """``fc_chain``: chain intervals split by the process's cwd, ordered by ``(pid, s)``.
+
+    Only the keys and the lineage path (lids) go through DuckDB joins and sorts;
+    the LIST columns are gathered with pyarrow ``take`` over the per-lineage
+    attributes (sorting wide LIST rows in DuckDB cost several times more).
+    """
+    keys = con.sql(
+        """
+        SELECT ch.pid, greatest(ch.s, w.s) AS s, ch.pkey, w.cwd, ch.path
+        FROM fc_chain0 ch JOIN fc_cwd w ON w.pkey = ch.pkey AND w.s < ch.e AND ch.s < w.e
+        """
+    ).to_arrow_table()
+    order = np.lexsort((_np(keys, "s"), _np(keys, "pid")))
+    keys = keys.take(pa.array(order))
+    attrs = con.sql(
+        f"""
+        SELECT l.lid, l.name, l.exe, l.exepath, {_cmdline('l')} AS cmdline, l.pid,
+               array_to_string(l.argv_tail, ' ') AS args, l.env, l.start_ts,
+               i.argv AS iargv, i.env AS ienv, i.exe_ino, i.exe_writable, i.exe_upper_layer,
+               i.exe_from_memfd
+        FROM fc_lin l LEFT JOIN fc_img i ON i.img = l.img
+        """
+    ).to_arrow_table()
+    lid = _np(attrs, "lid")
+    row_of = np.zeros(int(lid.max()) + 1 if len(lid) else 1, np.int64)
+    row_of[lid] = np.arange(len(lid))
+    path = keys.column("path").combine_chunks()
+    flat = pa.array(row_of[pc.list_flatten(path).to_numpy()])
+    lens = pc.list_value_length(path).to_numpy()
+    offsets = pa.array(np.concatenate(([0], np.cumsum(lens))).astype(np.int32))
+    own = pa.array(row_of[pc.list_element(path, 0).to_numpy()]) if len(keys) else flat
+
+    def lists(col: str) -> pa.Array:
+        return pa.ListArray.from_arrays(offsets, attrs.column(col).combine_chunks().take(flat))
+
+    def mine(col: str) -> pa.Array:
+        return attrs.column(col).combine_chunks().take(own)
+
+    out = pa.table({
+        "cid": pa.array(np.arange(1, len(keys) + 1, dtype=np.int64)),
+        "pid": keys.column("pid"), "s": keys.column("s"), "pkey": keys.column("pkey"),
+        "names": lists("name"), "exes": lists("exe"), "exepaths": lists("exepath"),
+        "cmdlines": lists("cmdline"), "pids": lists("pid"), "argss": lists("args"),
+        "envs": lists("env"), "starts": lists("start_ts"), "cwd": keys.column("cwd"),
+        "argv": mine("iargv"), "env": mine("ienv"), "exe_ino": mine("exe_ino"),
+        "exe_writable": mine("exe_writable"), "exe_upper_layer": mine("exe_upper_layer"),
+        "exe_from_memfd": mine("exe_from_memfd"), "start_ts": mine("start_ts"),
+    })
+    sel = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in _CHAIN_COLS)
+    con.register("fc_chain_arrow", out)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE fc_chain AS SELECT {sel} FROM fc_chain_arrow")
+    finally:
+        con.unregister("fc_chain_arrow")
+
+
+def _np(t: pa.Table, col: str) -> np.ndarray:
+    return t.column(col).to_numpy()
 
 
 def _cmdline(alias: str) -> str:
