@@ -161,7 +161,7 @@ def _connect(capture: Any, threads: int | None) -> Any:
         cap = capture if isinstance(capture, Capture) else open_capture(capture)
         con = duckdb.connect()
         cap.attach(con)
-        enrich.build(con)
+        enrich.prepare(con)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -199,22 +199,23 @@ def replay(
     if stats is not None:
         stats.events = count_events(con)
     table = f"fc_matches_{uuid.uuid4().hex[:12]}"
+    relation = _events_relation(con, rules, f"fc_rv_{table[11:]}")
     try:
         # step 1: the one scan, matches only (few rows) with the columns of their outputs
-        available = _relation_columns(con, "events") if rules else set()
+        available = _relation_columns(con, relation) if rules else set()
         carry = output_columns(rules, available)
         fetch: list[str] = []
-        if carry and _is_table(con, "events"):
+        if carry and _is_table(con, relation):
             # a table is cheap to re-read by row id: the scan carries only the output
             # columns its conditions read anyway, the others are fetched for matches
             read = set(predicate_columns(rules, available))
             fetch = [c for c in carry if c not in read]
             carry = [c for c in carry if c in read]
-        step1 = match_sql(rules, rule_matching, "events", carry, rowid=bool(fetch))
+        step1 = match_sql(rules, rule_matching, relation, carry, rowid=bool(fetch))
         con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}" if fetch
                     else f"CREATE TEMP TABLE {table} AS {step1}")
         if fetch:
-            con.execute(f"CREATE TEMP TABLE {table} AS {fetch_sql(f'{table}_s', 'events', fetch)}")
+            con.execute(f"CREATE TEMP TABLE {table} AS {fetch_sql(f'{table}_s', relation, fetch)}")
             con.execute(f"DROP TABLE {table}_s")
         matched = [int(r[0]) for r in con.execute(
             f"SELECT DISTINCT {RULE_COL} FROM {table}").fetchall()]
@@ -234,6 +235,23 @@ def replay(
     finally:
         con.execute(f"DROP TABLE IF EXISTS {table}_s")
         con.execute(f"DROP TABLE IF EXISTS {table}")
+        if relation != "events":
+            con.execute(f"DROP VIEW IF EXISTS {relation}")
+
+
+def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str) -> str:
+    """The relation the rules scan: a view with only their field columns and joins, when
+    the connection holds a capture prepared by :func:`fcap.analyze.enrich.prepare`;
+    else ``events`` as it is (e.g. a materialised table)."""
+    from fcap.analyze import enrich
+
+    if not enrich.prepared(con):
+        return "events"
+    fields = enrich.field_columns()
+    every = set(enrich.view_columns())
+    used = set(predicate_columns(rules, every)) | set(output_columns(rules, every))
+    enrich.build_view(con, name, sorted(used & fields))
+    return name
 
 
 def _is_table(con: Any, relation: str) -> bool:

@@ -1,19 +1,30 @@
-"""The enriched events relation: raw capture rows + Falco fields, built in bulk.
+"""The enriched events relation: raw capture rows + Falco fields, built in bulk and lazily.
 
-:func:`build` takes a DuckDB connection holding the ``raw_*`` relations of a
-capture (:meth:`fcap.capture.reader.Capture.attach`) and creates:
+:func:`prepare` takes a DuckDB connection holding the ``raw_*`` relations of a
+capture (:meth:`fcap.capture.reader.Capture.attach`) and creates the small
+state tables of :mod:`fcap.analyze.state`: process instances, images and
+ancestor chains (``fc_chain``), users, groups, containers and their integer
+keys. Their size follows the capture's processes and containers, not its
+events.
 
-* the state tables of :mod:`fcap.analyze.state` (process instances, images and
-  ancestor chains, users, containers);
+:func:`build_view` then creates a view with the Falco field columns a query
+needs (see docs/fields.md and :mod:`fcap.analyze.fields.columns`), and only
+the joins and per-row stages those columns read:
+
+* the process chain: an ASOF join of each event on ``(pid, ts)`` into
+  ``fc_chain`` (DuckDB, parallel, nothing per row is stored);
+* the container key: hash joins on the row's container id or cgroup;
 * ``fc_pos`` (:mod:`~fcap.analyze.state.positions`): per raw row (scan order)
-  ``evt_num``, ``evt_deltatime``, its container key and process-chain row;
+  ``evt_num`` and ``evt_deltatime`` -- only for ``evt_deltatime``, or for
+  ``evt_num`` when the capture's scan order is not its time order (otherwise
+  ``evt_num`` is the row's scan position, read from ``raw_events_rn``);
 * ``fc_rid`` / ``fc_fdrec`` (:mod:`~fcap.analyze.state.fds`): per raw row the
-  descriptor record valid at the event, and the records;
-* the view ``events``: ``raw_events`` positionally joined to those and
-  joined to the small state tables, with
-  one snake_case column per Falco field (see docs/fields.md and
-  :mod:`fcap.analyze.fields.columns`) plus the raw columns (the raw
-  ``container_id`` is renamed ``raw_container_id``).
+  descriptor record valid at the event -- only for ``fd.*`` columns.
+
+The per-row stages are built the first time a view needs them and kept for
+the connection. :func:`build` prepares everything and creates the full
+``events`` view (every column; the raw ``container_id`` is renamed
+``raw_container_id``).
 
 No per-event Python: every step is a DuckDB statement or a numpy operation
 over whole columns.
@@ -35,40 +46,77 @@ from fcap.schema import EVENTS
 _RAW = [*(f.name for f in EVENTS if f.name not in ("container_id", "syscall")), "host"]
 
 
-def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
-    """Create the ``events`` view (and its ``fc_*`` tables) in ``con``.
+def prepare(con: Any, *, timings: dict[str, float] | None = None) -> None:
+    """Create the small state tables the events views join (once per connection)."""
+    if _exists(con, "fc_viewmeta"):
+        return
 
-    ``timings``, when given, receives the seconds spent per stage.
-    """
-    state: dict[str, Any] = {}
-    sub: dict[str, float] = {}
+    def _meta(c: Any) -> None:
+        first = c.execute("SELECT min(ts) FROM raw_events").fetchone()[0] or 0
+        breaks = positions.evt_num_breaks(c) if _exists(c, "raw_events_rn") else None
+        num = "NULL" if breaks is None else "'" + positions.evt_num_sql(breaks, "x._rn") + "'"
+        c.execute(f"CREATE OR REPLACE TEMP TABLE fc_viewmeta AS SELECT {int(first)}::BIGINT "
+                  f"AS first_ts, {num}::VARCHAR AS evt_num_sql")
 
-    def _positions(c: Any) -> None:
-        state["ev"] = positions.build(c, fds.record_sql)
-
-    def _fds(c: Any) -> None:
-        fds.build(c, state["ev"], sub)
-
-    def _view(c: Any) -> None:
-        ts = state["ev"].ts
-        _build_view(c, int(ts.min()) if len(ts) else 0)
-
-    stages = (
+    _stages(con, timings, (
         ("processes", processes.build),
         ("users", users.build),
         ("containers", containers.build),
-        ("positions", _positions),
-        ("fds", _fds),
-        ("view", _view),
-    )
+        ("container_keys", containers.keys),
+        ("meta", _meta),
+    ))
+
+
+def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
+    """Prepare, build every per-row stage and create the full ``events`` view.
+
+    ``timings``, when given, receives the seconds spent per stage.
+    """
+    prepare(con, timings=timings)
+    _stages(con, timings, (
+        ("fds", lambda c: _ensure(c, {"fd"}, timings)),
+        ("view", lambda c: build_view(c)),
+    ))
+
+
+def prepared(con: Any) -> bool:
+    """True when :func:`prepare` ran on ``con``."""
+    return _exists(con, "fc_viewmeta")
+
+
+def field_columns() -> set[str]:
+    """Names of the Falco field columns :func:`build_view` accepts."""
+    return set(columns(0, None))
+
+
+def _stages(con: Any, timings: dict[str, float] | None, stages: Iterable[tuple]) -> None:
     for name, fn in stages:
         t0 = time.perf_counter()
         fn(con)
         if timings is not None:
             timings[name] = time.perf_counter() - t0
-    if timings is not None:
-        timings.update(sub)
-    state.clear()
+
+
+def _exists(con: Any, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? UNION ALL "
+        "SELECT 1 FROM duckdb_views() WHERE view_name = ?", [name, name]).fetchall())
+
+
+def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None) -> None:
+    """Build the per-row stages (``pos``, ``fd``) that do not exist yet."""
+    if "fd" in stages and not _exists(con, "fc_rid"):
+        sub: dict[str, float] = {}
+        t0 = time.perf_counter()
+        ev = positions.build(con, fds.record_sql)
+        sub["positions"] = time.perf_counter() - t0
+        fds.build(con, ev, sub)
+        del ev
+        if timings is not None:
+            timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
+                            for k, v in sub.items()})
+    if "pos" in stages and not _exists(con, "fc_pos"):
+        positions.build(con, None)
 
 
 def _hostname(con: Any) -> str | None:
@@ -80,9 +128,9 @@ def _hostname(con: Any) -> str | None:
     return row[0] if row else None
 
 
-#: The events view's joins, by the alias its column expressions use.
+#: The events view's joins, by the alias its column expressions use (the process
+#: chain ``c`` is an ASOF join, written by :func:`build_view`).
 _JOINS = {
-    "c": "LEFT JOIN fc_chain c ON c.cid = e.cid",
     "r": "LEFT JOIN fc_fdrec r ON r.rid = e.rid",
     "u": "LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.ckey = e.ckey",
     "lu": "LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.ckey = e.ckey",
@@ -90,46 +138,69 @@ _JOINS = {
     "k": "LEFT JOIN fc_cont k ON k.ckey = e.ckey",
     "cg": "LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id",
 }
-
-
-def _build_view(con: Any, first_ts: int) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE fc_viewmeta AS SELECT {int(first_ts)}::BIGINT AS first_ts")
-    build_view(con)
+_ALIAS = re.compile(r"\b(c|r|u|lu|g|k|cg)\.")
 
 
 def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = None) -> None:
-    """(Re)create an events view over the state tables :func:`build` made.
+    """(Re)create an events view; build what it needs first (:func:`prepare`, stages).
 
     ``fields=None`` gives the full ``events`` view. Otherwise only those Falco
     field columns (names as in :func:`view_columns`) are defined, next to
-    ``evt_num``, ``evt_type``, the raw columns and ``cfull``, and the view
-    only has the joins they read: DuckDB does not prune unused LEFT JOINs, so
-    a query of a few columns over the full view still builds every join's hash
-    table (the descriptor records' is the large one).
+    ``evt_num``, ``evt_type`` and the raw columns (plus ``cfull`` when a
+    container column is asked for), and the view only has the joins and per-row
+    stages they read: DuckDB does not prune unused joins, so a query of a few
+    columns over the full view would pay for every join.
     """
-    rows = con.execute("SELECT first_ts FROM fc_viewmeta").fetchall()
-    cols = columns(int(rows[0][0]) if rows else 0, _hostname(con))
-    if fields is not None:
-        wanted = list(dict.fromkeys(fields))
+    prepare(con)
+    first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchone()
+    rn = num_sql is not None
+    cols = columns(int(first_ts), _hostname(con))
+    full = fields is None
+    if not full:
+        wanted = list(dict.fromkeys(f for f in fields if f != "cfull"))
         unknown = [f for f in wanted if f not in cols]
         if unknown:
             raise ValueError(f"not an events field column: {', '.join(unknown)}")
         cols = {f: cols[f] for f in wanted}
-    used = {a for sql in cols.values() for a in re.findall(r"\b(c|r|u|lu|g|k|cg)\.", sql)}
-    joins = "\n        ".join(j for a, j in _JOINS.items() if a in used)
+    text = " ".join(cols.values())
+    used = set(_ALIAS.findall(text))
+    fd = "r" in used or "e.rid" in text
+    ckey = full or "cfull" in (fields or ()) or bool(used & {"u", "lu", "g", "k"}) \
+        or "e.cfull" in text
+    # the descriptor stage makes fc_pos too (and reads fc_raw by position)
+    pos = "e.evt_deltatime" in text or not rn or fd
+    _ensure(con, {s for s, on in (("fd", fd), ("pos", pos)) if on})
+    src = "fc_raw" if pos or fd else "raw_events_rn"
+    if src == "fc_raw" and not _exists(con, "fc_raw"):
+        con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
+    inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
+    from_ = [f"{src} x"]
+    if pos:
+        inner.append("k.evt_deltatime")
+        from_.append("POSITIONAL JOIN fc_pos k")
+    if fd:
+        inner.append("f.rid")
+        from_.append("POSITIONAL JOIN fc_rid f")
+    if ckey:
+        inner += ["ck.cfull", "coalesce(ck.ckey, 0) AS ckey"]
+        from_.append("LEFT JOIN fc_cgck cgk ON cgk.id = x.cgroup_id "
+                     "LEFT JOIN fc_ckey ck ON ck.cfull = "
+                     "coalesce(CAST(x.container_id AS VARCHAR), cgk.cfull)")
+    joins = [j for a, j in _JOINS.items() if a in used]
+    if "c" in used:
+        joins.insert(0, "ASOF LEFT JOIN fc_chain c ON c.pid = e.pid AND e.ts >= c.s")
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = "".join(f",\n  {sql} AS {col}" for col, sql in cols.items())
+    cfull = ", e.cfull" if ckey else ""
     con.execute(
         f"""
         CREATE OR REPLACE VIEW {name} AS
-        SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id, e.cfull{sel}
-        FROM (SELECT k.evt_num, k.evt_deltatime, ck.cfull, k.ckey, k.cid, f.rid,
-                     CAST(x.syscall AS VARCHAR) AS evt_type,
+        SELECT e.evt_num, e.evt_type, {raw}, e.raw_container_id{cfull}{sel}
+        FROM (SELECT {', '.join(inner)}, CAST(x.syscall AS VARCHAR) AS evt_type,
                      x.container_id AS raw_container_id, {raw_x}
-              FROM fc_raw x POSITIONAL JOIN fc_pos k POSITIONAL JOIN fc_rid f
-              LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey) e
-        {joins}
+              FROM {' '.join(from_)}) e
+        {chr(10).join(joins)}
         """
     )
 
@@ -137,3 +208,21 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
 def view_columns() -> list[str]:
     """Names of the ``events`` view's columns (raw and Falco field columns)."""
     return ["evt_num", "evt_type", *_RAW, "raw_container_id", "cfull", *columns(0, None)]
+
+
+_STAR = re.compile(r"\*")
+_COUNT_STAR = re.compile(r"count\s*\(\s*\*\s*\)", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def query_fields(sql: str) -> list[str] | None:
+    """The events field columns ``sql`` may read: every word naming one; None for all.
+
+    A ``*`` other than ``count(*)`` may select every column, so it gives None.
+    Words are not parsed: a field name in a string literal or naming another
+    relation's column adds that column too (harmless, only slower).
+    """
+    if _STAR.search(_COUNT_STAR.sub("", sql)):
+        return None
+    names = set(columns(0, None)) | {"cfull"}
+    return sorted({w.lower() for w in _WORD.findall(sql)} & names)

@@ -312,6 +312,11 @@ class Capture:
             cols = ", ".join(f'CAST(NULL AS {_duck_type(c.type)}) AS "{c.name}"' for c in EVENTS)
             selects.append(f"SELECT {cols}, CAST(NULL AS VARCHAR) AS host WHERE false")
         con.execute("CREATE OR REPLACE VIEW raw_events AS " + " UNION ALL ".join(selects))
+        # internal: the same rows with their scan position (_rn), when every source is
+        # Parquet (file row number + the rows of the files before); journals have none
+        con.execute("DROP VIEW IF EXISTS raw_events_rn")
+        if parquet and len(selects) == 1:
+            con.execute("CREATE VIEW raw_events_rn AS " + self._parquet_select(parquet, rn=True))
         for name in SIDE_TABLES:
             con.register(f"fcap_side_{name}", self.side_table(name))
             con.execute(f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM fcap_side_{name}")
@@ -321,7 +326,8 @@ class Capture:
         con.unregister("fcap_meta_arrow")
 
     @staticmethod
-    def _parquet_select(files: Sequence[CaptureFile]) -> str:
+    def _parquet_select(files: Sequence[CaptureFile], rn: bool = False) -> str:
+        """``SELECT`` of the events of ``files``; ``rn``: with ``_rn``, the row's scan position."""
         listing = "[" + ", ".join(_sql_str(str(f.path)) for f in files) + "]"
         present: set[str] = set()
         schemas = {}
@@ -345,9 +351,20 @@ class Capture:
                 for f in files
             )
             host = f"CASE filename {whens} END"
+        extra, opt = "", ""
+        if rn:
+            opt = ", file_row_number = true"
+            if len(files) == 1:
+                extra = ", file_row_number AS _rn"
+            else:
+                offs, n = [], 0
+                for f in files:
+                    offs.append(f"WHEN {_sql_str(str(f.path))} THEN {n}")
+                    n += pq.read_metadata(f.path).num_rows
+                extra = f", file_row_number + CASE filename {' '.join(offs)} END AS _rn"
         return (
-            f"SELECT {', '.join(cols)}, {host} AS host FROM read_parquet({listing}, "
-            "union_by_name = true, filename = true, hive_partitioning = false)"
+            f"SELECT {', '.join(cols)}, {host} AS host{extra} FROM read_parquet({listing}, "
+            f"union_by_name = true, filename = true, hive_partitioning = false{opt})"
         )
 
 

@@ -58,15 +58,22 @@ def _open_capture(paths: PathsLike) -> Any:
     return open_capture(paths)
 
 
-def _build_events(con: duckdb.DuckDBPyConnection) -> None:
+def _build_events(con: duckdb.DuckDBPyConnection, fields: Sequence[str] | None) -> None:
+    """(Re)create the ``events`` view with ``fields`` (None: every field column)."""
     try:
-        from fcap.analyze.enrich import build
+        from fcap.analyze.enrich import build_view
     except ImportError as err:
         raise FcapError(
             "the enriched events relation (fcap.analyze.enrich) is not available in this build",
             hint=str(err),
         ) from None
-    build(con)
+    build_view(con, "events", fields)
+
+
+def _query_fields(query: str) -> list[str] | None:
+    from fcap.analyze.enrich import query_fields
+
+    return query_fields(query)
 
 
 def _compile_condition(text: str) -> str:
@@ -94,9 +101,11 @@ def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any) -> None:
     """Run Falco rules over the capture with the replay engine; create the ``alerts`` table."""
     from fcap.analyze.compile.load import load_and_compile
     from fcap.analyze.engine import alerts_table, replay
+    from fcap.analyze.enrich import prepare
 
     paths = [rules] if isinstance(rules, str | Path) else list(rules)
     _, compiled = load_and_compile(paths)
+    prepare(con)
     table = alerts_table(replay(con, compiled))
     con.register("_fcap_alerts_arrow", table)
     con.execute(
@@ -142,7 +151,6 @@ def open(paths: PathsLike, rules: Any = None) -> Capture:
         raise
     cap = Capture(con, raw, rules)
     if rules is not None:
-        cap._ensure_events()
         try:
             _load_alerts(con, rules)
         except BaseException:
@@ -159,32 +167,40 @@ class Capture:
         self.raw = raw
         self.rules = rules
         self._events_built = False
+        #: the field columns the ``events`` view has (None: all of them)
+        self._event_fields: set[str] | None = set()
 
-    def _ensure_events(self) -> None:
-        """Build the enriched ``events`` relation the first time something needs it.
+    def _ensure_events(self, fields: Sequence[str] | None = None) -> None:
+        """Give the ``events`` view (at least) ``fields``; None: every field column.
 
-        Opening stays cheap (the other views read the capture directly); the cost of
-        the process/fd state behind ``events`` is paid by the first query that uses it.
+        Opening stays cheap (the other views read the capture directly). The
+        view is shaped by the queries: it has the field columns queries named so
+        far (it only grows, so views a user made over it keep working), and only
+        the joins and per-row state those columns need (docs/hunting.md).
         """
-        if self._events_built:
+        have = self._event_fields
+        if self._events_built and (have is None or (fields is not None and have >= set(fields))):
             return
+        want = None if fields is None or have is None else have | set(fields)
         try:
-            _build_events(self.con)
+            _build_events(self.con, None if want is None else sorted(want))
         except duckdb.Error as err:
             raise CaptureError(
                 f"cannot build the events relation: {str(err).splitlines()[0]}"
             ) from None
+        self._event_fields = want
         self._events_built = True
 
     def _run(self, query: str, params: Any = None, *, source: str = "<query>") -> Any:
-        """``con.sql`` building ``events`` on demand; DuckDB errors become QueryError."""
+        """``con.sql`` shaping ``events`` for the query; DuckDB errors become QueryError."""
+        if re.search(r"\bevents\b", query, re.IGNORECASE):
+            self._ensure_events(_query_fields(query))
         for attempt in (0, 1):
             try:
                 return self.con.sql(query, params=params)
             except duckdb.CatalogException as err:
                 missing = re.search(r"Table with name (\w+) does not exist", str(err))
-                if attempt == 0 and missing and missing.group(1).lower() == "events" \
-                        and not self._events_built:
+                if attempt == 0 and missing and missing.group(1).lower() == "events":
                     self._ensure_events()
                     continue
                 raise translate(err, query, self.con, source=source) from None
@@ -240,7 +256,6 @@ class Capture:
         predicate = _compile_condition(condition)
         select = ", ".join(f'{_field_sql(c)} AS "{c}"' for c in columns) if columns else "e.*"
         query = f"SELECT {select} FROM events e WHERE {predicate} ORDER BY e.evt_num"
-        self._ensure_events()
         return Result(self._run(query))
 
     def alerts(self) -> Result:

@@ -198,16 +198,16 @@ def test_works_without_root_and_without_bcc(sample, request) -> None:  # type: i
     assert proc.stdout.split("\n")[1] == "False"
 
 
-def test_events_built_on_first_use(sample) -> None:  # type: ignore[no-untyped-def]
-    """Opening does not build the enriched events; the first query that needs them does."""
+def test_events_built_on_first_use_and_shaped_by_the_queries(sample) -> None:  # type: ignore[no-untyped-def]
+    """Opening does not build the enriched events; queries shape the view (it only grows)."""
     import fcap.api
 
-    calls = []
+    calls: list[list[str] | None] = []
     real = fcap.api._build_events
 
-    def counting(con):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        real(con)
+    def counting(con, fields):  # type: ignore[no-untyped-def]
+        calls.append(fields)
+        real(con, fields)
 
     fcap.api._build_events = counting  # type: ignore[assignment]
     try:
@@ -218,7 +218,20 @@ def test_events_built_on_first_use(sample) -> None:  # type: ignore[no-untyped-d
             n = c.sql("SELECT count(*) FROM events").fetchall()[0][0]
             assert n == c.sql("SELECT count(*) FROM raw_events").fetchall()[0][0]
             c.sql("SELECT count(*) FROM events").fetchall()
-            assert calls == [1]
+            assert calls == [[]]
+            plan = c.con.execute("EXPLAIN SELECT count(*) FROM events").fetchall()[0][1]
+            assert "fc_chain" not in plan and "fc_fdrec" not in plan
+            c.sql("CREATE VIEW names AS SELECT DISTINCT proc_name FROM events")
+            assert calls[-1] == ["proc_name"]
+            c.sql("SELECT count(fd_name) FROM events").fetchall()
+            assert calls[-1] == ["fd_name", "proc_name"]
+            assert len(c.sql("SELECT * FROM names").fetchall()) > 0  # still has proc_name
+            c.sql("SELECT proc_name FROM events LIMIT 1").fetchall()
+            assert len(calls) == 3
+            full = c.sql("SELECT * FROM events").columns
+            assert calls[-1] is None and "k8s_pod_name" in full and "proc_pname" in full
+            c.sql("SELECT user_name FROM events LIMIT 1").fetchall()
+            assert len(calls) == 4
     finally:
         fcap.api._build_events = real  # type: ignore[assignment]
 

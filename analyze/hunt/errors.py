@@ -51,6 +51,11 @@ def relation_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
         "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
         [name],
     ).fetchall()
+    if name == "events" and rows:
+        # fcap.open shapes the view per query; its contract is every column
+        from fcap.analyze.enrich import view_columns
+
+        return view_columns()
     return [r[0] for r in rows]
 
 

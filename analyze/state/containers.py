@@ -51,3 +51,32 @@ def build(con: Any) -> None:
         FROM raw_containers ORDER BY id, first_seen_ts DESC NULLS LAST
         """
     )
+
+
+def keys(con: Any) -> None:
+    """Small integer keys per container: ``fc_ckey(ckey, cfull)`` (0 = the host).
+
+    ``fc_users``, ``fc_groups`` and ``fc_cont`` get a ``ckey`` column, so the
+    events view joins them on integers; ``fc_cgck(id, cfull)`` maps the cgroups
+    of containers to their id (for events recorded without a ``container_id``).
+    Needs :func:`build` and :func:`fcap.analyze.state.users.build`.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fc_ckey AS
+        SELECT CAST(row_number() OVER (ORDER BY cfull) AS INTEGER) AS ckey, cfull
+        FROM (SELECT DISTINCT CAST(container_id AS VARCHAR) AS cfull FROM raw_events
+              WHERE container_id IS NOT NULL
+              UNION SELECT container_id FROM fc_cgroups WHERE container_id IS NOT NULL);
+        CREATE OR REPLACE TEMP TABLE fc_cgck AS
+        SELECT id, container_id AS cfull FROM fc_cgroups WHERE container_id IS NOT NULL;
+        CREATE OR REPLACE TEMP TABLE fc_users AS
+        SELECT u.*, CASE WHEN u.cid = '' THEN 0 ELSE k.ckey END AS ckey
+        FROM fc_users u LEFT JOIN fc_ckey k ON k.cfull = u.cid;
+        CREATE OR REPLACE TEMP TABLE fc_groups AS
+        SELECT g.*, CASE WHEN g.cid = '' THEN 0 ELSE k.ckey END AS ckey
+        FROM fc_groups g LEFT JOIN fc_ckey k ON k.cfull = g.cid;
+        CREATE OR REPLACE TEMP TABLE fc_cont AS
+        SELECT c.*, k.ckey FROM fc_cont c LEFT JOIN fc_ckey k ON k.cfull = c.full_id;
+        """
+    )

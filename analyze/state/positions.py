@@ -1,21 +1,21 @@
-"""Per raw row keys, in the capture's scan order: ``fc_pos`` and the numpy columns fds need.
+"""Per raw row positions in the capture's scan order: ``fc_pos`` and the numpy columns fds need.
 
-One scan of ``fc_raw`` (``raw_events``) fetches the narrow integer columns
-(time, cpu, tid, pid, fd, container code, descriptor-record class); numpy then
+Only built when a query needs them (:mod:`fcap.analyze.enrich` builds the
+events view lazily): ``evt_deltatime``, ``evt_num`` of a capture not in time
+order (or without a Parquet row number), and the descriptor stage. One scan
+of ``fc_raw`` (``raw_events``) fetches the narrow integer columns (time, cpu,
+tid, pid, fd and, for the descriptor stage, the record class); numpy then
 computes, without sorting when the capture is already in time order:
 
 * ``evt_num`` / ``evt_deltatime``: position and time delta in the global order
   ``(ts, cpu, tid, scan position)``;
-* the process-chain row (``fc_chain.cid``) and process instance (``pkey``) of
-  each event: an ASOF on ``(pid, ts)``;
-* ``ckey``: a small integer per container (0 = host) for the row's container
-  id, or the one its cgroup maps to; ``fc_ckey(ckey, cfull)`` holds the ids,
-  and ``fc_users`` / ``fc_groups`` / ``fc_cont`` get a ``ckey`` column so the
-  events view joins them on integers.
+* the process instance (``pkey``) of each event: an ASOF on ``(pid, ts)``.
 
-``fc_pos(evt_num, evt_deltatime, ckey, cid)`` is aligned with ``fc_raw`` by
-position (POSITIONAL JOIN); the alignment is verified, and ``fc_raw`` is
-materialized once if the source's scan order were unstable.
+``fc_pos(evt_num, evt_deltatime)`` is aligned with ``fc_raw`` by position
+(POSITIONAL JOIN); the alignment is verified, and ``fc_raw`` is materialized
+once if the source's scan order were unstable. :func:`time_ordered` tells
+whether the scan order already is the global order (then ``evt_num`` is the
+scan position plus one, which the events view reads from ``raw_events_rn``).
 """
 
 from __future__ import annotations
@@ -34,23 +34,11 @@ class Events:
 
     ts: np.ndarray  # int64
     fd: np.ndarray  # int64, keys.NONE for null
-    pkey: np.ndarray  # int64 process instance, 0 = none
+    pkey: np.ndarray  # int64 process instance, 0 = none (empty without record_sql)
     g: np.ndarray  # int64 position in the global time order (evt_num - 1)
     ts_sorted: np.ndarray  # ts in global time order
     tid: np.ndarray  # int32
     rec: dict[str, np.ndarray]  # descriptor-record class columns (see fds.record_sql)
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _container_codes(con: Any) -> list[str]:
-    rows = con.execute(
-        "SELECT DISTINCT CAST(container_id AS VARCHAR) FROM fc_raw WHERE container_id IS NOT NULL "
-        "UNION SELECT container_id FROM fc_cgroups WHERE container_id IS NOT NULL"
-    ).fetchall()
-    return sorted(r[0] for r in rows)
 
 
 def _col(t: pa.Table, name: str, dtype: Any, null: Any = 0) -> np.ndarray:
@@ -83,8 +71,82 @@ def _time_order(ts: np.ndarray, cpu: np.ndarray, tid: np.ndarray) -> np.ndarray 
     return order
 
 
-def build(con: Any, record_sql: str) -> Events:
-    """Create ``fc_pos`` / ``fc_ckey`` (and ckey columns); return the numpy columns."""
+#: Most breakpoints :func:`evt_num_breaks` returns (beyond: None, fc_pos is built instead).
+MAX_BREAKS = 2048
+
+
+def evt_num_breaks(con: Any) -> np.ndarray | None:
+    """``evt_num - 1 - scan position`` as a step function of the scan position.
+
+    Rows ``(start, delta)`` sorted by ``start``: from scan position ``start`` on
+    (until the next row), ``evt_num = position + 1 + delta``. A capture in time
+    order has the single row ``(0, 0)``; a capture with a few late rows (e.g.
+    a record flushed after later ones) has a few rows per late row. None when
+    there would be more than :data:`MAX_BREAKS` rows.
+
+    The rows whose time exceeds every earlier row's (``N``) are in global order
+    already; the others (``E``, late or tied rows) are few and sorted on their
+    own, then each side is placed among the other with binary searches.
+    """
+    t = con.sql("SELECT ts, cpu, tid FROM raw_events").to_arrow_table()
+    return breaks_of(_col(t, "ts", np.int64), _col(t, "cpu", np.int64), _col(t, "tid", np.int64))
+
+
+def breaks_of(ts: np.ndarray, cpu: np.ndarray, tid: np.ndarray) -> np.ndarray | None:
+    """:func:`evt_num_breaks` of the columns in scan order."""
+    n = len(ts)
+    late = np.zeros(n, bool)
+    if n > 1:
+        np.less_equal(ts[1:], np.maximum.accumulate(ts)[:-1], out=late[1:])
+    e = np.flatnonzero(late)
+    if len(e) == 0:
+        return np.zeros((1, 2), np.int64)
+    if 3 * len(e) + 1 > MAX_BREAKS:
+        return None
+    nn = np.flatnonzero(~late)  # never empty: row 0 is in N
+    e = e[np.lexsort((e, tid[e], cpu[e], ts[e]))]  # E in global order
+    n_ts = ts[nn]
+    # N rows below each E row: those with an earlier time, plus a tie that sorts first
+    below = np.searchsorted(n_ts, ts[e], "left")
+    j = np.minimum(below, len(nn) - 1)
+    r = nn[j]
+    first = (cpu[r] < cpu[e]) | ((cpu[r] == cpu[e]) & ((tid[r] < tid[e])
+                                                       | ((tid[r] == tid[e]) & (r < e))))
+    below = below + ((below < len(nn)) & (n_ts[j] == ts[e]) & first)
+    g_e = below + np.arange(len(e))
+    # for N rows: +1 from the first N row above each E row, -1 after each E row's position
+    up = nn[below[below < len(nn)]]
+    pts = np.concatenate([up, e + 1, [0]])
+    chg = np.concatenate([np.ones(len(up), np.int64), -np.ones(len(e), np.int64), [0]])
+    o = np.argsort(pts, kind="stable")
+    pts, cum = pts[o], np.cumsum(chg[o])
+    starts = np.unique(np.concatenate([pts, e]))
+    starts = starts[starts < n]
+    vals = cum[np.searchsorted(pts, starts, "right") - 1]
+    is_e = np.zeros(n, bool)
+    is_e[e] = True
+    ge = np.zeros(n, np.int64)
+    ge[e] = g_e - e
+    vals = np.where(is_e[starts], ge[starts], vals)
+    keep = np.ones(len(starts), bool)
+    keep[1:] = vals[1:] != vals[:-1]
+    return np.stack([starts[keep], vals[keep]], axis=1)
+
+
+def evt_num_sql(breaks: np.ndarray, x: str) -> str:
+    """SQL of ``evt_num`` from the scan position ``x`` (a balanced CASE over the breaks)."""
+
+    def tree(lo: int, hi: int) -> str:
+        if hi - lo == 1:
+            return str(int(breaks[lo, 1]))
+        mid = (lo + hi) // 2
+        return f"CASE WHEN {x} < {int(breaks[mid, 0])} THEN {tree(lo, mid)} ELSE {tree(mid, hi)} END"
+
+    return f"({x} + 1 + {tree(0, len(breaks))})"
+
+
+def build(con: Any, record_sql: str | None) -> Events:
+    """Create ``fc_pos``; return the numpy columns (``rec`` only with a ``record_sql``)."""
     con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
     ev = _scan(con, record_sql)
     if ev is None:  # pragma: no cover - only for sources whose scan order is unstable
@@ -94,14 +156,9 @@ def build(con: Any, record_sql: str) -> Events:
     return ev
 
 
-def _scan(con: Any, record_sql: str) -> Events | None:
-    cids = _container_codes(con)
-    whens = " ".join(f"WHEN {_sql_str(c)} THEN {i + 1}" for i, c in enumerate(cids))
-    cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if cids else "NULL"
-    t = con.sql(
-        f"SELECT ts, cpu, tid, pid, fd, CASE WHEN container_id IS NULL THEN cgroup_id END AS cg, "
-        f"CAST({cc} AS INTEGER) AS cc, {record_sql} FROM fc_raw"
-    ).to_arrow_table()
+def _scan(con: Any, record_sql: str | None) -> Events | None:
+    rec_cols = f", {record_sql}" if record_sql else ""
+    t = con.sql(f"SELECT ts, cpu, tid, pid, fd{rec_cols} FROM fc_raw").to_arrow_table()
     n = t.num_rows
     ts = _col(t, "ts", np.int64)
     tid = _col(t, "tid", np.int32)
@@ -134,63 +191,22 @@ def _scan(con: Any, record_sql: str) -> Events | None:
         dmask[0] = True
     if order is not None:
         delta, dmask = delta[g], dmask[g]
-    ckey = _ckeys(con, t, cids)
-    cid, pkey = _chains(con, pid, ts)
-    pos = pa.table({
-        "evt_num": pa.array(g + 1),
-        "evt_deltatime": pa.array(delta, mask=dmask),
-        "ckey": pa.array(ckey),
-        "cid": pa.array(cid, mask=cid == 0),
-    })
+    pos = pa.table({"evt_num": pa.array(g + 1), "evt_deltatime": pa.array(delta, mask=dmask)})
     con.register("fc_pos_arrow", pos)
     con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT * FROM fc_pos_arrow")
     con.unregister("fc_pos_arrow")
-    rec = {"rk": _col(t, "rk", np.int16), "rfd": _col(t, "rfd", np.int64, keys.NONE),
-           "sfd": _col(t, "sfd", np.int64, keys.NONE)}
+    del pos, delta, dmask
+    rec: dict[str, np.ndarray] = {}
+    pkey = np.zeros(0, np.int64)
+    if record_sql:
+        rec = {"rk": _col(t, "rk", np.int16), "rfd": _col(t, "rfd", np.int64, keys.NONE),
+               "sfd": _col(t, "sfd", np.int64, keys.NONE)}
+        pkey = _pkeys(con, pid, ts)
     return Events(ts=ts, fd=fd, pkey=pkey, g=g, ts_sorted=ts_sorted, tid=tid, rec=rec)
 
 
-def _ckeys(con: Any, t: pa.Table, cids: list[str]) -> np.ndarray:
-    """Container key per row: the row's own id, else the one of its cgroup; fc_ckey."""
-    cc = _col(t, "cc", np.int32).copy()
-    cg_rows = con.execute(
-        "SELECT id, container_id FROM fc_cgroups WHERE container_id IS NOT NULL ORDER BY id"
-    ).fetchall()
-    if cg_rows:
-        code = {c: i + 1 for i, c in enumerate(cids)}
-        cg_ids = np.array([r[0] for r in cg_rows], np.uint64)
-        cg_code = np.array([code[r[1]] for r in cg_rows], np.int32)
-        cg = t.column("cg")
-        need = np.flatnonzero((cc == 0) & ~cg.is_null().to_numpy(zero_copy_only=False))
-        if len(need):
-            v = cg.take(pa.array(need)).to_numpy().astype(np.uint64)
-            i = np.minimum(np.searchsorted(cg_ids, v), len(cg_ids) - 1)
-            hit = cg_ids[i] == v
-            cc[need[hit]] = cg_code[i[hit]]
-    con.register(
-        "fc_ckey_arrow",
-        pa.table({"ckey": pa.array(np.arange(1, len(cids) + 1, dtype=np.int32)),
-                  "cfull": pa.array(cids, pa.string())}),
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE fc_ckey AS SELECT * FROM fc_ckey_arrow;
-        CREATE OR REPLACE TEMP TABLE fc_users AS
-        SELECT u.*, CASE WHEN u.cid = '' THEN 0 ELSE k.ckey END AS ckey
-        FROM fc_users u LEFT JOIN fc_ckey k ON k.cfull = u.cid;
-        CREATE OR REPLACE TEMP TABLE fc_groups AS
-        SELECT g.*, CASE WHEN g.cid = '' THEN 0 ELSE k.ckey END AS ckey
-        FROM fc_groups g LEFT JOIN fc_ckey k ON k.cfull = g.cid;
-        CREATE OR REPLACE TEMP TABLE fc_cont AS
-        SELECT c.*, k.ckey FROM fc_cont c LEFT JOIN fc_ckey k ON k.cfull = c.full_id;
-        """
-    )
-    con.unregister("fc_ckey_arrow")
-    return cc
-
-
-def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fc_chain.cid, pkey) per row: the chain interval of (pid, ts); 0 when none.
+def _pkeys(con: Any, pid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Process instance (``pkey``) per row: the chain interval of (pid, ts); 0 when none.
 
     DuckDB's ASOF join (parallel) over the registered numpy columns; the rows
     carry their position, so the result is scattered back into scan order.
@@ -200,13 +216,10 @@ def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.n
                                          "pid": pa.array(pid.astype(np.int32, copy=False)),
                                          "ts": pa.array(ts)}))
     t = con.sql(
-        "SELECT q.pos, c.cid, c.pkey FROM fc_q_arrow q "
+        "SELECT q.pos, c.pkey FROM fc_q_arrow q "
         "ASOF JOIN fc_chain c ON c.pid = q.pid AND q.ts >= c.s"
     ).to_arrow_table()
     con.unregister("fc_q_arrow")
-    pos = _col(t, "pos", np.int64)
-    cid = np.zeros(n, np.int64)
     pkey = np.zeros(n, np.int64)
-    cid[pos] = _col(t, "cid", np.int64)
-    pkey[pos] = _col(t, "pkey", np.int64)
-    return cid, pkey
+    pkey[_col(t, "pos", np.int64)] = _col(t, "pkey", np.int64)
+    return pkey

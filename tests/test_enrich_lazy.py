@@ -1,0 +1,99 @@
+"""The lazy events views: evt_num without a per-row table, narrow views equal to the full one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from fcap.analyze import enrich
+from fcap.analyze.fields.columns import columns
+from fcap.analyze.state import positions
+from fcap.capture.reader import open_capture
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _global_order(ts: np.ndarray, cpu: np.ndarray, tid: np.ndarray) -> np.ndarray:
+    """evt_num - 1 per row, the slow obvious way: rank in (ts, cpu, tid, position) order."""
+    order = np.lexsort((np.arange(len(ts)), tid, cpu, ts))
+    g = np.empty(len(ts), np.int64)
+    g[order] = np.arange(len(ts))
+    return g
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_evt_num_breaks_give_the_global_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    ts = np.sort(rng.integers(0, n * 3, n))  # sorted times with ties
+    cpu = rng.integers(0, 3, n)
+    tid = rng.integers(100, 104, n)
+    late = rng.random(n) < rng.choice([0.0, 0.02, 0.2])  # rows flushed late: moved back
+    idx = np.flatnonzero(late)
+    ts[idx] = np.maximum(ts[idx] - rng.integers(0, 50, len(idx)), 0)
+    breaks = positions.breaks_of(ts, cpu, tid)
+    assert breaks is not None and breaks[0, 0] == 0
+    assert (np.diff(breaks[:, 0]) > 0).all()
+    pos = np.arange(n)
+    delta = breaks[np.searchsorted(breaks[:, 0], pos, "right") - 1, 1]
+    assert np.array_equal(pos + delta, _global_order(ts, cpu, tid))
+
+
+def test_evt_num_breaks_in_sql_and_too_many() -> None:
+    ts = np.array([10, 30, 20, 40, 40, 35, 50])
+    cpu = np.array([0, 0, 1, 1, 0, 0, 0])
+    tid = np.zeros(7, np.int64)
+    breaks = positions.breaks_of(ts, cpu, tid)
+    assert breaks is not None
+    sql = positions.evt_num_sql(breaks, "x")
+    got = [duckdb.sql(f"SELECT {sql} FROM (SELECT {i} AS x)").fetchall()[0][0] for i in range(7)]
+    assert got == list(_global_order(ts, cpu, tid) + 1) == [1, 3, 2, 6, 5, 4, 7]
+    n = positions.MAX_BREAKS
+    assert positions.breaks_of(np.tile([2, 1], n), np.zeros(2 * n), np.zeros(2 * n)) is None
+    assert positions.breaks_of(np.arange(5), np.zeros(5), np.zeros(5)).tolist() == [[0, 0]]
+
+
+def _open(name: str, *, rn: bool = True) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    open_capture(SAMPLES / name).attach(con)
+    if not rn:
+        con.execute("DROP VIEW raw_events_rn")
+    return con
+
+
+@pytest.mark.parametrize("name", ["reverse-shell", "container-shell"])
+def test_every_narrow_view_column_equals_the_full_view(name: str) -> None:
+    con = _open(name)
+    enrich.build(con)
+    con.execute("CREATE TABLE full_ev AS SELECT * FROM events")
+    assert con.execute("SELECT evt_num_sql IS NOT NULL FROM fc_viewmeta").fetchone()[0]
+    bad = []
+    for col in columns(0, None):
+        enrich.build_view(con, "one", [col])
+        n = con.execute(
+            f'SELECT count(*) FROM full_ev f FULL JOIN one o USING (evt_num) '
+            f'WHERE f."{col}" IS DISTINCT FROM o."{col}"').fetchone()[0]
+        if n:
+            bad.append((col, n))
+    assert bad == []
+
+
+def test_narrow_view_has_only_the_stages_it_needs() -> None:
+    con = _open("reverse-shell")
+    enrich.build_view(con, "v", ["proc_name", "container_id"])
+    assert not any(enrich._exists(con, t) for t in ("fc_pos", "fc_rid", "fc_fdrec"))
+    plan = con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1]
+    assert "POSITIONAL" not in plan.upper() and "fc_chain" in plan
+    enrich.build_view(con, "w", ["fd_name"])
+    assert enrich._exists(con, "fc_rid") and enrich._exists(con, "fc_pos")
+
+
+def test_the_row_number_path_equals_the_positional_path() -> None:
+    a, b = _open("shell-session"), _open("shell-session", rn=False)
+    for con in (a, b):
+        enrich.build_view(con, "v", ["proc_name", "user_name", "proc_anames"])
+    assert not enrich._exists(a, "fc_pos") and enrich._exists(b, "fc_pos")
+    q = "SELECT * FROM v ORDER BY evt_num"
+    assert a.execute(q).fetchall() == b.execute(q).fetchall()
