@@ -139,13 +139,13 @@ def _events_select() -> str:
     return f"""
 SELECT rid, {cols}
 FROM (SELECT *, {cls} AS c, {open_flags()} AS {_F}
-      FROM (SELECT m.rid, m.k AS mk, x.ts, x.tid, CAST(x.syscall AS VARCHAR) AS syscall,
+      FROM (SELECT m.rowid AS rid, m.k AS mk, x.ts, x.tid, CAST(x.syscall AS VARCHAR) AS syscall,
                    x.a0, x.a1, x.a2, x.a3, x.flags_aux, CAST(x.path AS VARCHAR) AS path,
                    CAST(x.path_raw AS VARCHAR) AS path_raw, x.sock_family, x.sock_type,
                    x.l4proto, CAST(x.laddr AS VARCHAR) AS laddr, x.lport,
                    CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
                    CAST(x.unix_path AS VARCHAR) AS unix_path
-            FROM fc_raw x POSITIONAL JOIN fc_kind_arrow m WHERE m.k > 0))"""
+            FROM fc_raw x POSITIONAL JOIN fc_fdkind m WHERE m.k > 0))"""
 
 
 def snapshot(con: Any) -> None:
@@ -159,21 +159,30 @@ def snapshot(con: Any) -> None:
     )
 
 
-def build(con: Any, kind: np.ndarray, attrs: tuple[str, ...]) -> pa.Table:
-    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd``).
+def register_kinds(con: Any, kind: np.ndarray) -> None:
+    """``fc_fdkind``: per raw row (scan order, ``rowid``) its record kind if 1, 3 or 4, else 0.
 
-    ``kind``: the record kind of every raw row in scan order (``fds.record_sql``).
+    A DuckDB table, not a registered Arrow table: scanning Python objects takes
+    the GIL, which :func:`build` must not need while it runs beside numpy.
+    """
+    k = np.where((kind == 1) | (kind == 3) | (kind == 4), kind, 0).astype(np.int8)
+    con.register("fc_kind_arrow", pa.table({"k": pa.array(k)}))
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdkind AS SELECT k FROM fc_kind_arrow")
+    finally:
+        con.unregister("fc_kind_arrow")
+
+
+def build(con: Any, attrs: tuple[str, ...]) -> pa.Table:
+    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd`` and ``fc_fdkind``).
+
     Returns the chained rows (kinds 3 and 4) ordered by rid: rid, ts, ev_tid,
     changed and, per attribute of ``attrs``, whether the row sets it (not null).
     """
-    k = np.where((kind == 1) | (kind == 3) | (kind == 4), kind, 0).astype(np.int8)
-    con.register("fc_kind_arrow", pa.table({
-        "k": pa.array(k), "rid": pa.array(np.arange(len(k), dtype=np.int64))}))
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL {_events_select()}")
-    finally:
-        con.unregister("fc_kind_arrow")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL {_events_select()};"
+        "DROP TABLE fc_fdkind"
+    )
     return con.sql(
         "SELECT rid, ts, ev_tid, changed, " + ", ".join(f"{a} IS NOT NULL AS {a}" for a in attrs)
         + " FROM fc_fdatt WHERE k <> 1 ORDER BY rid"

@@ -156,10 +156,11 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     """
     t = _Timer(timings)
     fdattr.snapshot(con)
+    fdattr.register_kinds(con, ev.rec["rk"] & 7)
     snap, inst = _snapshot(con), _instances(con)
     t("fds.inputs")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(fdattr.build, con, ev.rec["rk"] & 7, ATTRS)
+        job = pool.submit(fdattr.build, con, ATTRS)
         try:
             rec, st = fdresolve.prepare(ev, snap)
             t("fds.stream")
@@ -174,7 +175,7 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
         chained_own=own, timer=t,
     )
     del rec, st
-    _write(con, res, chained)
+    _write(con, res, chained, t)
     t("fds.write")
 
 
@@ -192,7 +193,7 @@ class _Timer:
         self.t = now
 
 
-def _write(con: Any, res: fdresolve.Result, chained: pa.Table) -> None:
+def _write(con: Any, res: fdresolve.Result, chained: pa.Table, t: _Timer) -> None:
     """``fc_rid`` (scan order) and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved).
 
     ``chained``: the chained rows' rid, ts, ev_tid and changed (ordered by rid).
@@ -201,6 +202,7 @@ def _write(con: Any, res: fdresolve.Result, chained: pa.Table) -> None:
     con.register("fc_rid_arrow", pa.table({"rid": pa.array(rid, mask=rid == fdstream.NO_RID)}))
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
+    t("fds.write_rid")
     con.execute("DROP TABLE IF EXISTS fc_fdrec; DROP TABLE fc_snapfd")
     if not len(res.chained_rid):
         # chained rows of no record (no process instance or descriptor) are dropped
@@ -229,6 +231,7 @@ def _write(con: Any, res: fdresolve.Result, chained: pa.Table) -> None:
         idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
         out[a] = att.column(a).take(pa.array(idx, mask=s == fdstream.NO_RID))
     con.register("fc_chained_arrow", pa.table(out))
+    t("fds.write_gather")
     con.execute(
         "DELETE FROM fc_fdatt WHERE k <> 1; "
         "INSERT INTO fc_fdatt BY NAME SELECT * FROM fc_chained_arrow; "
