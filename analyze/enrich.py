@@ -12,10 +12,11 @@ needs (see docs/fields.md and :mod:`fcap.analyze.fields.columns`), and only
 the joins and per-row stages those columns read:
 
 * the process chain: an ASOF join of each event on ``(pid, ts)`` into
-  ``fc_chain`` (DuckDB, parallel, nothing per row is stored);
+  ``fc_chain`` (DuckDB, parallel, nothing per row is stored), or a hash join
+  on the chain row ``fc_pos`` holds when the view reads ``fc_pos`` anyway;
 * the container key: hash joins on the row's container id or cgroup;
 * ``fc_pos`` (:mod:`~fcap.analyze.state.positions`): per raw row (scan order)
-  ``evt_num`` and ``evt_deltatime`` -- only for ``evt_deltatime``, or for
+  ``evt_num``, ``evt_deltatime`` and the chain row -- only for ``evt_deltatime``, or for
   ``evt_num`` when the capture's scan order is not its time order (otherwise
   ``evt_num`` is the row's scan position, read from ``raw_events_rn``);
 * ``fc_rid`` / ``fc_fdrec`` (:mod:`~fcap.analyze.state.fds`): per raw row the
@@ -152,6 +153,9 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     columns over the full view would pay for every join.
     """
     prepare(con)
+    # DuckDB plans an ASOF join whose left side it estimates small (e.g. behind a filter
+    # on the event type) as a nested loop over every chain row of the pid: far slower
+    con.execute("SET asof_loop_join_threshold = 0")
     first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchone()
     rn = num_sql is not None
     cols = columns(int(first_ts), _hostname(con))
@@ -187,7 +191,10 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
                      "LEFT JOIN fc_ckey ck ON ck.cfull = "
                      "coalesce(CAST(x.container_id AS VARCHAR), cgk.cfull)")
     joins = [j for a, j in _JOINS.items() if a in used]
-    if "c" in used:
+    if "c" in used and pos:  # fc_pos has the chain row: a hash join after the positional scan
+        inner.append("k.cid")
+        joins.insert(0, "LEFT JOIN fc_chain c ON c.cid = e.cid")
+    elif "c" in used:
         joins.insert(0, "ASOF LEFT JOIN fc_chain c ON c.pid = e.pid AND e.ts >= c.s")
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)

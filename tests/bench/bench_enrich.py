@@ -1,14 +1,16 @@
 """Benchmark: build the enriched events relation for >= 10M synthetic events.
 
-Prints, per DuckDB thread count (1 and 2): the seconds of each stage of
-``fcap.analyze.enrich.build`` (processes, users, containers, positions, fds and
-its sub-steps ``fds.*``, view), events/s of the whole build, events/s of one full pass over the view
-reading the columns rules use most (proc.name/pname/cmdline/aname[2], fd.name,
-user.name, container.id) -- first over a view with only those columns' joins
-(``enrich.build_view``), then over the full ``events`` view -- and the peak
-resident memory of the process after the build and after each pass.
-Baseline in the same run: the bare ASOF join of events to the process-chain
-table (the cost floor measured in perf-anchors 2d). Target: >= 5M events/s.
+Prints, per DuckDB thread count (2 and 1): the seconds of ``enrich.prepare``
+(the eager tables: processes, users, containers, container keys, evt_num
+breaks) and then, over the lazy views of ``enrich.build_view``:
+(a) one pass reading the process/user/container columns rules use most
+(proc.name/pname/cmdline/aname[2], user.name, container.id, evt.num): no
+per-row state, the process chain is an ASOF join in the view; (b) the same
+plus fd.name: the time to build the descriptor state (positions, fds) and one
+pass; (c) one pass over the full ``events`` view; events/s of each path from
+the raw capture, and the peak resident memory after each step. Baseline in
+the same run: the bare ASOF join of events to the process-chain table (the
+cost floor measured in perf-anchors 2d). Target: >= 5M events/s.
 
 Run: ``.venv/bin/python -m pytest tests/bench/bench_enrich.py -s`` or directly
 ``.venv/bin/python tests/bench/bench_enrich.py [N_EVENTS]``; the capture is
@@ -51,45 +53,53 @@ def worker(path: str, threads: int) -> dict:
     from fcap.analyze import enrich
     from fcap.capture.reader import open_capture
 
+    def rss() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def timed(sql: str) -> float:
+        t = time.perf_counter()
+        con.execute(sql).fetchall()
+        return time.perf_counter() - t
+
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
     open_capture(path).attach(con)
     n = con.execute("SELECT count(*) FROM raw_events").fetchone()[0]
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
-    enrich.build(con, timings=stages)
-    build_s = time.perf_counter() - t0
-    build_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    query = (
-        "SELECT count(proc_name), count(proc_pname), count(proc_cmdline), "
-        "count(proc_anames[3]), count(fd_name), count(user_name), count(container_id) FROM {}"
-    )
-    # the same pass over a view with only those columns' joins (enrich.build_view)
-    enrich.build_view(con, "events_narrow", ["proc_name", "proc_pname", "proc_cmdline",
-                                             "proc_anames", "fd_name", "user_name",
-                                             "container_id"])
+    enrich.prepare(con, timings=stages)
+    prepare_s = time.perf_counter() - t0
+    prepare_rss = rss()
+    # (a) a view of the process/user/container columns rules use most: no per-row state
+    proc_cols = ["proc_name", "proc_pname", "proc_cmdline", "proc_anames", "user_name",
+                 "container_id"]
     t0 = time.perf_counter()
-    con.execute(query.format("events_narrow")).fetchall()
-    narrow_s = time.perf_counter() - t0
-    narrow_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    enrich.build_view(con, "ev_proc", proc_cols)
+    proc_s = timed("SELECT count(proc_name), count(proc_pname), count(proc_cmdline), "
+                   "count(proc_anames[3]), count(user_name), count(container_id), "
+                   "max(evt_num) FROM ev_proc") + time.perf_counter() - t0
+    proc_rss = rss()
+    # (b) the same plus fd.name: builds the descriptor state (fc_pos, fc_rid, fc_fdrec)
     t0 = time.perf_counter()
-    con.execute(query.format("events")).fetchall()
-    scan_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    con.execute(
-        "SELECT count(c.cid) FROM raw_events x ASOF LEFT JOIN fc_chain c "
-        "ON c.pid = x.pid AND x.ts >= c.s"
-    ).fetchall()
-    asof_s = time.perf_counter() - t0
-    sizes = {
-        t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        for t in ("fc_pinst", "fc_chain", "fc_fdrec")
-    }
+    enrich.build_view(con, "ev_fd", [*proc_cols, "fd_name"])
+    fd_build_s = time.perf_counter() - t0
+    fd_pass_s = timed("SELECT count(proc_name), count(proc_pname), count(proc_cmdline), "
+                      "count(proc_anames[3]), count(user_name), count(container_id), "
+                      "count(fd_name) FROM ev_fd")
+    fd_rss = rss()
+    # (c) one pass over the full events view (every column's joins)
+    enrich.build_view(con)
+    full_s = timed("SELECT count(proc_name), count(fd_name), count(user_name), "
+                   "count(container_id) FROM events")
+    asof_s = timed("SELECT count(c.cid) FROM raw_events x ASOF LEFT JOIN fc_chain c "
+                   "ON c.pid = x.pid AND x.ts >= c.s")
+    sizes = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+             for t in ("fc_pinst", "fc_chain", "fc_fdrec")}
     return {
-        "events": n, "threads": threads, "stages": stages, "build_s": build_s,
-        "scan_s": scan_s, "narrow_s": narrow_s, "narrow_maxrss_mb": narrow_rss, "asof_s": asof_s, "sizes": sizes,
-        "build_maxrss_mb": build_rss,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "events": n, "threads": threads, "stages": stages, "prepare_s": prepare_s,
+        "prepare_rss": prepare_rss, "proc_s": proc_s, "proc_rss": proc_rss,
+        "fd_build_s": fd_build_s, "fd_pass_s": fd_pass_s, "fd_rss": fd_rss,
+        "full_s": full_s, "asof_s": asof_s, "sizes": sizes, "maxrss_mb": rss(),
     }
 
 
@@ -105,16 +115,20 @@ def run(n: int) -> list[dict]:
         out.append(r)
         ev = r["events"]
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in r["stages"].items())
+
+        def eps(sec: float, ev: int = ev) -> str:
+            return f"{ev / sec / 1e6:.2f}M ev/s"
+
         print(
-            f"threads={threads}: build {r['build_s']:.2f}s = {ev / r['build_s'] / 1e6:.2f}M ev/s "
-            f"[{stages}]; full view pass {r['scan_s']:.2f}s = {ev / r['scan_s'] / 1e6:.2f}M ev/s; "
-            f"same pass over a build_view with those columns {r['narrow_s']:.2f}s = "
-            f"{ev / r['narrow_s'] / 1e6:.2f}M ev/s (peak RSS {r['narrow_maxrss_mb']:.0f} MB); "
-            f"build+pass {ev / (r['build_s'] + r['scan_s']) / 1e6:.2f}M ev/s; baseline ASOF "
-            f"{ev / r['asof_s'] / 1e6:.2f}M ev/s; peak RSS {r['build_maxrss_mb']:.0f} MB after the "
-            f"build, {r['maxrss_mb']:.0f} MB after the pass; "
-            f"tables {r['sizes']}"
-        )
+            f"threads={threads}: prepare {r['prepare_s']:.2f}s [{stages}], peak RSS "
+            f"{r['prepare_rss']:.0f} MB | (a) view of proc/user/container columns, one pass "
+            f"{r['proc_s']:.2f}s -> prepare+pass {eps(r['prepare_s'] + r['proc_s'])}, peak RSS "
+            f"{r['proc_rss']:.0f} MB | (b) + fd.name: descriptor state {r['fd_build_s']:.2f}s, "
+            f"pass {r['fd_pass_s']:.2f}s -> everything {eps(r['prepare_s'] + r['proc_s'] + r['fd_build_s'] + r['fd_pass_s'])}, "
+            f"prepare+fd state+pass {eps(r['prepare_s'] + r['fd_build_s'] + r['fd_pass_s'])}, peak RSS "
+            f"{r['fd_rss']:.0f} MB | (c) pass over the full events view {r['full_s']:.2f}s, peak "
+            f"RSS {r['maxrss_mb']:.0f} MB | baseline bare ASOF {eps(r['asof_s'])} | "
+            f"tables {r['sizes']}", flush=True)
     return out
 
 
