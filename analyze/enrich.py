@@ -185,7 +185,10 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     if fd:
         inner.append("f.rid")
         from_.append("POSITIONAL JOIN fc_rid f")
-    if ckey:
+    if ckey and pos:  # fc_pos has the container key
+        inner += ["ck.cfull", "k.ckey"]
+        from_.append("LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey")
+    elif ckey:
         inner += ["ck.cfull", "coalesce(ck.ckey, 0) AS ckey"]
         from_.append("LEFT JOIN fc_cgck cgk ON cgk.id = x.cgroup_id "
                      "LEFT JOIN fc_ckey ck ON ck.cfull = "

@@ -14,7 +14,8 @@ computes, without sorting when the capture is already in time order:
   anyway joins the chain on ``cid``: faster than its own ASOF join after a
   positional scan).
 
-``fc_pos(evt_num, evt_deltatime, cid)`` is aligned with ``fc_raw`` by position
+``fc_pos(evt_num, evt_deltatime, cid, ckey)`` (``ckey``: the container key of
+:func:`fcap.analyze.state.containers.keys`, 0 = host) is aligned with ``fc_raw`` by position
 (POSITIONAL JOIN); the alignment is verified, and ``fc_raw`` is materialized
 once if the source's scan order were unstable. :func:`time_ordered` tells
 whether the scan order already is the global order (then ``evt_num`` is the
@@ -161,7 +162,13 @@ def build(con: Any, record_sql: str | None) -> Events:
 
 def _scan(con: Any, record_sql: str | None) -> Events | None:
     rec_cols = f", {record_sql}" if record_sql else ""
-    t = con.sql(f"SELECT ts, cpu, tid, pid, fd{rec_cols} FROM fc_raw").to_arrow_table()
+    ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
+    whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
+    cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if ck else "NULL"
+    t = con.sql(
+        f"SELECT ts, cpu, tid, pid, fd, CASE WHEN container_id IS NULL THEN cgroup_id END AS cg, "
+        f"CAST({cc} AS INTEGER) AS cc{rec_cols} FROM fc_raw"
+    ).to_arrow_table()
     n = t.num_rows
     ts = _col(t, "ts", np.int64)
     tid = _col(t, "tid", np.int32)
@@ -196,7 +203,7 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
         delta, dmask = delta[g], dmask[g]
     cid, pkey = _chains(con, pid, ts)
     pos = pa.table({"evt_num": pa.array(g + 1), "evt_deltatime": pa.array(delta, mask=dmask),
-                    "cid": pa.array(cid, mask=cid == 0)})
+                    "cid": pa.array(cid, mask=cid == 0), "ckey": pa.array(_ckeys(con, t))})
     del cid
     con.register("fc_pos_arrow", pos)
     con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT * FROM fc_pos_arrow")
@@ -207,6 +214,29 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
         rec = {"rk": _col(t, "rk", np.int16), "rfd": _col(t, "rfd", np.int64, keys.NONE),
                "sfd": _col(t, "sfd", np.int64, keys.NONE)}
     return Events(ts=ts, fd=fd, pkey=pkey, g=g, ts_sorted=ts_sorted, tid=tid, rec=rec)
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _ckeys(con: Any, t: pa.Table) -> np.ndarray:
+    """Container key per row (``fc_ckey``, 0 = host): the row's own id, else its cgroup's."""
+    cc = _col(t, "cc", np.int32).copy()
+    cg_rows = con.execute(
+        "SELECT g.id, k.ckey FROM fc_cgck g JOIN fc_ckey k ON k.cfull = g.cfull ORDER BY g.id"
+    ).fetchall()
+    if cg_rows:
+        cg_ids = np.array([r[0] for r in cg_rows], np.uint64)
+        cg_key = np.array([r[1] for r in cg_rows], np.int32)
+        cg = t.column("cg")
+        need = np.flatnonzero((cc == 0) & ~cg.is_null().to_numpy(zero_copy_only=False))
+        if len(need):
+            v = cg.take(pa.array(need)).to_numpy().astype(np.uint64)
+            i = np.minimum(np.searchsorted(cg_ids, v), len(cg_ids) - 1)
+            hit = cg_ids[i] == v
+            cc[need[hit]] = cg_key[i[hit]]
+    return cc
 
 
 def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
