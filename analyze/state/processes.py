@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from fcap.analyze.state import proc_segments
 
 #: "Since before the capture": start time of snapshot instances and records.
 TS_MIN = -(2**62)
@@ -125,54 +126,11 @@ def build_segments(con: Any) -> None:
               AND coalesce(cwd, path) IS NOT NULL
         UNION ALL
         SELECT pid, first_ts, 3, 'ppid', ppid, NULL, NULL, NULL FROM fc_pidppid
-        WHERE ppid IS NOT NULL;
-
-        CREATE OR REPLACE TEMP TABLE fc_seg AS
-        SELECT row_number() OVER () AS sid, i.pkey, i.kind AS ikind,
-               CASE WHEN s.kind = 'start' AND i.kind = 'fork' THEN p.pkey END AS src_pkey,
-               s.*
-        FROM fc_seg0 s
-        ASOF JOIN fc_pinst i ON s.pid = i.pid AND s.ts >= i.ts
-        ASOF LEFT JOIN fc_pinst p ON s.ppid = p.pid AND s.ts >= p.ts;
-        DROP TABLE fc_seg0;
+        WHERE ppid IS NOT NULL
         """
     )
-    # Forked children start with the parent's image and cwd at the fork; the parent may
-    # itself be a child that has not exec'ed, hence the fixed point (depth of such chains).
-    for _ in range(_MAX_DEPTH):
-        _fill_segments(con)
-        changed = con.execute(
-            """
-            UPDATE fc_seg SET img = coalesce(fc_seg.img, r.fimg), cwd = coalesce(fc_seg.cwd, r.fcwd)
-            FROM (
-              SELECT s.sid, p.fimg, p.fcwd FROM fc_seg s
-              ASOF JOIN fc_segf p ON s.src_pkey = p.pkey AND s.ts >= p.ts
-              WHERE s.src_pkey IS NOT NULL AND (s.img IS NULL OR s.cwd IS NULL)
-            ) r
-            WHERE fc_seg.sid = r.sid
-              AND ((fc_seg.img IS NULL AND r.fimg IS NOT NULL)
-                   OR (fc_seg.cwd IS NULL AND r.fcwd IS NOT NULL))
-            """
-        ).fetchone()[0]
-        if not changed:
-            break
-    _fill_segments(con)
-
-
-def _fill_segments(con: Any) -> None:
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE fc_segf AS
-        SELECT pkey, pid, ts, ord, kind, ikind,
-               last_value(img IGNORE NULLS) OVER w AS fimg,
-               last_value(cwd IGNORE NULLS) OVER w AS fcwd,
-               last_value(ppid IGNORE NULLS) OVER w AS fppid,
-               last_value(comm IGNORE NULLS) OVER w AS fcomm
-        FROM fc_seg
-        WINDOW w AS (PARTITION BY pkey ORDER BY ts, ord
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-        """
-    )
+    proc_segments.build(con, _MAX_DEPTH)
+    con.execute("DROP TABLE fc_seg0")
 
 
 def build_chains(con: Any) -> None:

@@ -1,0 +1,195 @@
+"""Process segments in numpy: ``fc_seg`` and ``fc_segf`` from ``fc_seg0`` and ``fc_pinst``.
+
+Part of :mod:`fcap.analyze.state.processes` (see its docstring for the tables).
+``fc_seg0`` holds the state-change rows (start, exec, cwd, ppid) without their
+instance; here every row gets its instance (``pkey``: the pid's latest instance
+started at or before the row), a forked child's start row gets its parent
+instance (``src_pkey``), and the per-instance forward fill (``fc_segf``: image,
+cwd, ppid and comm in force at each row) is resolved through forks: a forked
+child starts with its parent's image and cwd at the fork, and the parent may
+itself be a child that has not exec'ed, hence the fixed point (at most
+``max_depth`` rounds, as deep as such fork chains go).
+
+Everything is whole-column numpy over the ~100k segment rows; DuckDB window
+functions with ``last_value(... IGNORE NULLS)`` cost several times more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+_SEG_COLS = (
+    ("sid", "BIGINT"), ("pkey", "BIGINT"), ("ikind", "VARCHAR"), ("src_pkey", "BIGINT"),
+    ("pid", "INTEGER"), ("ts", "BIGINT"), ("ord", "INTEGER"), ("kind", "VARCHAR"),
+    ("ppid", "INTEGER"), ("comm", "VARCHAR"), ("img", "BIGINT"), ("cwd", "VARCHAR"),
+)
+_SEGF_COLS = (
+    ("pkey", "BIGINT"), ("pid", "INTEGER"), ("ts", "BIGINT"), ("ord", "INTEGER"),
+    ("kind", "VARCHAR"), ("ikind", "VARCHAR"), ("fimg", "BIGINT"), ("fcwd", "VARCHAR"),
+    ("fppid", "INTEGER"), ("fcomm", "VARCHAR"),
+)
+
+
+def asof(rk: np.ndarray, rt: np.ndarray, qk: np.ndarray, qt: np.ndarray,
+         qvalid: np.ndarray | None = None) -> np.ndarray:
+    """Per query, the index of the right row with ``rk == qk`` and the greatest ``rt <= qt``.
+
+    The right side must be sorted by ``(rk, rt)``; among rows with equal
+    ``(rk, rt)`` the last one is returned. -1 where there is none (or where
+    ``qvalid`` is false). Keys and times are ranked so that the lexicographic
+    search is one ``np.searchsorted`` over packed int64 values.
+    """
+    out = np.full(len(qk), -1, np.int64)
+    if not len(rk) or not len(qk):
+        return out
+    uk = np.unique(rk)
+    ut = np.unique(rt)
+    bits = int(len(ut) + 1).bit_length()
+    rkr = np.searchsorted(uk, rk).astype(np.int64)
+    rc = (rkr << bits) | (np.searchsorted(ut, rt) + 1)
+    qkr = np.minimum(np.searchsorted(uk, qk), len(uk) - 1).astype(np.int64)
+    ok = uk[qkr] == qk
+    if qvalid is not None:
+        ok &= qvalid
+    qc = (qkr << bits) | np.searchsorted(ut, qt, side="right")
+    idx = np.searchsorted(rc, qc, side="right") - 1
+    ok &= idx >= 0
+    ok[ok] &= rkr[idx[ok]] == qkr[ok]
+    out[ok] = idx[ok]
+    return out
+
+
+def _ffill(valid: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per row, the index of the last valid row of its partition at or before it; -1 if none.
+
+    ``first``: per row, the index of its partition's first row (rows sorted by partition).
+    """
+    src = np.maximum.accumulate(np.where(valid, np.arange(len(valid)), -1))
+    return np.where(src >= first, src, -1)
+
+
+def _col(t: pa.Table, name: str) -> pa.Array:
+    return t.column(name).combine_chunks()
+
+
+def build(con: Any, max_depth: int) -> None:
+    """Create ``fc_seg`` and ``fc_segf`` from ``fc_seg0`` and ``fc_pinst``."""
+    seg = con.sql("SELECT pid, ts, ord, kind, ppid, comm, img, cwd FROM fc_seg0").to_arrow_table()
+    inst = con.sql(
+        "SELECT pkey, pid, ts, kind FROM fc_pinst WHERE pid IS NOT NULL AND ts IS NOT NULL "
+        "ORDER BY pid, ts"
+    ).to_arrow_table()
+    i_pid = _col(inst, "pid").to_numpy(zero_copy_only=False).astype(np.int64)
+    i_ts = _col(inst, "ts").to_numpy().astype(np.int64)
+    i_pkey = _col(inst, "pkey").to_numpy().astype(np.int64)
+    i_fork = (_col(inst, "kind").to_numpy(zero_copy_only=False) == "fork")
+
+    pid_a = _col(seg, "pid")
+    pid = pid_a.fill_null(0).to_numpy().astype(np.int64)
+    ts_a = _col(seg, "ts")
+    ts_ok = ts_a.is_valid().to_numpy(zero_copy_only=False)
+    ts = ts_a.fill_null(0).to_numpy().astype(np.int64)
+    ppid_a = _col(seg, "ppid")
+    ppid_ok = ppid_a.is_valid().to_numpy(zero_copy_only=False) & ts_ok
+    ppid = ppid_a.fill_null(0).to_numpy().astype(np.int64)
+    # the instance (inner: rows before any instance of their pid are dropped) and the
+    # parent instance of a forked child's start row
+    ii = asof(i_pid, i_ts, pid, ts, pid_a.is_valid().to_numpy(zero_copy_only=False) & ts_ok)
+    pi = asof(i_pid, i_ts, ppid, ts, ppid_ok)
+    keep = np.flatnonzero(ii >= 0)
+    ii, pi = ii[keep], pi[keep]
+    pkey = i_pkey[ii]
+    ordv = _col(seg, "ord").to_numpy().astype(np.int64)[keep]
+    ts = ts[keep]
+    kind_a = _col(seg, "kind").take(pa.array(keep))
+    is_start = (kind_a.to_numpy(zero_copy_only=False) == "start")
+    has_src = is_start & i_fork[ii] & (pi >= 0)
+    src_pkey = np.where(has_src, i_pkey[np.maximum(pi, 0)], 0)
+
+    # rows in (pkey, ts, ord) order
+    order = np.lexsort((ordv, ts, pkey))
+    rows = keep[order]
+    pkey, ts, ordv = pkey[order], ts[order], ordv[order]
+    ii, has_src, src_pkey = ii[order], has_src[order], src_pkey[order]
+    n = len(rows)
+    take = pa.array(rows)
+    img_a = _col(seg, "img").take(take)
+    img_ok = img_a.is_valid().to_numpy(zero_copy_only=False).copy()
+    img = img_a.fill_null(0).to_numpy().astype(np.int64)
+    cwd_a = _col(seg, "cwd").take(take)
+    cwd_ok = cwd_a.is_valid().to_numpy(zero_copy_only=False).copy()
+    cwd_src = np.arange(n)  # row whose cwd string a row carries
+    new_part = np.ones(n, bool)
+    new_part[1:] = pkey[1:] != pkey[:-1]
+    first = np.maximum.accumulate(np.where(new_part, np.arange(n), 0))
+
+    # the fixed point: fill a forked child's start row from its parent at the fork
+    par = asof(pkey, ts, src_pkey, ts, has_src)
+    child = np.flatnonzero(par >= 0)
+    # among the parent's rows at that ts (start, exec, ppid of a first event), the first:
+    # what DuckDB's ASOF join picked in the SQL this replaced
+    tie = np.ones(n, bool)
+    tie[1:] = new_part[1:] | (ts[1:] != ts[:-1])
+    par = np.maximum.accumulate(np.where(tie, np.arange(n), 0))[par[child]]
+    for _ in range(max_depth):
+        fi = _ffill(img_ok, first)[par]
+        fc = _ffill(cwd_ok, first)[par]
+        set_img = ~img_ok[child] & (fi >= 0)
+        set_cwd = ~cwd_ok[child] & (fc >= 0)
+        if not (set_img.any() or set_cwd.any()):
+            break
+        c, f = child[set_img], fi[set_img]
+        img[c], img_ok[c] = img[f], True
+        c, f = child[set_cwd], fc[set_cwd]
+        cwd_src[c], cwd_ok[c] = cwd_src[f], True
+
+    cwd_all = cwd_a.take(pa.array(cwd_src))
+    cwd_cur = _masked(cwd_all, cwd_ok)
+    img_cur = pa.array(img, pa.int64(), mask=~img_ok)
+    ppid_s = ppid_a.take(pa.array(rows))
+    comm_s = _col(seg, "comm").take(take)
+    kind_s = kind_a.take(pa.array(order))
+    ikind = _col(inst, "kind").take(pa.array(ii))
+    pid_s = pid_a.take(take)
+    ts_s = pa.array(ts)
+    ord_s = pa.array(ordv)
+    pkey_s = pa.array(pkey)
+    _create(con, "fc_seg", _SEG_COLS, {
+        "sid": pa.array(np.arange(1, n + 1, dtype=np.int64)), "pkey": pkey_s, "ikind": ikind,
+        "src_pkey": pa.array(src_pkey, pa.int64(), mask=~has_src), "pid": pid_s, "ts": ts_s,
+        "ord": ord_s, "kind": kind_s, "ppid": ppid_s, "comm": comm_s, "img": img_cur,
+        "cwd": cwd_cur,
+    })
+    fi = _ffill(img_ok, first)
+    fc = _ffill(cwd_ok, first)
+    fp = _ffill(ppid_s.is_valid().to_numpy(zero_copy_only=False), first)
+    fm = _ffill(comm_s.is_valid().to_numpy(zero_copy_only=False), first)
+    _create(con, "fc_segf", _SEGF_COLS, {
+        "pkey": pkey_s, "pid": pid_s, "ts": ts_s, "ord": ord_s, "kind": kind_s, "ikind": ikind,
+        "fimg": _gather(img_cur, fi), "fcwd": _gather(cwd_cur, fc),
+        "fppid": _gather(ppid_s, fp), "fcomm": _gather(comm_s, fm),
+    })
+
+
+def _masked(a: pa.Array, ok: np.ndarray) -> pa.Array:
+    """``a`` with nulls where ``ok`` is false."""
+    return a.take(pa.array(np.arange(len(a)), mask=~ok))
+
+
+def _gather(a: pa.Array, idx: np.ndarray) -> pa.Array:
+    """``a[idx]`` with null where ``idx`` is -1."""
+    return a.take(pa.array(np.maximum(idx, 0), mask=idx < 0))
+
+
+def _create(con: Any, name: str, cols: tuple[tuple[str, str], ...],
+            data: dict[str, pa.Array]) -> None:
+    t = pa.table(data)
+    sel = ", ".join(f'CAST("{c}" AS {ty}) AS "{c}"' for c, ty in cols)
+    con.register("fc_seg_arrow", t)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {sel} FROM fc_seg_arrow")
+    finally:
+        con.unregister("fc_seg_arrow")
