@@ -7,7 +7,10 @@ Parquet, not an fcap capture, truncated, or of a newer schema raises
 
 :meth:`Capture.attach` creates DuckDB relations without materializing the
 events of Parquet files (``raw_events`` is a view over ``read_parquet``); an
-unfinished journal is loaded into Arrow and registered.
+unfinished journal is loaded into Arrow and registered. For Parquet-only
+captures, the internal view ``raw_events_rn`` adds ``_rn``, each row's position
+in ``raw_events``' scan order (file row number + the rows of the files before),
+which the enriched views use for ``evt_num``.
 """
 
 from __future__ import annotations
