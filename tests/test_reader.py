@@ -61,6 +61,9 @@ def test_list_glob_and_rotated_dir(tmp_path: Path) -> None:
     c.attach(con)
     assert con.execute("SELECT count(*) FROM raw_events").fetchone()[0] == 7
     assert con.execute("SELECT count(*) FROM raw_meta").fetchone()[0] == 2
+    # raw_events_rn: the scan position over both files (what evt_num is computed from)
+    rows = con.execute("SELECT _rn, res FROM raw_events_rn").fetchall()
+    assert rows == [(0, 0), (1, 1), (2, 2), (3, 100), (4, 101), (5, 102), (6, 103)]
 
 
 def test_hive_partitioned_hosts(tmp_path: Path) -> None:
