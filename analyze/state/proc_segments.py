@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _SEG_COLS = (
     ("sid", "BIGINT"), ("pkey", "BIGINT"), ("ikind", "VARCHAR"), ("src_pkey", "BIGINT"),
     ("pid", "INTEGER"), ("ts", "BIGINT"), ("ord", "INTEGER"), ("kind", "VARCHAR"),
     ("ppid", "INTEGER"), ("comm", "VARCHAR"), ("img", "BIGINT"), ("cwd", "VARCHAR"),
 )
+_CWD_COLS = (("pkey", "BIGINT"), ("s", "BIGINT"), ("e", "BIGINT"), ("cwd", "VARCHAR"))
 _SEGF_COLS = (
     ("pkey", "BIGINT"), ("pid", "INTEGER"), ("ts", "BIGINT"), ("ord", "INTEGER"),
     ("kind", "VARCHAR"), ("ikind", "VARCHAR"), ("fimg", "BIGINT"), ("fcwd", "VARCHAR"),
@@ -75,11 +77,15 @@ def _col(t: pa.Table, name: str) -> pa.Array:
     return t.column(name).combine_chunks()
 
 
-def build(con: Any, max_depth: int) -> None:
-    """Create ``fc_seg`` and ``fc_segf`` from ``fc_seg0`` and ``fc_pinst``."""
+def build(con: Any, max_depth: int, ts_max: int) -> None:
+    """Create ``fc_seg``, ``fc_segf``, ``fc_lin`` and ``fc_cwd`` from ``fc_seg0`` and ``fc_pinst``.
+
+    ``ts_max`` ends the last interval of an instance in ``fc_cwd`` (and in
+    ``fc_lin`` when no later instance of its pid starts).
+    """
     seg = con.sql("SELECT pid, ts, ord, kind, ppid, comm, img, cwd FROM fc_seg0").to_arrow_table()
     inst = con.sql(
-        "SELECT pkey, pid, ts, kind FROM fc_pinst WHERE pid IS NOT NULL AND ts IS NOT NULL "
+        "SELECT pkey, pid, ts, kind, start_ts FROM fc_pinst WHERE pid IS NOT NULL AND ts IS NOT NULL "
         "ORDER BY pid, ts"
     ).to_arrow_table()
     i_pid = _col(inst, "pid").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -167,11 +173,80 @@ def build(con: Any, max_depth: int) -> None:
     fc = _ffill(cwd_ok, first)
     fp = _ffill(ppid_s.is_valid().to_numpy(zero_copy_only=False), first)
     fm = _ffill(comm_s.is_valid().to_numpy(zero_copy_only=False), first)
+    fcwd = _gather(cwd_cur, fc)
+    fcomm = _gather(comm_s, fm)
     _create(con, "fc_segf", _SEGF_COLS, {
         "pkey": pkey_s, "pid": pid_s, "ts": ts_s, "ord": ord_s, "kind": kind_s, "ikind": ikind,
-        "fimg": _gather(img_cur, fi), "fcwd": _gather(cwd_cur, fc),
-        "fppid": _gather(ppid_s, fp), "fcomm": _gather(comm_s, fm),
+        "fimg": _gather(img_cur, fi), "fcwd": fcwd, "fppid": _gather(ppid_s, fp), "fcomm": fcomm,
     })
+
+    # fc_lin: a new interval where the image or the parent changes (IS DISTINCT FROM)
+    ppid_v = ppid_s.fill_null(0).to_numpy().astype(np.int64)
+    img_f, img_fok = np.where(fi >= 0, img[np.maximum(fi, 0)], 0), fi >= 0
+    ppid_f, ppid_fok = ppid_v[np.maximum(fp, 0)], fp >= 0
+    is_lin = new_part | _distinct(img_f, img_fok) | _distinct(ppid_f, ppid_fok)
+    lin = np.flatnonzero(is_lin)
+    nxt_inst = np.full(len(i_ts), -1, np.int64)  # the pid's next instance
+    same_pid = np.flatnonzero(i_pid[1:] == i_pid[:-1])
+    nxt_inst[same_pid] = same_pid + 1
+    # e = coalesce(the next interval's start, the pid's next instance's start, ts_max)
+    e, has_next = _next_in_part(ts[lin], new_part[lin], 0)
+    ni = nxt_inst[ii[lin]]
+    e = np.where(has_next, e, np.where(ni >= 0, i_ts[np.maximum(ni, 0)], ts_max))
+    keep_lin = e > ts[lin]
+    lin, e = lin[keep_lin], e[keep_lin]
+    pid_v = pid_s.fill_null(0).to_numpy().astype(np.int64)
+    pp = asof(i_pid, i_ts, ppid_f[lin], ts[lin], ppid_fok[lin] & (ppid_f[lin] != pid_v[lin]))
+    lrows = pa.array(lin)
+    t = pa.table({
+        "lid": pa.array(np.arange(1, len(lin) + 1, dtype=np.int64)), "pkey": pkey_s.take(lrows),
+        "pid": pid_s.take(lrows), "s": ts_s.take(lrows), "e": pa.array(e, pa.int64()),
+        "ppid": pa.array(ppid_f[lin], pa.int64(), mask=~ppid_fok[lin]),
+        "img": pa.array(img_f[lin], pa.int64(), mask=~img_fok[lin]),
+        "fcomm": fcomm.take(lrows), "start_ts": _col(inst, "start_ts").take(pa.array(ii[lin])),
+        "ppkey": pa.array(i_pkey[np.maximum(pp, 0)], pa.int64(), mask=pp < 0),
+    })
+    con.register("fc_lin_arrow", t)
+    try:
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE fc_lin AS
+            SELECT l.lid, l.pkey, CAST(l.pid AS INTEGER) AS pid, l.s, l.e,
+                   CAST(l.ppid AS INTEGER) AS ppid, l.img, coalesce(i.name, l.fcomm) AS name,
+                   i.exe, i.exepath, coalesce(i.argv[2:], []) AS argv_tail, i.env,
+                   CAST(l.start_ts AS BIGINT) AS start_ts, l.ppkey
+            FROM fc_lin_arrow l LEFT JOIN fc_img i ON i.img = l.img
+            """
+        )
+    finally:
+        con.unregister("fc_lin_arrow")
+
+    # fc_cwd: the process's own cwd intervals
+    codes = pc.dictionary_encode(fcwd).indices.fill_null(-1).to_numpy().astype(np.int64)
+    cw = np.flatnonzero(new_part | _distinct(codes, codes >= 0))
+    _create(con, "fc_cwd", _CWD_COLS, {
+        "pkey": pkey_s.take(pa.array(cw)), "s": pa.array(ts[cw]),
+        "e": pa.array(_next_in_part(ts[cw], new_part[cw], ts_max)[0]),
+        "cwd": fcwd.take(pa.array(cw)),
+    })
+
+
+def _distinct(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per row, ``v IS DISTINCT FROM`` the previous row's value (nulls where ``ok`` is false)."""
+    d = np.zeros(len(v), bool)
+    d[1:] = (ok[1:] != ok[:-1]) | (ok[1:] & (v[1:] != v[:-1]))
+    return d
+
+
+def _next_in_part(ts: np.ndarray, new_part: np.ndarray,
+                  default: int) -> tuple[np.ndarray, np.ndarray]:
+    """``lead(ts, 1, default)`` within partitions (``new_part`` marks each first row),
+    and whether there was a next row."""
+    has = np.zeros(len(ts), bool)
+    has[:-1] = ~new_part[1:]
+    out = np.full(len(ts), default, np.int64)
+    out[:-1][has[:-1]] = ts[1:][has[:-1]]
+    return out, has
 
 
 def _masked(a: pa.Array, ok: np.ndarray) -> pa.Array:

@@ -129,7 +129,7 @@ def build_segments(con: Any) -> None:
         WHERE ppid IS NOT NULL
         """
     )
-    proc_segments.build(con, _MAX_DEPTH)
+    proc_segments.build(con, _MAX_DEPTH, TS_MAX)
     con.execute("DROP TABLE fc_seg0")
 
 
@@ -140,37 +140,6 @@ def build_chains(con: Any) -> None:
     chdir does not split its descendants' intervals (only ``proc.cwd`` of the
     process itself depends on it), which keeps ``fc_chain`` small.
     """
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fc_lin AS
-        WITH nxt AS (
-          SELECT pkey, pid, ts, lead(ts) OVER (PARTITION BY pid ORDER BY ts) AS next_ts
-          FROM fc_pinst
-        ), chg AS (
-          SELECT f.*, lag(f.fimg) OVER w AS prev_img, lag(f.fppid) OVER w AS prev_ppid,
-                 row_number() OVER w AS rn
-          FROM fc_segf f
-          WINDOW w AS (PARTITION BY f.pkey ORDER BY f.ts, f.ord)
-        ), seg AS (
-          SELECT *, lead(ts) OVER (PARTITION BY pkey ORDER BY ts, ord) AS seg_next FROM chg
-          WHERE rn = 1 OR fimg IS DISTINCT FROM prev_img OR fppid IS DISTINCT FROM prev_ppid
-        )
-        SELECT row_number() OVER () AS lid, s.pkey, s.pid, s.ts AS s,
-               coalesce(s.seg_next, n.next_ts, {TS_MAX}) AS e,
-               s.fppid AS ppid, s.fimg AS img,
-               coalesce(i.name, s.fcomm) AS name, i.exe, i.exepath,
-               coalesce(i.argv[2:], []) AS argv_tail, i.env,
-               pi.start_ts AS start_ts, pp.pkey AS ppkey
-        FROM seg s
-        JOIN nxt n ON n.pkey = s.pkey
-        JOIN fc_pinst pi ON pi.pkey = s.pkey
-        LEFT JOIN fc_img i ON i.img = s.fimg
-        -- the parent: an extra inequality would turn the ASOF join into a nested loop
-        ASOF LEFT JOIN fc_pinst pp
-          ON pp.pid = CASE WHEN s.fppid <> s.pid THEN s.fppid END AND s.ts >= pp.ts
-        WHERE coalesce(s.seg_next, n.next_ts, {TS_MAX}) > s.ts
-        """
-    )
     # the ancestor paths: lids, self first (narrow rows: the lists are gathered below)
     con.execute(
         f"""
@@ -185,18 +154,6 @@ def build_chains(con: Any) -> None:
           WHERE p.depth < {_MAX_DEPTH}
         )
         SELECT * FROM ch
-        """
-    )
-    # the process's own cwd changes split its own intervals (not its descendants')
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fc_cwd AS
-        SELECT pkey, ts AS s, lead(ts, 1, {TS_MAX}) OVER (PARTITION BY pkey ORDER BY ts, ord) AS e,
-               fcwd AS cwd
-        FROM (SELECT *, lag(fcwd) OVER (PARTITION BY pkey ORDER BY ts, ord) AS prev_cwd,
-                     row_number() OVER (PARTITION BY pkey ORDER BY ts, ord) AS rn
-              FROM fc_segf)
-        WHERE rn = 1 OR fcwd IS DISTINCT FROM prev_cwd
         """
     )
     _build_chain_table(con)
