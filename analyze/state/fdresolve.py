@@ -20,7 +20,6 @@ from fcap.analyze.state.fdstream import (
     A_CL,
     A_FAM,
     A_FT,
-    ATTRS,
     CLOSE,
     DUP,
     EXEC,
@@ -36,12 +35,19 @@ from fcap.analyze.state.positions import Events
 
 @dataclass
 class Result:
-    """What the descriptor tables are written from."""
+    """What the descriptor tables are written from.
+
+    Attributes whose own-value pattern is the same in every chained row resolve
+    alike, so sources are kept per attribute group: attribute ``a`` of chained
+    row ``x`` is attribute ``a`` of the row ``src[x, group[a]]``.
+    """
 
     event_rid: np.ndarray  # per raw row, NO_RID = no descriptor
     chained_rid: np.ndarray  # resolved dup/update rows (ascending rid)
-    src: np.ndarray  # (len(chained_rid), len(ATTRS)) rid of the attribute's row, NO_RID = null
+    src: np.ndarray  # (len(chained_rid), groups) rid of the attribute's row, NO_RID = null
+    group: np.ndarray  # per attribute of ATTRS: its column of src
     unknown: np.ndarray  # dups whose source was closed or never seen
+    need: np.ndarray  # every rid in src (ascending)
 
 
 def prepare(ev: Events, snap: Snapshot) -> tuple[Records, Stream]:
@@ -109,31 +115,61 @@ def resolve(ev: Events, rec: Records, st: Stream, inst: Instances, *, chained_ri
     which of their attributes they set themselves (not null).
     """
     rv = _Resolver(ev, rec, st, inst)
-    src_ch, ch = _resolve_chained(rv, chained_rid, chained_own)
+    ch = np.flatnonzero((rec.kind == DUP) | (rec.kind == UPDATE))  # ascending rid
+    is_dup = rec.kind[ch] == DUP
+    own = chained_own[np.minimum(np.searchsorted(chained_rid, rec.rid[ch]),
+                                 max(len(chained_rid) - 1, 0))]
+    cl = own[is_dup, A_CL]
+    own[is_dup] = False  # a dup sets its own close-on-exec only
+    own[is_dup, A_CL] = cl
+    group, cols = _groups(own)
+    src_ch = _resolve_chained(rv, ch, is_dup, own[:, cols], group)
     timer("fds.chained")
     rid = _events(rv)
     timer("fds.events")
+    mark = np.zeros(rec.n, bool)
+    mark[src_ch[src_ch >= 0]] = True
+    need = np.sort(rec.rid[np.flatnonzero(mark)])
     src = np.where(src_ch >= 0, rec.rid[src_ch], NO_RID)
-    return Result(event_rid=rid, chained_rid=rec.rid[ch], src=src, unknown=rec.unknown[ch])
-def _resolve_chained(rv: _Resolver, chained_rid: np.ndarray,
-                     chained_own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return Result(event_rid=rid, chained_rid=rec.rid[ch], src=src, group=group,
+                  unknown=rec.unknown[ch], need=need)
+
+
+def _groups(own: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Attributes with the same own column: (group of each attribute, first member of each)."""
+    first: dict[bytes, int] = {}
+    group = np.empty(own.shape[1], np.int64)
+    cols: list[int] = []
+    for a in range(own.shape[1]):
+        key = np.packbits(own[:, a]).tobytes()
+        if key not in first:
+            first[key] = len(cols)
+            cols.append(a)
+        group[a] = first[key]
+    return group, cols
+
+
+def _resolve_chained(rv: _Resolver, ch: np.ndarray, is_dup: np.ndarray, own: np.ndarray,
+                     group: np.ndarray) -> np.ndarray:
+    """Sources (record indices, -1 none) of the chained records ``ch``, per attribute group.
+
+    ``own``: per chained record and group, whether the record sets it itself.
+    """
     rec, st, inst = rv.rec, rv.st, rv.inst
-    ch = np.flatnonzero((rec.kind == DUP) | (rec.kind == UPDATE))
-    ch = ch[np.argsort(rec.rid[ch], kind="stable")]
-    nc, na = len(ch), len(ATTRS)
-    src = np.full((nc, na), -1, np.int64)
+    nc, ng = own.shape
+    idx = np.int32 if rec.n < 2**31 else np.int64
+    src = np.full((nc, ng), -1, idx)
     if nc == 0:
-        return src, ch
-    j = np.searchsorted(chained_rid, rec.rid[ch])
-    own = chained_own[np.minimum(j, max(len(chained_rid) - 1, 0))]
-    ch_of = np.full(rec.n, -1, np.int64)
+        return src
+    g_cl, g_fam, g_ft = group[A_CL], group[A_FAM], group[A_FT]
+    ch_of = np.full(rec.n, -1, idx)
     ch_of[ch] = np.arange(nc)
     depth = _depths(inst.parent)[rec.pkey[ch]]
-    is_dup = rec.kind[ch] == DUP
+    local = np.full(nc, -1, idx)
     for d in np.unique(depth):
         rows = np.flatnonzero(depth == d)
         r = ch[rows]
-        t = st.ptr[r].copy()
+        t = st.ptr[r]
         fb = np.flatnonzero((t < 0) & (inst.parent[rec.pkey[r]] > 0))
         if len(fb):
             pk = rec.pkey[r[fb]]
@@ -142,37 +178,32 @@ def _resolve_chained(rv: _Resolver, chained_rid: np.ndarray,
             upd = ~is_dup[rows[fb]] & (tf >= 0)
             tf[upd] = np.where(rec.sock_res[tf[upd]], tf[upd], -1)
             t[fb] = tf
-        dead = (t < 0) | (rec.kind[np.maximum(t, 0)] == CLOSE)
-        dup = is_dup[rows]
-        rec.unknown[r] = dup & dead
-        o = own[rows].copy()
-        o[dup] = False
-        o[dup, A_CL] = own[rows][dup, A_CL]
-        self_src = np.where(o, r[:, None], -1)
-        tch = np.where(dead, -1, ch_of[np.maximum(t, 0)])
+        dead = (t < 0) | (rec.kind[t] == CLOSE)  # t = -1: the dummy record
+        unk = is_dup[rows] & dead
+        rec.unknown[r] = unk
+        o = own[rows]
+        tch = np.where(dead, -1, ch_of[t])
         # from a final record (or a chained one of a lower level): its sources
-        via = np.where(dead[:, None], -1, np.where((tch >= 0)[:, None],
-                       src[np.maximum(tch, 0)], t[:, None]))
-        same = (tch >= 0) & (depth[np.maximum(tch, 0)] == d)
-        pend = (~o) & same[:, None]
-        cur = np.where(o, self_src, via)
-        unk = rec.unknown[r]
+        via = np.where((tch >= 0)[:, None], src[tch], t[:, None].astype(idx))
+        via[dead] = -1
+        same = (tch >= 0) & (depth[tch] == d)
+        pend = ~o & same[:, None]
+        cur = np.where(o, r[:, None].astype(idx), via)
         cur[unk] = -1
         pend[unk] = False
-        local = np.full(nc, -1, np.int64)
+        cur[pend] = -1
         local[rows] = np.arange(len(rows))
-        src[rows] = _jump(np.where(pend, -1, cur), pend, np.where(same, local[np.maximum(tch, 0)], -1))
-        s_cl, s_fam, s_ft = src[rows, A_CL], src[rows, A_FAM], src[rows, A_FT]
-        rec.cl_res[r] = np.where(s_cl >= 0, rec.cl[np.maximum(s_cl, 0)], 2)
-        rec.sock_res[r] = ((s_fam >= 0) & rec.fam[np.maximum(s_fam, 0)]) | (
-            (s_ft >= 0) & rec.fts[np.maximum(s_ft, 0)])
-    return src, ch
+        src[rows] = _jump(cur, pend, np.where(same, local[tch], -1))
+        local[rows] = -1
+        s_cl, s_fam, s_ft = src[rows, g_cl], src[rows, g_fam], src[rows, g_ft]
+        rec.cl_res[r] = np.where(s_cl >= 0, rec.cl[s_cl], 2)
+        rec.sock_res[r] = ((s_fam >= 0) & rec.fam[s_fam]) | ((s_ft >= 0) & rec.fts[s_ft])
+    return src
 
 
 def _jump(src: np.ndarray, pend: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     """Pointer jumping within one level (local indices): pending attributes take the
     pointee's source once the pointee has one; otherwise the pointer skips ahead."""
-    src, pend, nxt = src.copy(), pend.copy(), nxt.copy()
     while True:
         i = np.flatnonzero(pend.any(axis=1))
         if len(i) == 0:

@@ -208,9 +208,9 @@ def _write(con: Any, res: fdresolve.Result, chained: pa.Table, t: _Timer) -> Non
         # chained rows of no record (no process instance or descriptor) are dropped
         con.execute("DELETE FROM fc_fdatt WHERE k <> 1; ALTER TABLE fc_fdatt RENAME TO fc_fdrec")
         return
-    # attribute a of resolved row x is the attribute a of row src[x, a] (own, or a source's)
-    need = np.unique(res.src[res.src != fdstream.NO_RID])
-    con.register("fc_need_arrow", pa.table({"rid": pa.array(need)}))
+    # attribute a of resolved row x is the attribute a of row src[x, group[a]] (own, or a
+    # source's)
+    con.register("fc_need_arrow", pa.table({"rid": pa.array(res.need)}))
     att = con.sql(
         f"SELECT a.rid, {', '.join('a.' + c for c in ATTRS)} FROM fc_fdatt a "
         "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
@@ -223,13 +223,16 @@ def _write(con: Any, res: fdresolve.Result, chained: pa.Table, t: _Timer) -> Non
     out = {"rid": own.column("rid"), "k": pa.array(np.ones(own.num_rows, np.int32)),
            "ts": own.column("ts"), "ev_tid": own.column("ev_tid"),
            "changed": own.column("changed")}
+    take = {}
+    for k in range(res.src.shape[1]):
+        s = res.src[keep, k]
+        idx = np.minimum(np.searchsorted(arid, s), max(len(arid) - 1, 0))
+        take[k] = pa.array(idx, mask=s == fdstream.NO_RID)
     for j, a in enumerate(ATTRS):
-        s = res.src[keep, j]
         if len(arid) == 0:
-            out[a] = pa.nulls(len(s), att.schema.field(a).type)
+            out[a] = pa.nulls(int(keep.sum()), att.schema.field(a).type)
             continue
-        idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
-        out[a] = att.column(a).take(pa.array(idx, mask=s == fdstream.NO_RID))
+        out[a] = att.column(a).take(take[res.group[j]])
     con.register("fc_chained_arrow", pa.table(out))
     t("fds.write_gather")
     con.execute(

@@ -75,8 +75,10 @@ class Records:
     def __init__(self, ev: Events, snap: Snapshot) -> None:
         rk = ev.rec["rk"]
         kind = (rk & 7).astype(np.int8)
-        pos = np.flatnonzero((kind >= OPEN) & (kind <= UPDATE) & (ev.pkey > 0)
-                             & (ev.rec["rfd"] != keys.NONE))
+        self.kind_ev = kind
+        self.mask = (kind >= OPEN) & (kind <= UPDATE) & (ev.pkey > 0) & (
+            ev.rec["rfd"] != keys.NONE)  # per raw row: it makes a record
+        pos = np.flatnonzero(self.mask)
         ns = len(snap.rid)
         self.pos = pos
         self.ne = len(pos)
@@ -110,64 +112,59 @@ class Stream:
         self.nsnap = nsnap = rec.n - 1 - ne
         real = rec.fd[:-1]
         lo, hi = (int(real.min()), int(real.max())) if len(real) else (0, -1)
-        # queries of a descriptor number some record has
-        qpos = np.flatnonzero((ev.pkey > 0) & (ev.fd >= lo) & (ev.fd <= hi))
-        rec_of_pos = np.full(n, -1, np.int64)
-        rec_of_pos[rec.pos] = np.arange(ne)
-        qrec = rec_of_pos[qpos]
-        del rec_of_pos
-        merged_q = qrec >= 0
-        merged_q[merged_q] = rec.fd[qrec[merged_q]] == ev.fd[qpos[merged_q]]
-        qrec = np.where(merged_q, qrec, -1)
-        lone_ev = np.ones(ne, bool)
-        lone_ev[qrec[merged_q]] = False
-        lone = np.flatnonzero(lone_ev)  # event records with an entry of their own
-        del lone_ev
-        lclose = rec.kind[lone] == CLOSE
-        dups = np.flatnonzero((rec.kind[:ne] == DUP) & (rec.sfd[:ne] >= lo)
-                              & (rec.sfd[:ne] <= hi))
-        # entries per event, in order: lone record (not a close), query, lone close, dup query
-        cnt = np.zeros(n, np.int8)
-        cnt[qpos] = 1
-        lpos, dpos = rec.pos[lone], rec.pos[dups]
-        cnt[lpos] += 1
-        cnt[dpos] += 1
+        fd, rfd, sfd = ev.fd, ev.rec["rfd"], ev.rec["sfd"]
+        # per raw row: a query (of a descriptor number some record has), its own
+        # record merged with it, a lone record (a close after the query), a dup query
+        qm = (ev.pkey > 0) & (fd >= lo) & (fd <= hi)
+        merged = rec.mask & qm & (fd == rfd)
+        lone = rec.mask & ~merged
+        lclose = lone & (rec.kind_ev == CLOSE)
+        dq = rec.mask & (rec.kind_ev == DUP) & (sfd >= lo) & (sfd <= hi)
+        cnt = qm.view(np.int8) + lone.view(np.int8) + dq.view(np.int8)
         g = ev.g
         ident = len(g) == 0 or (g[0] == 0 and g[-1] == n - 1 and bool((np.diff(g) == 1).all()))
         if not ident:
             cg = np.empty(n, np.int8)
             cg[g] = cnt
             cnt = cg
-        cum = np.zeros(n + 1, np.int64)
-        np.cumsum(cnt, out=cum[1:])
+        idx = np.int32 if n * 4 + nsnap < 2**31 else np.int64
+        cum = np.empty(n + 1, idx)
+        cum[0] = nsnap
+        np.cumsum(cnt, out=cum[1:], dtype=idx)
+        cum[1:] += nsnap
         del cnt
-        cum += nsnap
         self.cum = cum  # cum[c]: stream position of the first entry of event order c
-
-        def start(p: np.ndarray) -> np.ndarray:
-            return cum[p] if ident else cum[g[p]]
-
-        q_at = np.zeros(n, np.int8)
-        q_at[qpos] = 1
-        l0_at = np.zeros(n, np.int8)
-        l0_at[lpos[~lclose]] = 1
-        qslot = start(qpos) + l0_at[qpos]
-        lslot = start(lpos) + np.where(lclose, q_at[lpos], 0)
-        dslot = start(dpos) + l0_at[dpos] + q_at[dpos]
-        del q_at, l0_at
-        nn = int(cum[-1])
-        self.nn = nn
-        # the stream in time order: packed keys and the record of each entry
+        self.nn = nn = int(cum[-1])
+        first = cum[:-1] if ident else cum[g]  # per raw row: its first entry
         self._keys(ev, rec, lo, hi, nn)
-        rec_r = np.full(nn, -1, np.int32 if rec.n < 2**31 else np.int64)
-        rec_r[:nsnap] = np.arange(ne, ne + nsnap)
-        rec_r[qslot] = qrec
-        rec_r[lslot] = lone
+        # rec index of each raw row that makes a record (records are in scan order)
+        recidx = np.cumsum(rec.mask, dtype=np.int32 if ne < 2**31 else np.int64)
+        recidx -= 1
+        qpos = np.flatnonzero(qm)
+        qslot = first[qpos]
+        qslot += (lone & ~lclose)[qpos]
+        lpos = np.flatnonzero(lone)
+        lslot = first[lpos]
+        lslot += (lclose & qm)[lpos]
+        dpos = np.flatnonzero(dq)
+        dslot = first[dpos]
+        dslot += (qm.view(np.int8) + (lone & ~lclose).view(np.int8))[dpos]
+        del first, lone, lclose, dq
+        # the stream in time order: packed keys and the record of each entry
+        kev = self.key(ev.pkey, fd, check=False)
         p = np.empty(nn, np.int64)
         p[:nsnap] = self.key(rec.pkey[ne:ne + nsnap], rec.fd[ne:ne + nsnap])
-        p[qslot] = self.key(ev.pkey[qpos], ev.fd[qpos])
-        p[lslot] = self.key(rec.pkey[lone], rec.fd[lone])
-        p[dslot] = self.key(rec.pkey[dups], rec.sfd[dups])
+        p[qslot] = kev[qpos]
+        lrec = recidx[lpos]
+        p[lslot] = self.key(rec.pkey[lrec], rec.fd[lrec])
+        drec = recidx[dpos]
+        p[dslot] = self.key(rec.pkey[drec], rec.sfd[drec])
+        del kev
+        rec_r = np.full(nn, -1, recidx.dtype)
+        rec_r[:nsnap] = np.arange(ne, ne + nsnap)
+        rec_r[qslot] = np.where(merged[qpos], recidx[qpos], -1)
+        rec_r[lslot] = lrec
+        del recidx, merged
         p <<= self.pb
         p |= np.arange(nn, dtype=np.int64)
         p.sort()
@@ -176,29 +173,37 @@ class Stream:
         self.kpart = p >> self.pb
         self.rec = rec_s = rec_r[perm]
         del rec_r
-        ar = np.arange(nn, dtype=np.int64)
-        isrec = rec_s >= 0
-        self.li = li = np.maximum.accumulate(np.where(isrec, ar, -1))
-        kinds = rec.kind[rec_s]  # the dummy (-1) has kind 0
-        sockrec = (rec.kind == CLOSE) | (rec.kind == DUP) | (rec.kind == UPDATE) | (
-            (rec.kind == OPEN) & rec.sock_res)
-        lsi = np.maximum.accumulate(np.where(sockrec[rec_s], ar, -1))
-        del ar
-        # every entry: the latest record at or before (a close: before its own close)
-        cand = np.where(kinds == CLOSE, self._excl(li), li)
-        ans = self._found(cand, None)
+        ans, lsi = self._latest(rec, rec_s)
         ans_r = np.empty(nn, ans.dtype)
         ans_r[perm] = ans
-        del ans, cand, perm
+        del ans, perm
         self.ev_own = np.full(n, -1, np.int64)
         self.ev_own[qpos] = ans_r[qslot]
         # dup sources: the latest record of the source fd, whatever its kind
         self.ptr = np.full(rec.n, -1, np.int64)
-        self.ptr[dups] = ans_r[dslot]
+        self.ptr[drec] = ans_r[dslot]
         del ans_r
         # updates: the latest earlier record of the fd that can be a socket
-        ui = np.flatnonzero(kinds == UPDATE)
-        self.ptr[rec_s[ui]] = self._found(self._excl(lsi)[ui], ui)
+        ui = np.flatnonzero(rec.kind[rec_s] == UPDATE)
+        self.ptr[rec_s[ui]] = self._found(np.where(ui > 0, lsi[ui - 1], -1), ui)
+
+    def _latest(self, rec: Records, rec_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per sorted entry: the latest record at or before it (a close: before its own
+        close), -1 none; and the running index of the latest socket-capable record."""
+        nn = len(rec_s)
+        ar = np.arange(nn, dtype=rec_s.dtype if nn < 2**31 else np.int64)
+        li = np.where(rec_s >= 0, ar, -1)
+        np.maximum.accumulate(li, out=li)
+        self.li = li
+        sockrec = (rec.kind == CLOSE) | (rec.kind == DUP) | (rec.kind == UPDATE) | (
+            (rec.kind == OPEN) & rec.sock_res)
+        lsi = np.where(sockrec[rec_s], ar, -1)  # the dummy (-1) is no socket
+        np.maximum.accumulate(lsi, out=lsi)
+        del ar
+        closes = np.flatnonzero(rec.kind[rec_s] == CLOSE)
+        cand = li.copy()
+        cand[closes] = np.where(closes > 0, li[closes - 1], -1)
+        return self._found(cand, None), lsi
 
     def _keys(self, ev: Events, rec: Records, lo: int, hi: int, nn: int) -> None:
         """Packing parameters: key = pkey * fdspan + (fd - lo), dense when too wide."""
@@ -212,23 +217,26 @@ class Stream:
             if keys.bits(len(self.uk)) + self.pb > 62:  # pragma: no cover
                 raise OverflowError("too many descriptor keys to pack")
 
-    def key(self, pk: np.ndarray, fd: np.ndarray) -> np.ndarray:
-        """Packed key of (pkey, fd); -1 for a descriptor no record has."""
-        k = pk * self.fdspan + (fd - self.fdmin)
-        bad = (fd < self.fdmin) | (fd >= self.fdmin + self.fdspan)
+    def key(self, pk: np.ndarray, fd: np.ndarray, check: bool = True) -> np.ndarray:
+        """Packed key of (pkey, fd); -1 for a descriptor no record has.
+
+        ``check=False``: the fds are known to be in the records' range (or the
+        rows out of it are never read).
+        """
+        k = np.multiply(pk, self.fdspan)
+        k += fd
+        k -= self.fdmin
+        bad = None
+        if check:
+            bad = (fd < self.fdmin) | (fd >= self.fdmin + self.fdspan)
         if self.uk is not None:
             i = np.minimum(np.searchsorted(self.uk, k), max(len(self.uk) - 1, 0))
-            bad |= self.uk[i] != k
+            miss = self.uk[i] != k
+            bad = miss if bad is None else bad | miss
             k = i
-        k[bad] = -1
+        if bad is not None:
+            k[bad] = -1
         return k
-
-    def _excl(self, run: np.ndarray) -> np.ndarray:
-        """``run`` shifted by one entry (the value before each entry)."""
-        out = np.empty_like(run)
-        out[:1] = -1
-        out[1:] = run[:-1]
-        return out
 
     def _found(self, cand: np.ndarray, i: np.ndarray | None) -> np.ndarray:
         """The record at ``cand`` when it has the key of entry ``i`` (None: every entry)."""
