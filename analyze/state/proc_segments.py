@@ -163,7 +163,7 @@ def build(con: Any, max_depth: int, ts_max: int) -> None:
     ts_s = pa.array(ts)
     ord_s = pa.array(ordv)
     pkey_s = pa.array(pkey)
-    _create(con, "fc_seg", _SEG_COLS, {
+    create_table(con, "fc_seg", _SEG_COLS, {
         "sid": pa.array(np.arange(1, n + 1, dtype=np.int64)), "pkey": pkey_s, "ikind": ikind,
         "src_pkey": pa.array(src_pkey, pa.int64(), mask=~has_src), "pid": pid_s, "ts": ts_s,
         "ord": ord_s, "kind": kind_s, "ppid": ppid_s, "comm": comm_s, "img": img_cur,
@@ -175,7 +175,7 @@ def build(con: Any, max_depth: int, ts_max: int) -> None:
     fm = _ffill(comm_s.is_valid().to_numpy(zero_copy_only=False), first)
     fcwd = _gather(cwd_cur, fc)
     fcomm = _gather(comm_s, fm)
-    _create(con, "fc_segf", _SEGF_COLS, {
+    create_table(con, "fc_segf", _SEGF_COLS, {
         "pkey": pkey_s, "pid": pid_s, "ts": ts_s, "ord": ord_s, "kind": kind_s, "ikind": ikind,
         "fimg": _gather(img_cur, fi), "fcwd": fcwd, "fppid": _gather(ppid_s, fp), "fcomm": fcomm,
     })
@@ -224,7 +224,7 @@ def build(con: Any, max_depth: int, ts_max: int) -> None:
     # fc_cwd: the process's own cwd intervals
     codes = pc.dictionary_encode(fcwd).indices.fill_null(-1).to_numpy().astype(np.int64)
     cw = np.flatnonzero(new_part | _distinct(codes, codes >= 0))
-    _create(con, "fc_cwd", _CWD_COLS, {
+    create_table(con, "fc_cwd", _CWD_COLS, {
         "pkey": pkey_s.take(pa.array(cw)), "s": pa.array(ts[cw]),
         "e": pa.array(_next_in_part(ts[cw], new_part[cw], ts_max)[0]),
         "cwd": fcwd.take(pa.array(cw)),
@@ -259,12 +259,13 @@ def _gather(a: pa.Array, idx: np.ndarray) -> pa.Array:
     return a.take(pa.array(np.maximum(idx, 0), mask=idx < 0))
 
 
-def _create(con: Any, name: str, cols: tuple[tuple[str, str], ...],
-            data: dict[str, pa.Array]) -> None:
-    t = pa.table(data)
+def create_table(con: Any, name: str, cols: tuple[tuple[str, str], ...],
+                 data: dict[str, pa.Array]) -> None:
+    """``CREATE OR REPLACE TEMP TABLE name`` from arrow columns, cast to ``cols``' types."""
+    view = f"{name}_arrow"
     sel = ", ".join(f'CAST("{c}" AS {ty}) AS "{c}"' for c, ty in cols)
-    con.register("fc_seg_arrow", t)
+    con.register(view, pa.table(data))
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {sel} FROM fc_seg_arrow")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {sel} FROM {view}")
     finally:
-        con.unregister("fc_seg_arrow")
+        con.unregister(view)

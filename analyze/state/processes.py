@@ -46,8 +46,13 @@ _THREAD = (
 _MAX_DEPTH = 64
 
 
-def build_instances(con: Any) -> None:
-    """``fc_pinst(pkey, pid, ts, start_ts, kind, ppid, comm)`` and ``fc_pidppid``."""
+def read_events(con: Any) -> None:
+    """The two passes over ``raw_events``: ``fc_pidppid`` and ``fc_plife``.
+
+    ``fc_pidppid(pid, ppid, first_ts, comm)``: every (pid, ppid) pair seen and
+    when first; ``fc_plife``: the rows of the syscalls that change process
+    state (fork/clone, exec, chdir), the only raw rows the later steps read.
+    """
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_pidppid AS
@@ -59,7 +64,14 @@ def build_instances(con: Any) -> None:
                CAST(comm AS VARCHAR) AS comm, CAST(exe AS VARCHAR) AS exe, argv,
                CAST(cwd AS VARCHAR) AS cwd, CAST(path AS VARCHAR) AS path
         FROM raw_events WHERE syscall IN {_LIFE};
+        """
+    )
 
+
+def build_instances(con: Any) -> None:
+    """``fc_pinst(pkey, pid, ts, start_ts, kind, ppid, comm)`` from ``fc_plife``/``fc_pidppid``."""
+    con.execute(
+        f"""
         CREATE OR REPLACE TEMP TABLE fc_pstart0 AS
         SELECT pid, {TS_MIN}::BIGINT AS ts, start_ts, 'snap' AS kind, ppid, comm
         FROM raw_processes
@@ -210,7 +222,7 @@ def _build_chain_table(con: Any) -> None:
     def mine(col: str) -> pa.Array:
         return attrs.column(col).combine_chunks().take(own)
 
-    out = pa.table({
+    proc_segments.create_table(con, "fc_chain", _CHAIN_COLS, {
         "cid": pa.array(np.arange(1, len(keys) + 1, dtype=np.int64)),
         "pid": keys.column("pid"), "s": keys.column("s"), "pkey": keys.column("pkey"),
         "names": lists("name"), "exes": lists("exe"), "exepaths": lists("exepath"),
@@ -220,12 +232,6 @@ def _build_chain_table(con: Any) -> None:
         "exe_writable": mine("exe_writable"), "exe_upper_layer": mine("exe_upper_layer"),
         "exe_from_memfd": mine("exe_from_memfd"), "start_ts": mine("start_ts"),
     })
-    sel = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in _CHAIN_COLS)
-    con.register("fc_chain_arrow", out)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE fc_chain AS SELECT {sel} FROM fc_chain_arrow")
-    finally:
-        con.unregister("fc_chain_arrow")
 
 
 def _np(t: pa.Table, col: str) -> np.ndarray:
@@ -241,9 +247,20 @@ def _cmdline(alias: str) -> str:
 
 
 def build(con: Any) -> None:
-    """Build every process state table from ``raw_events`` and ``raw_processes``."""
-    build_instances(con)
-    build_images(con)
-    build_segments(con)
-    con.execute("DROP TABLE fc_plife")
-    build_chains(con)
+    """Build every process state table from ``raw_events`` and ``raw_processes``.
+
+    After the two passes over ``raw_events`` every step works on tables of
+    ~100k rows, where one DuckDB thread is faster than several (no row group
+    merging, no per-query thread start-up), so the rest runs with one.
+    """
+    read_events(con)
+    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    con.execute("SET threads = 1")
+    try:
+        build_instances(con)
+        build_images(con)
+        build_segments(con)
+        con.execute("DROP TABLE fc_plife")
+        build_chains(con)
+    finally:
+        con.execute(f"SET threads = {threads}")
