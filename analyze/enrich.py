@@ -11,14 +11,13 @@ events.
 needs (see docs/fields.md and :mod:`fcap.analyze.fields.columns`), and only
 the joins and per-row stages those columns read:
 
-* the process chain: an ASOF join of each event on ``(pid, ts)`` into
-  ``fc_chain`` (DuckDB, parallel, nothing per row is stored), or a hash join
-  on the chain row ``fc_pos`` holds when the view reads ``fc_pos`` anyway;
-* the container key: hash joins on the row's container id or cgroup;
-* ``fc_pos`` (:mod:`~fcap.analyze.state.positions`): per raw row (scan order)
-  ``evt_num``, ``evt_deltatime`` and the chain row -- only for ``evt_deltatime``, or for
-  ``evt_num`` when the capture's scan order is not its time order (otherwise
-  ``evt_num`` is the row's scan position, read from ``raw_events_rn``);
+* per-row keys, ``fc_pos`` (:mod:`~fcap.analyze.state.positions`), read by
+  position: ``evt_num``, the process-chain row (from an ASOF join on
+  ``(pid, ts)``) and the container key, for any view with process, user or
+  container columns (the chain and containers are then hash joins on them);
+  ``evt_deltatime`` when asked for. A view of raw columns only needs none:
+  ``evt_num`` is then the row's scan position (``raw_events_rn``) corrected
+  for the few late rows;
 * ``fc_rid`` / ``fc_fdrec`` (:mod:`~fcap.analyze.state.fds`): per raw row the
   descriptor record valid at the event -- only for ``fd.*`` columns.
 
@@ -105,7 +104,11 @@ def _exists(con: Any, name: str) -> bool:
 
 
 def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None) -> None:
-    """Build the per-row stages (``pos``, ``fd``) that do not exist yet."""
+    """Build the per-row stages that do not exist yet.
+
+    ``keys``: ``fc_pos`` with evt_num, chain row and container key; ``pos``: the
+    same plus ``evt_deltatime``; ``fd``: the descriptor state (and a full ``fc_pos``).
+    """
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -116,8 +119,20 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
         if timings is not None:
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})
-    if "pos" in stages and not _exists(con, "fc_pos"):
+    full_pos = _exists(con, "fc_pos") and "evt_deltatime" in _columns(con, "fc_pos")
+    if "pos" in stages and not full_pos:
         positions.build(con, None)
+    elif "keys" in stages and not _exists(con, "fc_pos"):
+        num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
+        if num_sql is None:
+            positions.build(con, None)
+        else:
+            positions.key_table(con, num_sql)
+
+
+def _columns(con: Any, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]).fetchall()}
 
 
 def _hostname(con: Any) -> str | None:
@@ -129,9 +144,9 @@ def _hostname(con: Any) -> str | None:
     return row[0] if row else None
 
 
-#: The events view's joins, by the alias its column expressions use (the process
-#: chain ``c`` is an ASOF join, written by :func:`build_view`).
+#: The events view's joins, by the alias its column expressions use.
 _JOINS = {
+    "c": "LEFT JOIN fc_chain c ON c.cid = e.cid",
     "r": "LEFT JOIN fc_fdrec r ON r.rid = e.rid",
     "u": "LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.ckey = e.ckey",
     "lu": "LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.ckey = e.ckey",
@@ -153,9 +168,6 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     columns over the full view would pay for every join.
     """
     prepare(con)
-    # DuckDB plans an ASOF join whose left side it estimates small (e.g. behind a filter
-    # on the event type) as a nested loop over every chain row of the pid: far slower
-    con.execute("SET asof_loop_join_threshold = 0")
     first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchone()
     rn = num_sql is not None
     cols = columns(int(first_ts), _hostname(con))
@@ -171,34 +183,27 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     fd = "r" in used or "e.rid" in text
     ckey = full or "cfull" in (fields or ()) or bool(used & {"u", "lu", "g", "k"}) \
         or "e.cfull" in text
-    # the descriptor stage makes fc_pos too (and reads fc_raw by position)
-    pos = "e.evt_deltatime" in text or not rn or fd
-    _ensure(con, {s for s, on in (("fd", fd), ("pos", pos)) if on})
-    src = "fc_raw" if pos or fd else "raw_events_rn"
-    if src == "fc_raw" and not _exists(con, "fc_raw"):
+    delta = "e.evt_deltatime" in text
+    # per-row keys (fc_pos, read by position) unless the view only has raw columns and
+    # an evt_num computable from the scan position
+    pos = fd or delta or ckey or "c" in used or not rn
+    _ensure(con, {s for s, on in (("fd", fd), ("pos", delta), ("keys", pos)) if on})
+    if pos and not _exists(con, "fc_raw"):
         con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
-    from_ = [f"{src} x"]
+    from_ = ["fc_raw x" if pos else "raw_events_rn x"]
     if pos:
-        inner.append("k.evt_deltatime")
+        inner += ["k.cid", "k.ckey"]
         from_.append("POSITIONAL JOIN fc_pos k")
+    if delta:
+        inner.append("k.evt_deltatime")
     if fd:
         inner.append("f.rid")
         from_.append("POSITIONAL JOIN fc_rid f")
-    if ckey and pos:  # fc_pos has the container key
-        inner += ["ck.cfull", "k.ckey"]
+    if ckey:
+        inner.append("ck.cfull")
         from_.append("LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey")
-    elif ckey:
-        inner += ["ck.cfull", "coalesce(ck.ckey, 0) AS ckey"]
-        from_.append("LEFT JOIN fc_cgck cgk ON cgk.id = x.cgroup_id "
-                     "LEFT JOIN fc_ckey ck ON ck.cfull = "
-                     "coalesce(CAST(x.container_id AS VARCHAR), cgk.cfull)")
     joins = [j for a, j in _JOINS.items() if a in used]
-    if "c" in used and pos:  # fc_pos has the chain row: a hash join after the positional scan
-        inner.append("k.cid")
-        joins.insert(0, "LEFT JOIN fc_chain c ON c.cid = e.cid")
-    elif "c" in used:
-        joins.insert(0, "ASOF LEFT JOIN fc_chain c ON c.pid = e.pid AND e.ts >= c.s")
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = "".join(f",\n  {sql} AS {col}" for col, sql in cols.items())

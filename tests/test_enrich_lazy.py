@@ -82,18 +82,32 @@ def test_every_narrow_view_column_equals_the_full_view(name: str) -> None:
 
 def test_narrow_view_has_only_the_stages_it_needs() -> None:
     con = _open("reverse-shell")
-    enrich.build_view(con, "v", ["proc_name", "container_id"])
+    enrich.build_view(con, "raw_only", ["evt_rawres", "fs_path_name"])
     assert not any(enrich._exists(con, t) for t in ("fc_pos", "fc_rid", "fc_fdrec"))
+    assert "POSITIONAL" not in con.execute("EXPLAIN SELECT * FROM raw_only").fetchall()[0][1].upper()
+    enrich.build_view(con, "v", ["proc_name", "container_id"])
+    assert enrich._exists(con, "fc_pos") and not enrich._exists(con, "fc_rid")
+    assert "evt_deltatime" not in enrich._columns(con, "fc_pos")  # the one-statement key table
     plan = con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1]
-    assert "POSITIONAL" not in plan.upper() and "fc_chain" in plan
+    assert "fc_chain" in plan and "fc_fdrec" not in plan
     enrich.build_view(con, "w", ["fd_name"])
-    assert enrich._exists(con, "fc_rid") and enrich._exists(con, "fc_pos")
+    assert enrich._exists(con, "fc_rid")
+    assert "evt_deltatime" in enrich._columns(con, "fc_pos")
 
 
-def test_the_row_number_path_equals_the_positional_path() -> None:
-    a, b = _open("shell-session"), _open("shell-session", rn=False)
+def _no_fd_columns() -> list[str]:
+    cols = columns(0, None)
+    return [c for c, sql in cols.items() if "r." not in sql and "e.rid" not in sql
+            and "evt_deltatime" not in sql]
+
+
+@pytest.mark.parametrize("name", ["shell-session", "container-shell"])
+def test_the_sql_key_table_equals_the_numpy_positions(name: str) -> None:
+    a, b = _open(name), _open(name, rn=False)
+    fields = _no_fd_columns()
     for con in (a, b):
-        enrich.build_view(con, "v", ["proc_name", "user_name", "proc_anames"])
-    assert not enrich._exists(a, "fc_pos") and enrich._exists(b, "fc_pos")
+        enrich.build_view(con, "v", fields)
+    assert "evt_deltatime" not in enrich._columns(a, "fc_pos")  # SQL key table
+    assert "evt_deltatime" in enrich._columns(b, "fc_pos")  # numpy positions
     q = "SELECT * FROM v ORDER BY evt_num"
     assert a.execute(q).fetchall() == b.execute(q).fetchall()

@@ -1,11 +1,14 @@
 """Per raw row positions in the capture's scan order: ``fc_pos`` and the numpy columns fds need.
 
-Only built when a query needs them (:mod:`fcap.analyze.enrich` builds the
-events view lazily): ``evt_deltatime``, ``evt_num`` of a capture not in time
-order (or without a Parquet row number), and the descriptor stage. One scan
-of ``fc_raw`` (``raw_events``) fetches the narrow integer columns (time, cpu,
-tid, pid, fd and, for the descriptor stage, the record class); numpy then
-computes, without sorting when the capture is already in time order:
+Built when a view needs per-row keys (:mod:`fcap.analyze.enrich` builds the
+events views lazily): process or container columns, ``evt_deltatime``, the
+descriptor stage, or ``evt_num`` of a capture without a usable scan position.
+:func:`key_table` is the one-statement SQL version (evt_num, chain row,
+container key). :func:`build` (for ``evt_deltatime``, journals and the
+descriptor stage): one scan of ``fc_raw`` (``raw_events``) fetches the narrow
+integer columns (time, cpu, tid, pid, fd, container code and, for the
+descriptor stage, the record class); numpy then computes, without sorting when
+the capture is already in time order:
 
 * ``evt_num`` / ``evt_deltatime``: position and time delta in the global order
   ``(ts, cpu, tid, scan position)``;
@@ -15,7 +18,9 @@ computes, without sorting when the capture is already in time order:
   positional scan).
 
 ``fc_pos(evt_num, evt_deltatime, cid, ckey)`` (``ckey``: the container key of
-:func:`fcap.analyze.state.containers.keys`, 0 = host) is aligned with ``fc_raw`` by position
+:func:`fcap.analyze.state.containers.keys`, 0 = host); :func:`key_table` writes the
+same without ``evt_deltatime`` in one SQL statement when the capture has
+``raw_events_rn`` is aligned with ``fc_raw`` by position
 (POSITIONAL JOIN); the alignment is verified, and ``fc_raw`` is materialized
 once if the source's scan order were unstable. :func:`time_ordered` tells
 whether the scan order already is the global order (then ``evt_num`` is the
@@ -216,6 +221,34 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
     return Events(ts=ts, fd=fd, pkey=pkey, g=g, ts_sorted=ts_sorted, tid=tid, rec=rec)
 
 
+def key_table(con: Any, num_sql: str) -> None:
+    """``fc_pos(evt_num, cid, pkey, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
+
+    For captures with ``raw_events_rn`` and an ``evt_num`` expression of the scan
+    position ``x._rn`` (:func:`evt_num_sql`): the chain row by an ASOF join on
+    ``(pid, ts)``, the container key by the row's container id or its cgroup's,
+    written in scan order (``ORDER BY _rn``), so it aligns with ``raw_events``.
+    """
+    _no_loop_asof(con)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_pos AS
+        SELECT {num_sql} AS evt_num, c.cid, c.pkey, coalesce(ck.ckey, 0) AS ckey
+        FROM raw_events_rn x
+        ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
+        LEFT JOIN fc_cgck g ON g.id = x.cgroup_id
+        LEFT JOIN fc_ckey ck ON ck.cfull = coalesce(CAST(x.container_id AS VARCHAR), g.cfull)
+        ORDER BY x._rn
+        """
+    )
+
+
+def _no_loop_asof(con: Any) -> None:
+    # DuckDB plans an ASOF join whose left side it estimates small as a nested loop over
+    # every chain row of the pid, far slower on millions of events
+    con.execute("SET asof_loop_join_threshold = 0")
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -246,6 +279,7 @@ def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.n
     carry their position, so the result is scattered back into scan order.
     """
     n = len(pid)
+    _no_loop_asof(con)
     con.register("fc_q_arrow", pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)),
                                          "pid": pa.array(pid.astype(np.int32, copy=False)),
                                          "ts": pa.array(ts)}))
