@@ -45,22 +45,25 @@ def asof(rk: np.ndarray, rt: np.ndarray, qk: np.ndarray, qt: np.ndarray,
     search is one ``np.searchsorted`` over packed int64 values.
     """
     out = np.full(len(qk), -1, np.int64)
-    if not len(rk) or not len(qk):
+    sel = np.arange(len(qk)) if qvalid is None else np.flatnonzero(qvalid)
+    if not len(rk) or not len(sel):
         return out
-    uk = np.unique(rk)
-    ut = np.unique(rt)
+    qk, qt = qk[sel], qt[sel]
+    first = np.ones(len(rk), bool)
+    first[1:] = rk[1:] != rk[:-1]
+    rkr = np.cumsum(first) - 1  # rank of the key (rk is sorted)
+    uk = rk[first]
+    ut = np.sort(rt)  # np.unique hashes, several times slower than a sort here
+    ut = ut[np.concatenate(([True], ut[1:] != ut[:-1]))]
     bits = int(len(ut) + 1).bit_length()
-    rkr = np.searchsorted(uk, rk).astype(np.int64)
     rc = (rkr << bits) | (np.searchsorted(ut, rt) + 1)
     qkr = np.minimum(np.searchsorted(uk, qk), len(uk) - 1).astype(np.int64)
     ok = uk[qkr] == qk
-    if qvalid is not None:
-        ok &= qvalid
     qc = (qkr << bits) | np.searchsorted(ut, qt, side="right")
     idx = np.searchsorted(rc, qc, side="right") - 1
     ok &= idx >= 0
     ok[ok] &= rkr[idx[ok]] == qkr[ok]
-    out[ok] = idx[ok]
+    out[sel[ok]] = idx[ok]
     return out
 
 

@@ -16,6 +16,19 @@ Input: ``raw_events`` and ``raw_processes`` (the start snapshot). Output tables:
   ancestor's state at the event's time. Events find their interval with one
   ASOF join on ``(pid, ts)``.
 
+Helper tables kept for the other state builders and for debugging:
+``fc_pidppid`` (every (pid, ppid) pair and when first seen), ``fc_segf``
+(``fc_seg`` with the state in force at each row), ``fc_lin`` (lineage
+intervals: image and parent per instance) and ``fc_cwd`` (cwd intervals).
+
+How: ``raw_events`` is read twice, once for ``fc_pidppid`` and once for the
+~1% of rows that change process state (``fc_plife``: fork/clone, exec,
+chdir). Everything after works on ~100k-row tables with one DuckDB thread:
+the segments, their forward fill and the lineage intervals are numpy
+(:mod:`~fcap.analyze.state.proc_segments`), the ancestor paths a recursive
+CTE over lineage ids, and ``fc_chain``'s LIST columns are gathered with
+pyarrow ``take``.
+
 Reparenting: the kernel reparents orphans when their parent exits; the new
 parent shows in the child's recorded ``ppid`` from its next event on, and that
 is when fcap switches the chain (between the parent's exit and that event, the
@@ -123,7 +136,8 @@ def build_images(con: Any) -> None:
 
 
 def build_segments(con: Any) -> None:
-    """``fc_seg``: state changes per instance, with image and cwd resolved through forks."""
+    """``fc_seg``/``fc_segf``/``fc_lin``/``fc_cwd``: state changes per instance, image and
+    cwd resolved through forks (:func:`fcap.analyze.state.proc_segments.build`)."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE fc_seg0 AS
@@ -146,7 +160,7 @@ def build_segments(con: Any) -> None:
 
 
 def build_chains(con: Any) -> None:
-    """``fc_lin`` (lineage intervals per instance) and ``fc_chain`` (with ancestor lists).
+    """``fc_chain`` (with ancestor lists) from ``fc_lin`` and ``fc_cwd``.
 
     Lineage intervals change on exec and on a new parent only; an ancestor's
     chdir does not split its descendants' intervals (only ``proc.cwd`` of the
