@@ -222,7 +222,7 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
 
 
 def key_table(con: Any, num_sql: str) -> None:
-    """``fc_pos(evt_num, cid, pkey, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
+    """``fc_pos(evt_num, cid, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
 
     For captures with ``raw_events_rn`` and an ``evt_num`` expression of the scan
     position ``x._rn`` (:func:`evt_num_sql`): the chain row by an ASOF join on
@@ -233,7 +233,7 @@ def key_table(con: Any, num_sql: str) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_pos AS
-        SELECT {num_sql} AS evt_num, c.cid, c.pkey, coalesce(ck.ckey, 0) AS ckey
+        SELECT {num_sql} AS evt_num, c.cid, coalesce(ck.ckey, 0) AS ckey
         FROM raw_events_rn x
         ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
         LEFT JOIN fc_cgck g ON g.id = x.cgroup_id
