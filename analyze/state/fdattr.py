@@ -69,53 +69,77 @@ def _by_class(**values: str) -> str:
 
 _IP_FAMILY = "CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END"
 _F = "f"  # the open flags, computed once in the inner select
-#: (column, expression over the inner select) of the event records, in fc_fdrec order.
-_EVENT_COLUMNS = (
-    ("k", "CAST(mk AS INTEGER)"),
-    ("ts", "ts"),
-    ("ev_tid", "tid"),
-    ("changed", "c = 3 OR c = 4"),
-    ("fd_type", _by_class(
+#: Per attribute, its value per syscall class (NULL for the classes not given).
+_VALUES: dict[str, dict[str, str]] = {
+    "fd_type": dict(
         open=f"CASE WHEN ({_F} & 65536) <> 0 THEN 'directory' ELSE 'file' END",
         socket=_family_type("a0"), accept=_family_type("sock_family"),
         create="CASE syscall " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in CREATES.items())
-        + " END")),
-    ("name", _by_class(
+        + " END"),
+    "name": dict(
         open="path", socket="''",
         accept="CASE WHEN sock_family = 1 THEN unix_path "
                "ELSE concat(raddr, ':', rport, '->', laddr, ':', lport) END",
         connect="CASE WHEN sock_family = 1 THEN unix_path "
                 "ELSE concat(laddr, ':', lport, '->', raddr, ':', rport) END",
         create="CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') "
-               "ELSE '' END")),
-    ("name_raw", _by_class(open="coalesce(path_raw, path)", socket="''")),
-    ("flags", _by_class(open=_F, socket="a1")),
-    ("cloexec", _by_class(
+               "ELSE '' END"),
+    "name_raw": dict(open="coalesce(path_raw, path)", socket="''"),
+    "flags": dict(open=_F, socket="a1"),
+    "cloexec": dict(
         open=f"({_F} & {O_CLOEXEC}) <> 0", socket=f"(a1 & {O_CLOEXEC}) <> 0",
         accept=f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0", create="false",
         dup=f"(syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0) "
-            "OR (syscall = 'fcntl' AND a1 = 1030)")),
-    ("l4proto", _by_class(
+            "OR (syscall = 'fcntl' AND a1 = 1030)"),
+    "l4proto": dict(
         socket=f"CASE WHEN a0 IN (2, 10) THEN {_l4('a1', 'a2')} END",
         accept=f"CASE WHEN sock_family IN (2, 10) THEN "
                f"{_l4('coalesce(sock_type, 1)', 'l4proto')} END",
         connect=f"CASE WHEN l4proto IS NOT NULL OR sock_type IS NOT NULL "
-                f"THEN {_l4('coalesce(sock_type, 0)', 'l4proto')} END")),
-    ("family", _by_class(
+                f"THEN {_l4('coalesce(sock_type, 0)', 'l4proto')} END"),
+    "family": dict(
         socket="CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END",
-        accept=_IP_FAMILY, connect=_IP_FAMILY)),
-    ("lip", _by_class(accept="laddr", connect="laddr",
-                      bindlisten="CASE WHEN syscall = 'bind' THEN laddr END")),
-    ("lport", _by_class(accept="lport", connect="lport",
-                        bindlisten="CASE WHEN syscall = 'bind' THEN lport END")),
-    ("rip", _by_class(accept="raddr", connect="raddr")),
-    ("rport", _by_class(accept="rport", connect="rport")),
-    ("role", _by_class(accept="'server'", connect="'client'",
-                       bindlisten="CASE WHEN syscall = 'listen' THEN 'server' END")),
-    ("connected", _by_class(open="false", socket="false", accept="true",
-                            connect="syscall = 'connect'", create="false")),
+        accept=_IP_FAMILY, connect=_IP_FAMILY),
+    "lip": dict(accept="laddr", connect="laddr",
+                bindlisten="CASE WHEN syscall = 'bind' THEN laddr END"),
+    "lport": dict(accept="lport", connect="lport",
+                  bindlisten="CASE WHEN syscall = 'bind' THEN lport END"),
+    "rip": dict(accept="raddr", connect="raddr"),
+    "rport": dict(accept="rport", connect="rport"),
+    "role": dict(accept="'server'", connect="'client'",
+                 bindlisten="CASE WHEN syscall = 'listen' THEN 'server' END"),
+    "connected": dict(open="false", socket="false", accept="true",
+                      connect="syscall = 'connect'", create="false"),
+}
+#: (column, expression over the inner select) of the event records, in fc_fdrec order.
+_EVENT_COLUMNS = (
+    ("k", "CAST(mk AS INTEGER)"),
+    ("ts", "ts"),
+    ("ev_tid", "tid"),
+    ("changed", "c = 3 OR c = 4"),
+    *((a, _by_class(**v)) for a, v in _VALUES.items()),
     ("ino", "CAST(NULL AS UBIGINT)"),
 )
+#: The attributes an update (connect, sendto, sendmsg, bind, listen) may set, other than
+#: the family, in the order of their "set" bits in :func:`update_own_sql`.
+UPDATE_OWN = ("name", "l4proto", "lip", "lport", "rip", "rport", "role", "connected")
+
+
+def update_own_sql(when: Any) -> str:
+    """Integer: bit i set when an update row sets attribute ``UPDATE_OWN[i]`` (not null).
+
+    Over the raw columns; the same expressions as the attributes themselves.
+    ``when(names)``: SQL condition "the syscall is one of ``names``".
+    """
+    parts = []
+    for cls, names in (("connect", ("connect", "sendto", "sendmsg")),
+                       ("bindlisten", ("bind", "listen"))):
+        bits = " + ".join(
+            f"CAST(({_VALUES[a][cls]}) IS NOT NULL AS INTEGER) * {1 << i}"
+            for i, a in enumerate(UPDATE_OWN) if cls in _VALUES[a])
+        parts.append(f"WHEN {when(names)} THEN {bits}")
+    return "CASE " + " ".join(parts) + " ELSE 0 END"
+
 
 _SNAPSHOT = f"""
 SELECT f.rid, 1 AS k, {TS_MIN}::BIGINT AS ts, CAST(NULL AS INTEGER) AS ev_tid, false AS changed,
@@ -173,17 +197,9 @@ def register_kinds(con: Any, kind: np.ndarray) -> None:
         con.unregister("fc_kind_arrow")
 
 
-def build(con: Any, attrs: tuple[str, ...]) -> pa.Table:
-    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd`` and ``fc_fdkind``).
-
-    Returns the chained rows (kinds 3 and 4) ordered by rid: rid, ts, ev_tid,
-    changed and, per attribute of ``attrs``, whether the row sets it (not null).
-    """
+def build(con: Any) -> None:
+    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd`` and ``fc_fdkind``)."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL {_events_select()};"
         "DROP TABLE fc_fdkind"
     )
-    return con.sql(
-        "SELECT rid, ts, ev_tid, changed, " + ", ".join(f"{a} IS NOT NULL AS {a}" for a in attrs)
-        + " FROM fc_fdatt WHERE k <> 1 ORDER BY rid"
-    ).to_arrow_table()

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from fcap.analyze.state import keys
+from fcap.analyze.state.fdattr import UPDATE_OWN
 from fcap.analyze.state.fdstream import (
     A_CL,
     A_FAM,
     A_FT,
+    ATTRS,
     CLOSE,
     DUP,
     EXEC,
@@ -107,21 +109,13 @@ class _Resolver:
         return out
 
 
-def resolve(ev: Events, rec: Records, st: Stream, inst: Instances, *, chained_rid: np.ndarray,
-            chained_own: np.ndarray, timer: Callable[[str], None] = lambda _: None) -> Result:
-    """Every event's descriptor record id, and the attribute sources of dup/update rows.
-
-    ``chained_rid`` (ascending) / ``chained_own``: the dup and update rows and
-    which of their attributes they set themselves (not null).
-    """
+def resolve(ev: Events, rec: Records, st: Stream, inst: Instances, *,
+            timer: Callable[[str], None] = lambda _: None) -> Result:
+    """Every event's descriptor record id, and the attribute sources of dup/update rows."""
     rv = _Resolver(ev, rec, st, inst)
     ch = np.flatnonzero((rec.kind == DUP) | (rec.kind == UPDATE))  # ascending rid
     is_dup = rec.kind[ch] == DUP
-    own = chained_own[np.minimum(np.searchsorted(chained_rid, rec.rid[ch]),
-                                 max(len(chained_rid) - 1, 0))]
-    cl = own[is_dup, A_CL]
-    own[is_dup] = False  # a dup sets its own close-on-exec only
-    own[is_dup, A_CL] = cl
+    own = _own(rec, ch, is_dup)
     group, cols = _groups(own)
     src_ch = _resolve_chained(rv, ch, is_dup, own[:, cols], group)
     timer("fds.chained")
@@ -133,6 +127,22 @@ def resolve(ev: Events, rec: Records, st: Stream, inst: Instances, *, chained_ri
     src = np.where(src_ch >= 0, rec.rid[src_ch], NO_RID)
     return Result(event_rid=rid, chained_rid=rec.rid[ch], src=src, group=group,
                   unknown=rec.unknown[ch], need=need)
+
+
+def _own(rec: Records, ch: np.ndarray, is_dup: np.ndarray) -> np.ndarray:
+    """Per chained record and attribute: whether the record sets it itself (not null).
+
+    A dup sets its close-on-exec only; an update its family and the attributes
+    of :data:`~fcap.analyze.state.fdattr.UPDATE_OWN` (the record class bits).
+    """
+    rk = rec.rk[ch].astype(np.int32)
+    upd = ~is_dup
+    own = np.zeros((len(ch), len(ATTRS)), bool)
+    for i, a in enumerate(UPDATE_OWN):
+        own[:, ATTRS.index(a)] = upd & (((rk >> (7 + i)) & 1) == 1)
+    own[:, A_FAM] = upd & ((rk & 32) != 0)
+    own[:, A_CL] = rec.cl[ch] != 2
+    return own
 
 
 def _groups(own: np.ndarray) -> tuple[np.ndarray, list[int]]:

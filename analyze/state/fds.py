@@ -94,11 +94,18 @@ _FTS = f"""CASE
 
 _ARG_FD = "('pipe', 'pipe2', 'connect', 'sendto', 'sendmsg', 'bind', 'listen')"
 _DUPS = "('dup', 'dup2', 'dup3', 'fcntl')"
-#: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6,
+
+def _any_of(names: tuple[str, ...]) -> str:
+    return _in("(" + ", ".join(f"'{n}'" for n in names) + ")")
+
+
+#: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6
+#: | the attributes an update sets << 7 (fdattr.UPDATE_OWN),
 #: rfd = the record's descriptor, sfd = a dup's source descriptor.
 record_sql = (
     f"CAST(coalesce({_KIND}, 0) + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
-    f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 AS SMALLINT) AS rk, "
+    f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 "
+    f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
     "CASE WHEN syscall = 'close' THEN coalesce(fd, a0) "
     f"WHEN {_in(_ARG_FD)} THEN fd ELSE res END AS rfd, "
     f"CASE WHEN {_in(_DUPS)} THEN a0 END AS sfd"
@@ -160,22 +167,16 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     snap, inst = _snapshot(con), _instances(con)
     t("fds.inputs")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(fdattr.build, con, ATTRS)
+        job = pool.submit(fdattr.build, con)
         try:
             rec, st = fdresolve.prepare(ev, snap)
             t("fds.stream")
+            res = fdresolve.resolve(ev, rec, st, inst, timer=t)
+            del rec, st
         finally:
-            chained = job.result()
+            job.result()
         t("fds.attributes")
-    own = np.stack(
-        [chained.column(a).to_numpy(zero_copy_only=False).astype(bool) for a in ATTRS], axis=1
-    ) if chained.num_rows else np.zeros((0, len(ATTRS)), bool)
-    res = fdresolve.resolve(
-        ev, rec, st, inst, chained_rid=chained.column("rid").to_numpy().astype(np.int64),
-        chained_own=own, timer=t,
-    )
-    del rec, st
-    _write(con, res, chained, t)
+    _write(con, res, t)
     t("fds.write")
 
 
@@ -193,45 +194,38 @@ class _Timer:
         self.t = now
 
 
-def _write(con: Any, res: fdresolve.Result, chained: pa.Table, t: _Timer) -> None:
-    """``fc_rid`` (scan order) and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved).
-
-    ``chained``: the chained rows' rid, ts, ev_tid and changed (ordered by rid).
-    """
+def _write(con: Any, res: fdresolve.Result, t: _Timer) -> None:
+    """``fc_rid`` (scan order) and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved)."""
     rid = res.event_rid
     con.register("fc_rid_arrow", pa.table({"rid": pa.array(rid, mask=rid == fdstream.NO_RID)}))
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
     t("fds.write_rid")
     con.execute("DROP TABLE IF EXISTS fc_fdrec; DROP TABLE fc_snapfd")
-    if not len(res.chained_rid):
-        # chained rows of no record (no process instance or descriptor) are dropped
+    keep = ~res.unknown
+    crid = res.chained_rid[keep]  # ascending; chained rows of no record are dropped
+    if not len(crid):
         con.execute("DELETE FROM fc_fdatt WHERE k <> 1; ALTER TABLE fc_fdatt RENAME TO fc_fdrec")
         return
     # attribute a of resolved row x is the attribute a of row src[x, group[a]] (own, or a
-    # source's)
-    con.register("fc_need_arrow", pa.table({"rid": pa.array(res.need)}))
+    # source's); the chained rows' own ts, ev_tid and changed stay
+    con.register("fc_need_arrow", pa.table({"rid": pa.array(np.union1d(res.need, crid))}))
     att = con.sql(
-        f"SELECT a.rid, {', '.join('a.' + c for c in ATTRS)} FROM fc_fdatt a "
-        "SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
+        f"SELECT a.rid, a.ts, a.ev_tid, a.changed, {', '.join('a.' + c for c in ATTRS)} "
+        "FROM fc_fdatt a SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
     ).to_arrow_table()
     con.unregister("fc_need_arrow")
+    t("fds.write_att")
     arid = att.column("rid").to_numpy()
-    keep = ~res.unknown
-    crid = res.chained_rid[keep]  # ascending, a subset of the chained rows
-    own = chained.take(pa.array(np.searchsorted(chained.column("rid").to_numpy(), crid)))
-    out = {"rid": own.column("rid"), "k": pa.array(np.ones(own.num_rows, np.int32)),
-           "ts": own.column("ts"), "ev_tid": own.column("ev_tid"),
-           "changed": own.column("changed")}
+    at = pa.array(np.searchsorted(arid, crid))
+    out = {"rid": att.column("rid").take(at), "k": pa.array(np.ones(len(crid), np.int32)),
+           **{c: att.column(c).take(at) for c in ("ts", "ev_tid", "changed")}}
     take = {}
     for k in range(res.src.shape[1]):
         s = res.src[keep, k]
-        idx = np.minimum(np.searchsorted(arid, s), max(len(arid) - 1, 0))
+        idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
         take[k] = pa.array(idx, mask=s == fdstream.NO_RID)
     for j, a in enumerate(ATTRS):
-        if len(arid) == 0:
-            out[a] = pa.nulls(int(keep.sum()), att.schema.field(a).type)
-            continue
         out[a] = att.column(a).take(take[res.group[j]])
     con.register("fc_chained_arrow", pa.table(out))
     t("fds.write_gather")

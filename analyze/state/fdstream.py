@@ -88,6 +88,7 @@ class Records:
         self.ts = _filled([ev.ts[pos], np.full(ns, TS_MIN, np.int64)], TS_MIN, np.int64)
         self.kind = _filled([kind[pos], np.full(ns, OPEN, np.int8)], 0, np.int8)
         rkp = rk[pos]
+        self.rk = _filled([rkp, np.zeros(ns, np.int16)], 0, np.int16)
         self.cl = _filled([(rkp >> 3) & 3, snap.cl], 2, np.int8)
         self.fam = _filled([(rkp & 32) != 0, snap.fam], False, bool)
         self.fts = _filled([(rkp & 64) != 0, snap.fts], False, bool)
@@ -173,7 +174,8 @@ class Stream:
         self.kpart = p >> self.pb
         self.rec = rec_s = rec_r[perm]
         del rec_r
-        ans, lsi = self._latest(rec, rec_s)
+        kinds = rec.kind[rec_s]  # the dummy (-1) has kind 0
+        ans, lsi = self._latest(rec, rec_s, kinds)
         ans_r = np.empty(nn, ans.dtype)
         ans_r[perm] = ans
         del ans, perm
@@ -184,10 +186,11 @@ class Stream:
         self.ptr[drec] = ans_r[dslot]
         del ans_r
         # updates: the latest earlier record of the fd that can be a socket
-        ui = np.flatnonzero(rec.kind[rec_s] == UPDATE)
+        ui = np.flatnonzero(kinds == UPDATE)
         self.ptr[rec_s[ui]] = self._found(np.where(ui > 0, lsi[ui - 1], -1), ui)
 
-    def _latest(self, rec: Records, rec_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _latest(self, rec: Records, rec_s: np.ndarray,
+                kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per sorted entry: the latest record at or before it (a close: before its own
         close), -1 none; and the running index of the latest socket-capable record."""
         nn = len(rec_s)
@@ -200,7 +203,7 @@ class Stream:
         lsi = np.where(sockrec[rec_s], ar, -1)  # the dummy (-1) is no socket
         np.maximum.accumulate(lsi, out=lsi)
         del ar
-        closes = np.flatnonzero(rec.kind[rec_s] == CLOSE)
+        closes = np.flatnonzero(kinds == CLOSE)
         cand = li.copy()
         cand[closes] = np.where(closes > 0, li[closes - 1], -1)
         return self._found(cand, None), lsi
