@@ -85,31 +85,37 @@ def build_instances(con: Any) -> None:
     """``fc_pinst(pkey, pid, ts, start_ts, kind, ppid, comm)`` from ``fc_plife``/``fc_pidppid``."""
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_pstart0 AS
-        SELECT pid, {TS_MIN}::BIGINT AS ts, start_ts, 'snap' AS kind, ppid, comm
-        FROM raw_processes
-        UNION ALL
-        SELECT pid, ts, ts, 'fork', ppid, comm
-        FROM fc_plife WHERE syscall IN {_FORKS} AND res = 0 AND pid = tid;
-
-        INSERT INTO fc_pstart0
-        SELECT CAST(p.res AS INTEGER), p.ts, p.ts, 'fork', p.pid, p.comm
-        FROM fc_plife p
-        WHERE p.syscall IN {_FORKS} AND p.res > 0 AND p.pid = p.vpid AND NOT {_THREAD}
-          AND NOT EXISTS (SELECT 1 FROM fc_pstart0 c WHERE c.pid = CAST(p.res AS INTEGER)
-                          AND c.kind = 'fork' AND abs(c.ts - p.ts) < 5000000000);
-
-        INSERT INTO fc_pstart0
-        SELECT f.pid, f.first_ts, NULL, 'unk', f.ppid, f.comm
-        FROM (SELECT pid, arg_min(ppid, first_ts) AS ppid, min(first_ts) AS first_ts,
-                     arg_min(comm, first_ts) AS comm
-              FROM fc_pidppid GROUP BY pid) f
-        WHERE NOT EXISTS (SELECT 1 FROM fc_pstart0 s WHERE s.pid = f.pid AND s.ts <= f.first_ts);
-
         CREATE OR REPLACE TEMP TABLE fc_pinst AS
+        WITH known AS (
+          -- snapshot processes and the child side of fork/clone (new thread groups)
+          SELECT pid, {TS_MIN}::BIGINT AS ts, start_ts, 'snap' AS kind, ppid, comm
+          FROM raw_processes
+          UNION ALL
+          SELECT pid, ts, ts, 'fork', ppid, comm
+          FROM fc_plife WHERE syscall IN {_FORKS} AND res = 0 AND pid = tid
+        ), parent_side AS (
+          -- a parent's fork/clone whose child row is missing (within 5 s)
+          SELECT CAST(p.res AS INTEGER) AS pid, p.ts, p.ts AS start_ts, 'fork' AS kind,
+                 p.pid AS ppid, p.comm
+          FROM fc_plife p
+          WHERE p.syscall IN {_FORKS} AND p.res > 0 AND p.pid = p.vpid AND NOT {_THREAD}
+            AND NOT EXISTS (SELECT 1 FROM known c WHERE c.pid = CAST(p.res AS INTEGER)
+                            AND c.kind = 'fork' AND abs(c.ts - p.ts) < 5000000000)
+        ), started AS (
+          SELECT * FROM known UNION ALL SELECT * FROM parent_side
+        ), unknown AS (
+          -- pids first seen without a start: their origin predates the capture
+          SELECT f.pid, f.first_ts AS ts, CAST(NULL AS BIGINT) AS start_ts, 'unk' AS kind,
+                 f.ppid, f.comm
+          FROM (SELECT pid, arg_min(ppid, first_ts) AS ppid, min(first_ts) AS first_ts,
+                       arg_min(comm, first_ts) AS comm
+                FROM fc_pidppid GROUP BY pid) f
+          WHERE NOT EXISTS (SELECT 1 FROM started s WHERE s.pid = f.pid AND s.ts <= f.first_ts)
+        )
         SELECT row_number() OVER (ORDER BY ts, pid) AS pkey, *
-        FROM (SELECT DISTINCT ON (pid, ts) * FROM fc_pstart0 ORDER BY pid, ts, kind DESC);
-        DROP TABLE fc_pstart0;
+        FROM (SELECT DISTINCT ON (pid, ts) *
+              FROM (SELECT * FROM started UNION ALL SELECT * FROM unknown)
+              ORDER BY pid, ts, kind DESC)
         """
     )
 
