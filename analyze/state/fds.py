@@ -212,19 +212,23 @@ def _write(con: Any, res: fdresolve.Result, t: _Timer) -> None:
     con.register("fc_need_arrow", pa.table({"rid": pa.array(np.union1d(res.need, crid))}))
     att = con.sql(
         f"SELECT a.rid, a.ts, a.ev_tid, a.changed, {', '.join('a.' + c for c in ATTRS)} "
-        "FROM fc_fdatt a SEMI JOIN fc_need_arrow n ON n.rid = a.rid ORDER BY a.rid"
+        "FROM fc_fdatt a SEMI JOIN fc_need_arrow n ON n.rid = a.rid"
     ).to_arrow_table()
     con.unregister("fc_need_arrow")
     t("fds.write_att")
+    # row of att per rid (sorted here: sorting wide rows in DuckDB costs more)
     arid = att.column("rid").to_numpy()
-    at = pa.array(np.searchsorted(arid, crid))
+    order = np.argsort(arid)
+    arid = arid[order]
+
+    def rows(r: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+        return pa.array(order[np.minimum(np.searchsorted(arid, r), len(arid) - 1)], mask=null)
+
+    at = rows(crid)
     out = {"rid": att.column("rid").take(at), "k": pa.array(np.ones(len(crid), np.int32)),
            **{c: att.column(c).take(at) for c in ("ts", "ev_tid", "changed")}}
-    take = {}
-    for k in range(res.src.shape[1]):
-        s = res.src[keep, k]
-        idx = np.minimum(np.searchsorted(arid, s), len(arid) - 1)
-        take[k] = pa.array(idx, mask=s == fdstream.NO_RID)
+    take = {k: rows(res.src[keep, k], res.src[keep, k] == fdstream.NO_RID)
+            for k in range(res.src.shape[1])}
     for j, a in enumerate(ATTRS):
         out[a] = att.column(a).take(take[res.group[j]])
     con.register("fc_chained_arrow", pa.table(out))
