@@ -109,6 +109,9 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
     ``keys``: ``fc_pos`` with evt_num, chain row and container key; ``pos``: the
     same plus ``evt_deltatime``; ``fd``: the descriptor state (and a full ``fc_pos``).
     """
+    num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
+    if stages & {"keys", "fd"} and num_sql is not None and not _exists(con, "fc_pos"):
+        positions.key_table(con, num_sql)  # the descriptor stage reuses it
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -119,15 +122,10 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
         if timings is not None:
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})
-    full_pos = _exists(con, "fc_pos") and "evt_deltatime" in _columns(con, "fc_pos")
-    if "pos" in stages and not full_pos:
+    has_pos = _exists(con, "fc_pos")
+    if ("pos" in stages and not (has_pos and "evt_deltatime" in _columns(con, "fc_pos"))) \
+            or ("keys" in stages and not has_pos):
         positions.build(con, None)
-    elif "keys" in stages and not _exists(con, "fc_pos"):
-        num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
-        if num_sql is None:
-            positions.build(con, None)
-        else:
-            positions.key_table(con, num_sql)
 
 
 def _columns(con: Any, table: str) -> set[str]:

@@ -167,6 +167,18 @@ def build(con: Any, record_sql: str | None) -> Events:
 
 def _scan(con: Any, record_sql: str | None) -> Events | None:
     rec_cols = f", {record_sql}" if record_sql else ""
+    if record_sql and _has_key_table(con):
+        # the key table has evt_num and the chain row already: no sort, no ASOF join again
+        t = con.sql(f"SELECT ts, tid, fd, k.evt_num, k.cid{rec_cols} "
+                    "FROM fc_raw POSITIONAL JOIN fc_pos k").to_arrow_table()
+        if not _aligned(con, t):  # pragma: no cover
+            return None
+        g = _col(t, "evt_num", np.int64) - 1
+        ts = _col(t, "ts", np.int64)
+        ts_sorted = np.empty_like(ts)
+        ts_sorted[g] = ts
+        return Events(ts=ts, fd=_col(t, "fd", np.int64, keys.NONE), pkey=_pkey_of(con, t),
+                      g=g, ts_sorted=ts_sorted, tid=_col(t, "tid", np.int32), rec=_rec(t))
     ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
     whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
     cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if ck else "NULL"
@@ -180,14 +192,7 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
     pid = _col(t, "pid", np.int64)
     cpu = _col(t, "cpu", np.int32)
     fd = _col(t, "fd", np.int64, keys.NONE)
-    # the alignment every POSITIONAL JOIN with fc_raw relies on
-    con.register("fc_chk_arrow", pa.table({"ts": t.column("ts")}))
-    bad = con.execute(
-        "SELECT count(*) FROM (SELECT ts FROM fc_raw) x POSITIONAL JOIN fc_chk_arrow c "
-        "WHERE x.ts IS DISTINCT FROM c.ts"
-    ).fetchall()[0][0]
-    con.unregister("fc_chk_arrow")
-    if bad:  # pragma: no cover
+    if not _aligned(con, t):  # pragma: no cover
         return None
     order = _time_order(ts, cpu, tid)
     if order is None:
@@ -214,11 +219,40 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
     con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT * FROM fc_pos_arrow")
     con.unregister("fc_pos_arrow")
     del pos, delta, dmask
-    rec: dict[str, np.ndarray] = {}
-    if record_sql:
-        rec = {"rk": _col(t, "rk", np.int16), "rfd": _col(t, "rfd", np.int64, keys.NONE),
-               "sfd": _col(t, "sfd", np.int64, keys.NONE)}
-    return Events(ts=ts, fd=fd, pkey=pkey, g=g, ts_sorted=ts_sorted, tid=tid, rec=rec)
+    return Events(ts=ts, fd=fd, pkey=pkey, g=g, ts_sorted=ts_sorted, tid=tid,
+                  rec=_rec(t) if record_sql else {})
+
+
+def _rec(t: pa.Table) -> dict[str, np.ndarray]:
+    return {"rk": _col(t, "rk", np.int16), "rfd": _col(t, "rfd", np.int64, keys.NONE),
+            "sfd": _col(t, "sfd", np.int64, keys.NONE)}
+
+
+def _aligned(con: Any, t: pa.Table) -> bool:
+    """The alignment every POSITIONAL JOIN with ``fc_raw`` relies on (fetched ts = a rescan)."""
+    con.register("fc_chk_arrow", pa.table({"ts": t.column("ts")}))
+    bad = con.execute(
+        "SELECT count(*) FROM (SELECT ts FROM fc_raw) x POSITIONAL JOIN fc_chk_arrow c "
+        "WHERE x.ts IS DISTINCT FROM c.ts"
+    ).fetchall()[0][0]
+    con.unregister("fc_chk_arrow")
+    return not bad
+
+
+def _has_key_table(con: Any) -> bool:
+    """True when ``fc_pos`` is :func:`key_table`'s (evt_num and cid, no evt_deltatime)."""
+    cols = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'fc_pos'").fetchall()}
+    return {"evt_num", "cid"} <= cols and "evt_deltatime" not in cols
+
+
+def _pkey_of(con: Any, t: pa.Table) -> np.ndarray:
+    """Process instance per row from its chain row (0 = none)."""
+    rows = con.execute("SELECT cid, pkey FROM fc_chain").fetchnumpy()
+    cid = _col(t, "cid", np.int64)
+    lut = np.zeros(int(max(rows["cid"].max(initial=0), cid.max(initial=0))) + 1, np.int64)
+    lut[rows["cid"].astype(np.int64)] = rows["pkey"].astype(np.int64)
+    return lut[cid]
 
 
 def key_table(con: Any, num_sql: str) -> None:
