@@ -239,7 +239,10 @@ def _events(rv: _Resolver) -> np.ndarray:
     chk = np.flatnonzero(~dead & (rec.cl_res[r] == 1))
     if len(chk):
         dead[chk] = rv.execs.any_in(ev.pkey[qpos[chk]], rec.ts[r[chk]], ev.ts[qpos[chk]])
-    out[qpos[~dead]] = rec.rid[r[~dead]]
+    val = rec.rid[r]
+    val[dead] = NO_RID
+    out[qpos] = val
+    del val
     # no record of its own instance: what the instance inherited at its fork
     fb = np.flatnonzero((own < 0) & (ev.pkey > 0) & (ev.fd != keys.NONE))
     fb = fb[inst.parent[ev.pkey[fb]] > 0]
