@@ -126,6 +126,10 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
     if ("pos" in stages and not (has_pos and "evt_deltatime" in _columns(con, "fc_pos"))) \
             or ("keys" in stages and not has_pos):
         positions.build(con, None)
+    if _exists(con, "fc_rid") and "rid" not in _columns(con, "fc_pos"):
+        # one key table per row: the views join it once (on _rn, or by position)
+        con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS "
+                    "SELECT k.*, f.rid FROM fc_pos k POSITIONAL JOIN fc_rid f")
 
 
 def _columns(con: Any, table: str) -> set[str]:
@@ -189,15 +193,18 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     if pos and not _exists(con, "fc_raw"):
         con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
-    from_ = ["fc_raw x" if pos else "raw_events_rn x"]
+    if pos and rn:  # a hash join on the scan position: the scan stays parallel
+        from_ = ["raw_events_rn x", "JOIN fc_pos k ON k.rn = x._rn"]
+    elif pos:  # no scan position (journals): read by position, one thread
+        from_ = ["fc_raw x", "POSITIONAL JOIN fc_pos k"]
+    else:
+        from_ = ["raw_events_rn x"]
     if pos:
         inner += ["k.cid", "k.ckey"]
-        from_.append("POSITIONAL JOIN fc_pos k")
     if delta:
         inner.append("k.evt_deltatime")
     if fd:
-        inner.append("f.rid")
-        from_.append("POSITIONAL JOIN fc_rid f")
+        inner.append("k.rid")
     if ckey:
         inner.append("ck.cfull")
         from_.append("LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey")

@@ -17,7 +17,8 @@ the capture is already in time order:
   anyway joins the chain on ``cid``: faster than its own ASOF join after a
   positional scan).
 
-``fc_pos(evt_num, evt_deltatime, cid, ckey)`` (``ckey``: the container key of
+``fc_pos(rn, evt_num, evt_deltatime, cid, ckey)`` (``rn``: the scan position;
+``ckey``: the container key of
 :func:`fcap.analyze.state.containers.keys`, 0 = host); :func:`key_table` writes the
 same without ``evt_deltatime`` in one SQL statement when the capture has
 ``raw_events_rn`` is aligned with ``fc_raw`` by position
@@ -212,7 +213,8 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
     if order is not None:
         delta, dmask = delta[g], dmask[g]
     cid, pkey = _chains(con, pid, ts)
-    pos = pa.table({"evt_num": pa.array(g + 1), "evt_deltatime": pa.array(delta, mask=dmask),
+    pos = pa.table({"rn": pa.array(np.arange(n, dtype=np.int64)), "evt_num": pa.array(g + 1),
+                    "evt_deltatime": pa.array(delta, mask=dmask),
                     "cid": pa.array(cid, mask=cid == 0), "ckey": pa.array(_ckeys(con, t))})
     del cid
     con.register("fc_pos_arrow", pos)
@@ -256,7 +258,7 @@ def _pkey_of(con: Any, t: pa.Table) -> np.ndarray:
 
 
 def key_table(con: Any, num_sql: str) -> None:
-    """``fc_pos(evt_num, cid, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
+    """``fc_pos(rn, evt_num, cid, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
 
     For captures with ``raw_events_rn`` and an ``evt_num`` expression of the scan
     position ``x._rn`` (:func:`evt_num_sql`): the chain row by an ASOF join on
@@ -267,7 +269,7 @@ def key_table(con: Any, num_sql: str) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_pos AS
-        SELECT {num_sql} AS evt_num, c.cid, coalesce(ck.ckey, 0) AS ckey
+        SELECT x._rn AS rn, {num_sql} AS evt_num, c.cid, coalesce(ck.ckey, 0) AS ckey
         FROM raw_events_rn x
         ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
         LEFT JOIN fc_cgck g ON g.id = x.cgroup_id
