@@ -176,7 +176,7 @@ def _resolve_chained(rv: _Resolver, ch: np.ndarray, is_dup: np.ndarray, own: np.
     ch_of[ch] = np.arange(nc)
     depth = _depths(inst.parent)[rec.pkey[ch]]
     local = np.full(nc, -1, idx)
-    for d in np.unique(depth):
+    for d in np.flatnonzero(np.bincount(depth)):
         rows = np.flatnonzero(depth == d)
         r = ch[rows]
         t = st.ptr[r]

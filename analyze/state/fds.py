@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fcap.analyze.state import fdattr, fdresolve, fdstream
+from fcap.analyze.state import fdattr, fdresolve, fdstream, keys
 from fcap.analyze.state.fdattr import CREATES, O_CLOEXEC, OPENS, open_flags
 from fcap.analyze.state.positions import Events
 
@@ -209,7 +209,7 @@ def _write(con: Any, res: fdresolve.Result, t: _Timer) -> None:
         return
     # attribute a of resolved row x is the attribute a of row src[x, group[a]] (own, or a
     # source's); the chained rows' own ts, ev_tid and changed stay
-    con.register("fc_need_arrow", pa.table({"rid": pa.array(np.union1d(res.need, crid))}))
+    con.register("fc_need_arrow", pa.table({"rid": pa.array(keys.unique(np.concatenate([res.need, crid])))}))
     att = con.sql(
         f"SELECT a.rid, a.ts, a.ev_tid, a.changed, {', '.join('a.' + c for c in ATTRS)} "
         "FROM fc_fdatt a SEMI JOIN fc_need_arrow n ON n.rid = a.rid"

@@ -216,7 +216,7 @@ class Stream:
         kmax = int(rec.pkey.max() if rec.n else 0) * self.fdspan + self.fdspan
         kmax = max(kmax, int(ev.pkey.max() if len(ev.pkey) else 0) * self.fdspan + self.fdspan)
         if keys.bits(kmax) + self.pb > 62:
-            self.uk = np.unique(rec.pkey[:-1] * self.fdspan + (rec.fd[:-1] - lo))
+            self.uk = keys.unique(rec.pkey[:-1] * self.fdspan + (rec.fd[:-1] - lo))
             if keys.bits(len(self.uk)) + self.pb > 62:  # pragma: no cover
                 raise OverflowError("too many descriptor keys to pack")
 

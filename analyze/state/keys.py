@@ -29,6 +29,11 @@ def dense(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_keys[new], np.cumsum(new, dtype=np.int64) - 1
 
 
+def unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a sort: numpy's hash-based ``np.unique`` is slower on ints)."""
+    return dense(np.sort(a))[0]
+
+
 def asof(rkey: np.ndarray, rts: np.ndarray, qkey: np.ndarray, qts: np.ndarray) -> np.ndarray:
     """Index of the last reference row with ``rkey == qkey`` and ``rts <= qts``, else -1.
 
