@@ -76,6 +76,11 @@ def _ffill(valid: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.where(src >= first, src, -1)
 
 
+def _is(a: pa.Array, value: str) -> np.ndarray:
+    """``a == value`` as a bool array (null: false), without Python string objects."""
+    return pc.equal(a, value).fill_null(False).to_numpy(zero_copy_only=False)
+
+
 def _col(t: pa.Table, name: str) -> pa.Array:
     return t.column(name).combine_chunks()
 
@@ -94,7 +99,7 @@ def build(con: Any, max_depth: int, ts_max: int) -> None:
     i_pid = _col(inst, "pid").to_numpy(zero_copy_only=False).astype(np.int64)
     i_ts = _col(inst, "ts").to_numpy().astype(np.int64)
     i_pkey = _col(inst, "pkey").to_numpy().astype(np.int64)
-    i_fork = (_col(inst, "kind").to_numpy(zero_copy_only=False) == "fork")
+    i_fork = _is(_col(inst, "kind"), "fork")
 
     pid_a = _col(seg, "pid")
     pid = pid_a.fill_null(0).to_numpy().astype(np.int64)
@@ -114,7 +119,7 @@ def build(con: Any, max_depth: int, ts_max: int) -> None:
     ordv = _col(seg, "ord").to_numpy().astype(np.int64)[keep]
     ts = ts[keep]
     kind_a = _col(seg, "kind").take(pa.array(keep))
-    is_start = (kind_a.to_numpy(zero_copy_only=False) == "start")
+    is_start = _is(kind_a, "start")
     has_src = is_start & i_fork[ii] & (pi >= 0)
     src_pkey = np.where(has_src, i_pkey[np.maximum(pi, 0)], 0)
 
