@@ -22,9 +22,13 @@ its own instance falls back to the parent instance at the fork time (and so
 on up the fork tree); a close-on-exec record is dead once an exec of the
 instance (or of an instance it was inherited through) happened after it.
 The lookups themselves are numpy over whole columns
-(:mod:`fcap.analyze.state.fdstream`); this module holds the SQL: the record
-class of every raw row (:data:`record_sql`, read in the positions scan), the
-record attributes (``fc_fdatt``) and the final tables.
+(:mod:`~fcap.analyze.state.fdstream`: the sorted key stream,
+:mod:`~fcap.analyze.state.fdresolve`: chained records, fork fallbacks); the
+record attributes are one scan of the capture in SQL
+(:mod:`~fcap.analyze.state.fdattr`, ``fc_fdatt``). This module holds the
+record class of every raw row (:data:`record_sql`, read in the positions scan:
+kind, close-on-exec, socket bits and which attributes an update sets, so numpy
+resolves everything without the attributes) and writes the final tables.
 """
 
 from __future__ import annotations
@@ -156,10 +160,11 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_raw and the process tables).
 
     DuckDB reads the records' attributes from the capture in a second thread
-    while numpy sorts the key stream (both release the GIL; the connection is
-    only used by that thread meanwhile). ``timings``, when given, receives the
-    seconds of each sub-step (``fds.*``; ``fds.attributes`` is the wait for
-    the attributes after the stream).
+    while numpy sorts the key stream and resolves every record (both release
+    the GIL; only that thread uses the connection meanwhile). ``timings``,
+    when given, receives the seconds of each sub-step (``fds.*``;
+    ``fds.attributes`` is the wait for the attributes after numpy is done,
+    ``fds.write_*`` the parts of the write).
     """
     t = _Timer(timings)
     fdattr.snapshot(con)
