@@ -1,4 +1,4 @@
-"""Process segments in numpy: ``fc_seg`` and ``fc_segf`` from ``fc_seg0`` and ``fc_pinst``.
+"""Process segments in numpy: ``fc_seg``, ``fc_segf``, ``fc_lin`` and ``fc_cwd``.
 
 Part of :mod:`fcap.analyze.state.processes` (see its docstring for the tables).
 ``fc_seg0`` holds the state-change rows (start, exec, cwd, ppid) without their
@@ -8,7 +8,12 @@ instance (``src_pkey``), and the per-instance forward fill (``fc_segf``: image,
 cwd, ppid and comm in force at each row) is resolved through forks: a forked
 child starts with its parent's image and cwd at the fork, and the parent may
 itself be a child that has not exec'ed, hence the fixed point (at most
-``max_depth`` rounds, as deep as such fork chains go).
+``max_depth`` rounds, as deep as such fork chains go). The parent's state is
+read at its first row with the latest timestamp at or before the fork (its
+start row when start, exec and ppid rows share that timestamp), as the SQL
+ASOF join this replaced did. From the filled rows come the lineage intervals
+(``fc_lin``: a new one where the image or the parent changes) and the cwd
+intervals (``fc_cwd``).
 
 Everything is whole-column numpy over the ~100k segment rows; DuckDB window
 functions with ``last_value(... IGNORE NULLS)`` cost several times more.
