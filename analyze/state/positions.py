@@ -170,15 +170,17 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
     rec_cols = f", {record_sql}" if record_sql else ""
     if record_sql and _has_key_table(con):
         # the key table has evt_num and the chain row already: no sort, no ASOF join again
-        t = con.sql(f"SELECT ts, tid, fd, k.evt_num, k.cid{rec_cols} "
-                    "FROM fc_raw POSITIONAL JOIN fc_pos k").to_arrow_table()
-        if not _aligned(con, t):  # pragma: no cover
+        # two scans in the same (scan) order, each parallel: a POSITIONAL JOIN would run
+        # the record-class expressions on one thread
+        t = con.sql(f"SELECT ts, tid, fd{rec_cols} FROM fc_raw").to_arrow_table()
+        k = con.sql("SELECT evt_num, cid FROM fc_pos").to_arrow_table()
+        if not _aligned(con, t) or k.num_rows != t.num_rows:  # pragma: no cover
             return None
-        g = _col(t, "evt_num", np.int64) - 1
+        g = _col(k, "evt_num", np.int64) - 1
         ts = _col(t, "ts", np.int64)
         ts_sorted = np.empty_like(ts)
         ts_sorted[g] = ts
-        return Events(ts=ts, fd=_col(t, "fd", np.int64, keys.NONE), pkey=_pkey_of(con, t),
+        return Events(ts=ts, fd=_col(t, "fd", np.int64, keys.NONE), pkey=_pkey_of(con, k),
                       g=g, ts_sorted=ts_sorted, tid=_col(t, "tid", np.int32), rec=_rec(t))
     ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
     whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
