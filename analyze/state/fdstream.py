@@ -114,8 +114,9 @@ class Stream:
         real = rec.fd[:-1]
         lo, hi = (int(real.min()), int(real.max())) if len(real) else (0, -1)
         fd, rfd, sfd = ev.fd, ev.rec["rfd"], ev.rec["sfd"]
-        # per raw row: a query (of a descriptor number some record has), its own
-        # record merged with it, a lone record (a close after the query), a dup query
+        # per raw row: a query (of a descriptor number some record has), merged with
+        # the row's own record when it is about the same fd; else the record has an
+        # entry of its own (lone: before the query, a close after it); a dup's query
         qm = (ev.pkey > 0) & (fd >= lo) & (fd <= hi)
         merged = rec.mask & qm & (fd == rfd)
         lone = rec.mask & ~merged
