@@ -196,3 +196,17 @@ def test_loginshellid_and_vpgid() -> None:
                        "proc.vpgid.name", "proc.sname"], "e.pid = 951 AND e.evt_type = 'execve'")
     # the most distant ancestor whose name ends in "sh" is pid 100 (bash)
     assert got == [(100, 950, False, "zsh", "bash")]
+
+
+def test_child_of_a_process_first_seen_at_its_exec_inherits_the_new_image() -> None:
+    """pid 500 is unknown until its execve (no snapshot row, no fork row): its start, exec
+    and parent rows share that timestamp. A child it forks later runs the exec'd image."""
+    r = _world()
+    r.ev("execve", 500, res=0, ppid=100, comm="python3", exe="/usr/bin/python3",
+         argv=["python3", "job.py"], cwd="/srv")
+    r.ev("clone", 501, res=0, ppid=500, comm="python3")
+    r.ev("openat", 501, res=3, ppid=500, comm="python3", a2=0, path="/srv/data", fd=3)
+    con = build(r)
+    assert fields(con, ["proc.name", "proc.exepath", "proc.cmdline", "proc.cwd", "proc.pname"],
+                  "e.evt_type = 'openat'") == [
+        ("python3", "/usr/bin/python3", "python3 job.py", "/srv", "python3")]

@@ -148,11 +148,9 @@ def build(con: Any, max_depth: int, ts_max: int) -> None:
     # the fixed point: fill a forked child's start row from its parent at the fork
     par = asof(pkey, ts, src_pkey, ts, has_src)
     child = np.flatnonzero(par >= 0)
-    # among the parent's rows at that ts (start, exec, ppid of a first event), the first:
-    # what DuckDB's ASOF join picked in the SQL this replaced
-    tie = np.ones(n, bool)
-    tie[1:] = new_part[1:] | (ts[1:] != ts[:-1])
-    par = np.maximum.accumulate(np.where(tie, np.arange(n), 0))[par[child]]
+    # among the parent's rows at that ts (start, exec, ppid of a pid first seen at its
+    # exec), the last: the child forked after them sees the exec'd image
+    par = par[child]
     for _ in range(max_depth):
         fi = _ffill(img_ok, first)[par]
         fc = _ffill(cwd_ok, first)[par]
