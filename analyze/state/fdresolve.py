@@ -231,18 +231,15 @@ def _jump(src: np.ndarray, pend: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 def _events(rv: _Resolver) -> np.ndarray:
     """Per raw row: the rid of the descriptor record valid at the event, else NO_RID."""
     ev, rec, st, inst = rv.ev, rv.rec, rv.st, rv.inst
-    own = st.ev_own
-    out = np.full(len(ev.ts), NO_RID, np.int64)
-    qpos = np.flatnonzero(own >= 0)
-    r = own[qpos]
-    dead = (rec.kind[r] == CLOSE) | rec.unknown[r]
-    chk = np.flatnonzero(~dead & (rec.cl_res[r] == 1))
+    own = st.ev_own  # -1 (none) reads the dummy record: NO_RID
+    rid = rec.rid.copy()
+    rid[(rec.kind == CLOSE) | rec.unknown] = NO_RID
+    out = rid[own]
+    del rid
+    chk = np.flatnonzero((rec.cl_res == 1)[own] & (out != NO_RID))
     if len(chk):
-        dead[chk] = rv.execs.any_in(ev.pkey[qpos[chk]], rec.ts[r[chk]], ev.ts[qpos[chk]])
-    val = rec.rid[r]
-    val[dead] = NO_RID
-    out[qpos] = val
-    del val
+        dead = rv.execs.any_in(ev.pkey[chk], rec.ts[own[chk]], ev.ts[chk])
+        out[chk[dead]] = NO_RID
     # no record of its own instance: what the instance inherited at its fork
     fb = np.flatnonzero((own < 0) & (ev.pkey > 0) & (ev.fd != keys.NONE))
     fb = fb[inst.parent[ev.pkey[fb]] > 0]

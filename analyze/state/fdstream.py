@@ -180,7 +180,7 @@ class Stream:
         ans_r = np.empty(nn, ans.dtype)
         ans_r[perm] = ans
         del ans, perm
-        self.ev_own = np.full(n, -1, np.int64)
+        self.ev_own = np.full(n, -1, ans_r.dtype)
         self.ev_own[qpos] = ans_r[qslot]
         # dup sources: the latest record of the source fd, whatever its kind
         self.ptr = np.full(rec.n, -1, np.int64)
