@@ -157,6 +157,9 @@ _JOINS = {
     "cg": "LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id",
 }
 _ALIAS = re.compile(r"\b(c|r|u|lu|g|k|cg)\.")
+#: Views with fd.* columns or at least this many field columns join the key table by
+#: hash join on the scan position, smaller ones read it by position.
+_HASH_MIN_FIELDS = 3
 
 
 def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = None) -> None:
@@ -193,10 +196,11 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     if pos and not _exists(con, "fc_raw"):
         con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
-    if pos and rn and fd:
-        # a hash join on the scan position: the scan and the joins after it stay parallel
-        # (the descriptor records' hash join is large); ~0.1 us per event more than
-        # reading by position, which runs everything after it on one thread
+    if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS):
+        # a hash join on the scan position keeps the scan and every join and expression
+        # after it parallel, for ~0.1 us of CPU per event; reading fc_pos by position
+        # costs nearly nothing but runs everything after it on one thread, which only
+        # pays for views of a few cheap columns (see docs/architecture.md)
         from_ = ["raw_events_rn x", "JOIN fc_pos k ON k.rn = x._rn"]
     elif pos:
         from_ = ["fc_raw x", "POSITIONAL JOIN fc_pos k"]
