@@ -32,6 +32,7 @@ over whole columns.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable
@@ -84,9 +85,15 @@ def prepared(con: Any) -> bool:
     return _exists(con, "fc_viewmeta")
 
 
+@functools.cache
+def _field_names() -> tuple[str, ...]:
+    """The field column names, in view order (the same whatever the capture)."""
+    return tuple(columns(0, None))
+
+
 def field_columns() -> set[str]:
     """Names of the Falco field columns :func:`build_view` accepts."""
-    return set(columns(0, None))
+    return set(_field_names())
 
 
 def _stages(con: Any, timings: dict[str, float] | None, stages: Iterable[tuple]) -> None:
@@ -122,19 +129,14 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
         if timings is not None:
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})
-    has_pos = _exists(con, "fc_pos")
-    if ("pos" in stages and not (has_pos and "evt_deltatime" in _columns(con, "fc_pos"))) \
-            or ("keys" in stages and not has_pos):
+    pos_cols = positions.table_columns(con, "fc_pos")
+    if ("pos" in stages and "evt_deltatime" not in pos_cols) or ("keys" in stages and not pos_cols):
         positions.build(con, None)
-    if _exists(con, "fc_rid") and "rid" not in _columns(con, "fc_pos"):
+        pos_cols = positions.table_columns(con, "fc_pos")
+    if _exists(con, "fc_rid") and "rid" not in pos_cols:
         # one key table per row: the views join it once (on _rn, or by position)
         con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS "
                     "SELECT k.*, f.rid FROM fc_pos k POSITIONAL JOIN fc_rid f")
-
-
-def _columns(con: Any, table: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]).fetchall()}
 
 
 def _hostname(con: Any) -> str | None:
@@ -193,8 +195,8 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     # an evt_num computable from the scan position
     pos = fd or delta or ckey or "c" in used or not rn
     _ensure(con, {s for s, on in (("fd", fd), ("pos", delta), ("keys", pos)) if on})
-    if pos and not _exists(con, "fc_raw"):
-        con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
+    if pos:
+        positions.raw_relation(con)
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
     if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS):
         # a hash join on the scan position keeps the scan and every join and expression
@@ -234,7 +236,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
 
 def view_columns() -> list[str]:
     """Names of the ``events`` view's columns (raw and Falco field columns)."""
-    return ["evt_num", "evt_type", *_RAW, "raw_container_id", "cfull", *columns(0, None)]
+    return ["evt_num", "evt_type", *_RAW, "raw_container_id", "cfull", *_field_names()]
 
 
 _STAR = re.compile(r"\*")
@@ -251,5 +253,5 @@ def query_fields(sql: str) -> list[str] | None:
     """
     if _STAR.search(_COUNT_STAR.sub("", sql)):
         return None
-    names = set(columns(0, None)) | {"cfull"}
+    names = {*_field_names(), "cfull"}
     return sorted({w.lower() for w in _WORD.findall(sql)} & names)

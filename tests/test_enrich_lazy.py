@@ -87,14 +87,14 @@ def test_narrow_view_has_only_the_stages_it_needs() -> None:
     assert "POSITIONAL" not in con.execute("EXPLAIN SELECT * FROM raw_only").fetchall()[0][1].upper()
     enrich.build_view(con, "v", ["proc_name", "container_id"])
     assert enrich._exists(con, "fc_pos") and not enrich._exists(con, "fc_rid")
-    assert "evt_deltatime" not in enrich._columns(con, "fc_pos")  # the one-statement key table
+    assert "evt_deltatime" not in positions.table_columns(con, "fc_pos")  # the one-statement key table
     plan = con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1]
     assert "fc_chain" in plan and "fc_fdrec" not in plan
     enrich.build_view(con, "w", ["fd_name"])
     assert enrich._exists(con, "fc_rid")
-    assert "evt_deltatime" not in enrich._columns(con, "fc_pos")  # reused by the fd stage
+    assert "evt_deltatime" not in positions.table_columns(con, "fc_pos")  # reused by the fd stage
     enrich.build_view(con, "d", ["evt_deltatime"])
-    assert "evt_deltatime" in enrich._columns(con, "fc_pos")
+    assert "evt_deltatime" in positions.table_columns(con, "fc_pos")
 
 
 def _no_deltatime_columns() -> list[str]:
@@ -109,7 +109,7 @@ def test_the_sql_key_table_equals_the_numpy_positions(name: str) -> None:
     fields = _no_deltatime_columns()
     for con in (a, b):
         enrich.build_view(con, "v", fields)
-    assert "evt_deltatime" not in enrich._columns(a, "fc_pos")  # SQL key table
-    assert "evt_deltatime" in enrich._columns(b, "fc_pos")  # numpy positions
+    assert "evt_deltatime" not in positions.table_columns(a, "fc_pos")  # SQL key table
+    assert "evt_deltatime" in positions.table_columns(b, "fc_pos")  # numpy positions
     q = "SELECT * FROM v ORDER BY evt_num"
     assert a.execute(q).fetchall() == b.execute(q).fetchall()

@@ -155,9 +155,21 @@ def evt_num_sql(breaks: np.ndarray, x: str) -> str:
     return f"({x} + 1 + {tree(0, len(breaks))})"
 
 
+def table_columns(con: Any, table: str) -> set[str]:
+    """Column names of ``table`` in ``con`` (empty when there is none)."""
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]).fetchall()}
+
+
+def raw_relation(con: Any) -> None:
+    """Create ``fc_raw``, the relation ``fc_pos`` is aligned with, unless it exists."""
+    if not table_columns(con, "fc_raw"):
+        con.execute("CREATE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
+
+
 def build(con: Any, record_sql: str | None) -> Events:
     """Create ``fc_pos``; return the numpy columns (``rec`` only with a ``record_sql``)."""
-    con.execute("CREATE OR REPLACE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
+    raw_relation(con)
     ev = _scan(con, record_sql)
     if ev is None:  # pragma: no cover - only for sources whose scan order is unstable
         con.execute("DROP VIEW fc_raw; CREATE TEMP TABLE fc_raw AS SELECT * FROM raw_events")
@@ -180,7 +192,8 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
         ts = _col(t, "ts", np.int64)
         ts_sorted = np.empty_like(ts)
         ts_sorted[g] = ts
-        return Events(ts=ts, fd=_col(t, "fd", np.int64, keys.NONE), pkey=_pkey_of(con, k),
+        return Events(ts=ts, fd=_col(t, "fd", np.int64, keys.NONE),
+                      pkey=_pkey_of(con, _col(k, "cid", np.int64)),
                       g=g, ts_sorted=ts_sorted, tid=_col(t, "tid", np.int32), rec=_rec(t))
     ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
     whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
@@ -214,7 +227,8 @@ def _scan(con: Any, record_sql: str | None) -> Events | None:
         dmask[0] = True
     if order is not None:
         delta, dmask = delta[g], dmask[g]
-    cid, pkey = _chains(con, pid, ts)
+    cid = _chains(con, pid, ts)
+    pkey = _pkey_of(con, cid)
     pos = pa.table({"rn": pa.array(np.arange(n, dtype=np.int64)), "evt_num": pa.array(g + 1),
                     "evt_deltatime": pa.array(delta, mask=dmask),
                     "cid": pa.array(cid, mask=cid == 0), "ckey": pa.array(_ckeys(con, t))})
@@ -245,15 +259,13 @@ def _aligned(con: Any, t: pa.Table) -> bool:
 
 def _has_key_table(con: Any) -> bool:
     """True when ``fc_pos`` is :func:`key_table`'s (evt_num and cid, no evt_deltatime)."""
-    cols = {r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'fc_pos'").fetchall()}
+    cols = table_columns(con, "fc_pos")
     return {"evt_num", "cid"} <= cols and "evt_deltatime" not in cols
 
 
-def _pkey_of(con: Any, t: pa.Table) -> np.ndarray:
-    """Process instance per row from its chain row (0 = none)."""
+def _pkey_of(con: Any, cid: np.ndarray) -> np.ndarray:
+    """Process instance per row from its chain row (0 = none; chain rows count from 1)."""
     rows = con.execute("SELECT cid, pkey FROM fc_chain").fetchnumpy()
-    cid = _col(t, "cid", np.int64)
     lut = np.zeros(int(max(rows["cid"].max(initial=0), cid.max(initial=0))) + 1, np.int64)
     lut[rows["cid"].astype(np.int64)] = rows["pkey"].astype(np.int64)
     return lut[cid]
@@ -310,8 +322,8 @@ def _ckeys(con: Any, t: pa.Table) -> np.ndarray:
     return cc
 
 
-def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fc_chain.cid, pkey) per row: the chain interval of (pid, ts); 0 when none.
+def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """fc_chain.cid per row: the chain interval of (pid, ts); 0 when none.
 
     DuckDB's ASOF join (parallel) over the registered numpy columns; the rows
     carry their position, so the result is scattered back into scan order.
@@ -322,13 +334,10 @@ def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.n
                                          "pid": pa.array(pid.astype(np.int32, copy=False)),
                                          "ts": pa.array(ts)}))
     t = con.sql(
-        "SELECT q.pos, c.cid, c.pkey FROM fc_q_arrow q "
+        "SELECT q.pos, c.cid FROM fc_q_arrow q "
         "ASOF JOIN fc_chain c ON c.pid = q.pid AND q.ts >= c.s"
     ).to_arrow_table()
     con.unregister("fc_q_arrow")
-    pos = _col(t, "pos", np.int64)
     cid = np.zeros(n, np.int64)
-    pkey = np.zeros(n, np.int64)
-    cid[pos] = _col(t, "cid", np.int64)
-    pkey[pos] = _col(t, "pkey", np.int64)
-    return cid, pkey
+    cid[_col(t, "pos", np.int64)] = _col(t, "cid", np.int64)
+    return cid

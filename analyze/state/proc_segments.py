@@ -9,9 +9,11 @@ cwd, ppid and comm in force at each row) is resolved through forks: a forked
 child starts with its parent's image and cwd at the fork, and the parent may
 itself be a child that has not exec'ed, hence the fixed point (at most
 ``max_depth`` rounds, as deep as such fork chains go). The parent's state is
-read at its first row with the latest timestamp at or before the fork (its
-start row when start, exec and ppid rows share that timestamp), as the SQL
-ASOF join this replaced did. From the filled rows come the lineage intervals
+read at its last row at or before the fork (its exec row when start, exec and
+ppid rows share that timestamp: a pid first seen at its exec). The lookup
+(:func:`asof`) ranks times instead of packing them as
+:func:`fcap.analyze.state.keys.asof` does, because snapshot-era rows
+(``TS_MIN``) would not fit a packed time span. From the filled rows come the lineage intervals
 (``fc_lin``: a new one where the image or the parent changes) and the cwd
 intervals (``fc_cwd``).
 
