@@ -363,7 +363,7 @@ class Capture:
                 offs, n = [], 0
                 for f in files:
                     offs.append(f"WHEN {_sql_str(str(f.path))} THEN {n}")
-                    n += pq.read_metadata(f.path).num_rows
+                    n += f.num_rows
                 extra = f", file_row_number + CASE filename {' '.join(offs)} END AS _rn"
         return (
             f"SELECT {', '.join(cols)}, {host} AS host{extra} FROM read_parquet({listing}, "
