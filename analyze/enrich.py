@@ -49,7 +49,7 @@ _RAW = [*(f.name for f in EVENTS if f.name not in ("container_id", "syscall")), 
 
 def prepare(con: Any, *, timings: dict[str, float] | None = None) -> None:
     """Create the small state tables the events views join (once per connection)."""
-    if _exists(con, "fc_viewmeta"):
+    if prepared(con):
         return
 
     def _meta(c: Any) -> None:
