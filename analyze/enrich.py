@@ -151,6 +151,7 @@ def _hostname(con: Any) -> str | None:
 #: The events view's joins, by the alias its column expressions use.
 _JOINS = {
     "c": "LEFT JOIN fc_chain c ON c.cid = e.cid",
+    "w": "LEFT JOIN fc_pcwd w ON w.wid = e.wid",
     "r": "LEFT JOIN fc_fdrec r ON r.rid = e.rid",
     "u": "LEFT JOIN fc_users u ON u.uid = coalesce(e.euid, e.uid) AND u.ckey = e.ckey",
     "lu": "LEFT JOIN fc_users lu ON lu.uid = e.loginuid AND lu.ckey = e.ckey",
@@ -158,7 +159,7 @@ _JOINS = {
     "k": "LEFT JOIN fc_cont k ON k.ckey = e.ckey",
     "cg": "LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id",
 }
-_ALIAS = re.compile(r"\b(c|r|u|lu|g|k|cg)\.")
+_ALIAS = re.compile(r"\b(c|w|r|u|lu|g|k|cg)\.")
 #: Views with fd.* columns or at least this many field columns join the key table by
 #: hash join on the scan position, smaller ones read it by position.
 _HASH_MIN_FIELDS = 3
@@ -191,9 +192,11 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     ckey = full or "cfull" in (fields or ()) or bool(used & {"u", "lu", "g", "k"}) \
         or "e.cfull" in text
     delta = "e.evt_deltatime" in text
-    # per-row keys (fc_pos, read by position) unless the view only has raw columns and
-    # an evt_num computable from the scan position
-    pos = fd or delta or ckey or "c" in used or not rn
+    # per-row keys: evt_num from the scan position, the chain row and the container key
+    # by hash joins, all in the view (filters on raw columns reach the
+    # scan first); a table of keys per row (fc_pos) for fd.* and evt_deltatime, or when
+    # the capture has no usable scan position
+    pos = fd or delta or not rn
     _ensure(con, {s for s, on in (("fd", fd), ("pos", delta), ("keys", pos)) if on})
     if pos:
         positions.raw_relation(con)
@@ -214,10 +217,27 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
         inner.append("k.evt_deltatime")
     if fd:
         inner.append("k.rid")
-    if ckey:
+    if ckey and pos:
         inner.append("ck.cfull")
         from_.append("LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey")
+    elif ckey:
+        inner += ["coalesce(ck.ckey, cg0.ckey, 0) AS ckey",
+                  "coalesce(CAST(x.container_id AS VARCHAR), cg0.cfull) AS cfull"]
+        from_ += ["LEFT JOIN fc_ckey ck ON ck.cfull = CAST(x.container_id AS VARCHAR)",
+                  "LEFT JOIN fc_cgck cg0 ON cg0.id = x.cgroup_id"]
+    if "c" in used and not pos:
+        cid_sql, chain_from = positions.chain_join(con)
+        inner.append(f"{cid_sql} AS cid")
+        from_ += chain_from
     joins = [j for a, j in _JOINS.items() if a in used]
+    if "w" in used and from_[0] == "raw_events_rn x":
+        wid_sql, cwd_from = positions.interval_join(con, "fc_pcwd", "wid", "wh")
+        inner.append(f"{wid_sql} AS wid")
+        from_ += cwd_from
+    elif "w" in used:  # no scan position (fc_raw read by position): an ASOF join
+        positions.no_loop_asof(con)
+        joins[list(a for a in _JOINS if a in used).index("w")] = (
+            "ASOF LEFT JOIN fc_pcwd w ON w.pid = e.pid AND e.ts >= w.s")
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = "".join(f",\n  {sql} AS {col}" for col, sql in cols.items())

@@ -70,6 +70,17 @@ def _build_events(con: duckdb.DuckDBPyConnection, fields: Sequence[str] | None) 
     build_view(con, "events", fields)
 
 
+def _prepare_events(con: duckdb.DuckDBPyConnection) -> None:
+    """Build the events view's state tables now; a failure is left to the first query
+    over ``events``, which reports it (the other views work without them)."""
+    from fcap.analyze.enrich import prepare
+
+    try:
+        prepare(con)
+    except Exception:  # noqa: BLE001 - re-raised, translated, by the first events query
+        pass
+
+
 def _query_fields(query: str) -> list[str] | None:
     from fcap.analyze.enrich import query_fields
 
@@ -129,12 +140,16 @@ def _check_paths(paths: PathsLike) -> None:
         raise CaptureError(f"{text}: no such file or directory")
 
 
-def open(paths: PathsLike, rules: Any = None) -> Capture:
+def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True) -> Capture:
     """Open captures for hunting.
 
     ``paths``: a capture file, a directory of segments, a hive tree, a glob, or
     a list of them. ``rules``: optional Falco rule files (a path or a list of
-    paths); the ``alerts`` view then holds their matches.
+    paths); the ``alerts`` view then holds their matches. ``prepare``: build the
+    small state tables of the enriched ``events`` view now (process chains,
+    users, containers: their size follows the processes, not the events; ~2 s
+    on 10 million events), so that the first query over ``events`` does not
+    wait for them; False builds them on first use (``fcap sql`` runs one query).
     Raises :class:`fcap.errors.CaptureError` naming a missing or foreign file.
     """
     _check_paths(paths)
@@ -149,6 +164,8 @@ def open(paths: PathsLike, rules: Any = None) -> Capture:
     except BaseException:
         con.close()
         raise
+    if prepare:
+        _prepare_events(con)
     cap = Capture(con, raw, rules)
     if rules is not None:
         try:

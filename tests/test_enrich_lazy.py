@@ -85,14 +85,17 @@ def test_narrow_view_has_only_the_stages_it_needs() -> None:
     enrich.build_view(con, "raw_only", ["evt_rawres", "fs_path_name"])
     assert not any(enrich._exists(con, t) for t in ("fc_pos", "fc_rid", "fc_fdrec"))
     assert "POSITIONAL" not in con.execute("EXPLAIN SELECT * FROM raw_only").fetchall()[0][1].upper()
-    enrich.build_view(con, "v", ["proc_name", "container_id"])
-    assert enrich._exists(con, "fc_pos") and not enrich._exists(con, "fc_rid")
-    assert "evt_deltatime" not in positions.table_columns(con, "fc_pos")  # the one-statement key table
+    enrich.build_view(con, "v", ["proc_name", "container_id", "user_name"])
+    assert not any(enrich._exists(con, t) for t in ("fc_pos", "fc_rid", "fc_fdrec"))
     plan = con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1]
-    assert "fc_chain" in plan and "fc_fdrec" not in plan
+    # the chain row by a hash join on pid and the interval (no pid has many intervals)
+    assert "fc_chain_few" in plan and "ASOF" not in plan.upper() and "fc_fdrec" not in plan
+    # a raw-column filter reaches the scan, below the joins
+    plan = con.execute("EXPLAIN SELECT proc_name FROM v WHERE evt_type = 'execve'").fetchall()[0][1]
+    assert "Filters: syscall" in plan
     enrich.build_view(con, "w", ["fd_name"])
-    assert enrich._exists(con, "fc_rid")
-    assert "evt_deltatime" not in positions.table_columns(con, "fc_pos")  # reused by the fd stage
+    assert enrich._exists(con, "fc_pos") and enrich._exists(con, "fc_rid")
+    assert "evt_deltatime" not in positions.table_columns(con, "fc_pos")  # the one-statement key table
     enrich.build_view(con, "d", ["evt_deltatime"])
     assert "evt_deltatime" in positions.table_columns(con, "fc_pos")
 
@@ -113,3 +116,41 @@ def test_the_sql_key_table_equals_the_numpy_positions(name: str) -> None:
     assert "evt_deltatime" in positions.table_columns(b, "fc_pos")  # numpy positions
     q = "SELECT * FROM v ORDER BY evt_num"
     assert a.execute(q).fetchall() == b.execute(q).fetchall()
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+def test_pids_with_many_chain_intervals_use_the_asof_join(
+        limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain row of pids with more than CHAIN_HASH_MAX intervals comes from an ASOF
+    join over their rows only; every process column equals the hash-joined view's."""
+    fields = [c for c, sql in columns(0, None).items()
+              if ("c." in sql or "w." in sql) and "evt_deltatime" not in sql]
+    ref = _open("shell-session")
+    enrich.build_view(ref, "v", fields)
+    want = ref.execute("SELECT * FROM v ORDER BY evt_num").fetchall()
+    monkeypatch.setattr(positions, "CHAIN_HASH_MAX", limit)
+    con = _open("shell-session")
+    enrich.build_view(con, "v", fields)
+    many = con.execute("SELECT count(*) FROM fc_chain_many").fetchone()[0]
+    assert con.execute("SELECT count(*) FROM fc_pcwd_many").fetchone()[0] > 0
+    few = con.execute("SELECT count(DISTINCT pid) FROM fc_chain_few").fetchone()[0]
+    assert many > 0 and (few > 0) == (limit > 0)
+    assert "ASOF" in con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1].upper()
+    assert con.execute("SELECT * FROM v ORDER BY evt_num").fetchall() == want
+
+
+def test_chain_intervals_partition_each_pids_time() -> None:
+    """fc_chain's [s, e) intervals of a pid follow each other without gap or overlap, so
+    the hash join on them finds the row an ASOF join on (pid, ts) would."""
+    con = _open("shell-session")
+    enrich.prepare(con)
+    bad = con.execute(
+        "SELECT count(*) FROM (SELECT s, e, lead(s) OVER (PARTITION BY pid ORDER BY s) AS nxt "
+        "FROM fc_chain) WHERE s >= e OR e IS DISTINCT FROM coalesce(nxt, 9223372036854775807)"
+    ).fetchone()[0]
+    assert bad == 0
+    same = con.execute(
+        "SELECT count(*) FILTER (WHERE h.cid IS DISTINCT FROM a.cid), count(*) "
+        "FROM raw_events x LEFT JOIN fc_chain h ON h.pid = x.pid AND x.ts >= h.s AND x.ts < h.e "
+        "ASOF LEFT JOIN fc_chain a ON a.pid = x.pid AND x.ts >= a.s").fetchone()
+    assert same[0] == 0 and same[1] > 1000

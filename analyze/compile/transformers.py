@@ -49,7 +49,7 @@ def apply_transformer(t: ast.Transform, args: list[Operand | str]) -> Operand:
         sql = {
             "tolower": f"lower({a.sql})",
             "toupper": f"upper({a.sql})",
-            "basename": f"regexp_extract({a.sql}, '[^/]*$')",
+            "basename": f"parse_filename({a.sql}, false, 'forward_slash')",
             "b64": f"try(decode(from_base64({a.sql})))",
         }[name]
         return Operand(sql, FieldType.STRING, fields=a.fields)

@@ -2,7 +2,7 @@
 
 Aliases in the FROM clause built by :func:`fcap.analyze.enrich.build`:
 ``e`` = ``fc_events`` (raw row + evt_num + keys), ``c`` = ``fc_chain`` (process
-image and ancestors), ``r`` = ``fc_fdrec`` (descriptor state), ``u``/``lu``/``g``
+image and ancestors), ``w`` = ``fc_pcwd`` (cwd), ``r`` = ``fc_fdrec`` (descriptor state), ``u``/``lu``/``g``
 = user, login user and group, ``k`` = ``fc_cont`` (container), ``cg`` = cgroup.
 """
 
@@ -170,7 +170,7 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "proc_cmdlenargs": "coalesce(list_sum(list_transform(c.argv[2:], lambda x: length(x))), 0)",
         "proc_env": "array_to_string(c.env, ' ')",
         "proc_env_list": "c.env",
-        "proc_cwd": "c.cwd",
+        "proc_cwd": "w.cwd",
         "proc_pname": "c.names[2]",
         "proc_pexe": "c.exes[2]",
         "proc_pexepath": "c.exepaths[2]",
@@ -220,14 +220,15 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "fd_name": _FDNAME,
         "fd_nameraw": f"coalesce(r.name_raw, r.name, CASE WHEN {_isin(_OPENS)} "
         "THEN CAST(coalesce(e.path_raw, e.path) AS VARCHAR) END)",
+        # the name up to its last '/' ('/' for none or a top-level name; a name ending in
+        # '/' is its own directory); parse_dirpath is ~2x faster than a regex
         "fd_directory": f"CASE WHEN {_IS_FILE} THEN CASE WHEN strpos({_FDNAME}, '/') = 0 "
-        f"OR regexp_matches({_FDNAME}, '^/[^/]*$') THEN '/' "
-        f"WHEN ends_with({_FDNAME}, '/') THEN {_FDNAME} "
-        f"ELSE regexp_replace({_FDNAME}, '/[^/]*$', '') END "
+        f"THEN '/' WHEN ends_with({_FDNAME}, '/') THEN {_FDNAME} "
+        f"ELSE coalesce(nullif(parse_dirpath({_FDNAME}, 'forward_slash'), ''), '/') END "
         f"WHEN r.fd_type = 'directory' THEN {_FDNAME} END",
         "fd_filename": f"CASE WHEN {_IS_FILE} AND r.fd_type IS NOT NULL THEN "
         f"CASE WHEN strpos({_FDNAME}, '/') = 0 THEN '/' WHEN ends_with({_FDNAME}, '/') "
-        f"THEN {_FDNAME} ELSE regexp_extract({_FDNAME}, '[^/]*$') END END",
+        f"THEN {_FDNAME} ELSE parse_filename({_FDNAME}, false, 'forward_slash') END END",
         "fd_cip": "CASE r.role WHEN 'client' THEN r.lip WHEN 'server' THEN r.rip END",
         "fd_sip": "CASE r.role WHEN 'client' THEN r.rip WHEN 'server' THEN r.lip END",
         "fd_cport": "CASE r.role WHEN 'client' THEN r.lport WHEN 'server' THEN r.rport END",

@@ -57,7 +57,7 @@ def keys(con: Any) -> None:
     """Small integer keys per container: ``fc_ckey(ckey, cfull)`` (0 = the host).
 
     ``fc_users``, ``fc_groups`` and ``fc_cont`` get a ``ckey`` column, so the
-    events view joins them on integers; ``fc_cgck(id, cfull)`` maps the cgroups
+    events view joins them on integers; ``fc_cgck(id, cfull, ckey)`` maps the cgroups
     of containers to their id (for events recorded without a ``container_id``).
     Needs :func:`build` and :func:`fcap.analyze.state.users.build`.
     """
@@ -69,7 +69,8 @@ def keys(con: Any) -> None:
               WHERE container_id IS NOT NULL
               UNION SELECT container_id FROM fc_cgroups WHERE container_id IS NOT NULL);
         CREATE OR REPLACE TEMP TABLE fc_cgck AS
-        SELECT id, container_id AS cfull FROM fc_cgroups WHERE container_id IS NOT NULL;
+        SELECT g.id, g.container_id AS cfull, k.ckey
+        FROM fc_cgroups g JOIN fc_ckey k ON k.cfull = g.container_id;
         CREATE OR REPLACE TEMP TABLE fc_users AS
         SELECT u.*, CASE WHEN u.cid = '' THEN 0 ELSE k.ckey END AS ckey
         FROM fc_users u LEFT JOIN fc_ckey k ON k.cfull = u.cid;

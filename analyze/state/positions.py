@@ -275,17 +275,16 @@ def key_table(con: Any, num_sql: str) -> None:
     """``fc_pos(rn, evt_num, cid, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
 
     For captures with ``raw_events_rn`` and an ``evt_num`` expression of the scan
-    position ``x._rn`` (:func:`evt_num_sql`): the chain row by an ASOF join on
-    ``(pid, ts)``, the container key by the row's container id or its cgroup's,
-    written in scan order (``ORDER BY _rn``), so it aligns with ``raw_events``.
+    position ``x._rn`` (:func:`evt_num_sql`): the chain row (:func:`chain_join`),
+    the container key by the row's container id or its cgroup's, written in scan order (``ORDER BY _rn``), so it aligns with ``raw_events``.
     """
-    _no_loop_asof(con)
+    cid, chain = chain_join(con)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_pos AS
-        SELECT x._rn AS rn, {num_sql} AS evt_num, c.cid, coalesce(ck.ckey, 0) AS ckey
+        SELECT x._rn AS rn, {num_sql} AS evt_num, {cid} AS cid, coalesce(ck.ckey, 0) AS ckey
         FROM raw_events_rn x
-        ASOF LEFT JOIN fc_chain c ON c.pid = x.pid AND x.ts >= c.s
+        {' '.join(chain)}
         LEFT JOIN fc_cgck g ON g.id = x.cgroup_id
         LEFT JOIN fc_ckey ck ON ck.cfull = coalesce(CAST(x.container_id AS VARCHAR), g.cfull)
         ORDER BY x._rn
@@ -293,7 +292,49 @@ def key_table(con: Any, num_sql: str) -> None:
     )
 
 
-def _no_loop_asof(con: Any) -> None:
+#: Pids with more intervals than this are looked up by an ASOF join (a hash join on pid
+#: checks every interval of the pid).
+CHAIN_HASH_MAX = 16
+
+
+def chain_join(con: Any) -> tuple[str, list[str]]:
+    """The chain row of each raw row ``x`` (``fc_chain.cid``, NULL: none): its SQL and joins."""
+    return interval_join(con, "fc_chain", "cid", "h")
+
+
+def interval_join(con: Any, table: str, key: str, alias: str) -> tuple[str, list[str]]:
+    """The row of ``table`` (per-pid intervals ``[s, e)``) holding each raw row ``x``.
+
+    Returns the SQL of its ``key`` column (NULL: none) and the joins to add after
+    ``raw_events_rn x``. A hash join on ``pid`` with ``s <= ts < e``: a pid has few
+    chain intervals (one per exec or new parent), far cheaper than an ASOF join,
+    which sorts every event. The rare pids with more than :data:`CHAIN_HASH_MAX`
+    intervals (e.g. a shell's cwd changes) are found by an ASOF join over their
+    own rows only (a second scan of the capture, restricted to those pids).
+    """
+    if not table_columns(con, f"{table}_many"):
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {table}_many AS
+            SELECT pid FROM {table} GROUP BY pid HAVING count(*) > {CHAIN_HASH_MAX};
+            CREATE OR REPLACE TEMP TABLE {table}_few AS
+            SELECT t.{key}, t.pid, t.s, t.e FROM {table} t
+            WHERE t.pid NOT IN (SELECT pid FROM {table}_many)
+            """)
+    many = con.execute(f"SELECT count(*) FROM {table}_many").fetchone()[0]
+    a = alias
+    hashed = [f"LEFT JOIN {table}_few {a} ON {a}.pid = x.pid AND x.ts >= {a}.s AND x.ts < {a}.e"]
+    if not many:
+        return f"{a}.{key}", hashed
+    no_loop_asof(con)
+    return f"coalesce({a}.{key}, {a}a.{key})", [
+        *hashed,
+        f"LEFT JOIN (SELECT y._rn, t.{key} FROM raw_events_rn y "
+        f"SEMI JOIN {table}_many m ON m.pid = y.pid "
+        f"ASOF JOIN {table} t ON t.pid = y.pid AND y.ts >= t.s) {a}a ON {a}a._rn = x._rn"]
+
+
+def no_loop_asof(con: Any) -> None:
     # DuckDB plans an ASOF join whose left side it estimates small as a nested loop over
     # every chain row of the pid, far slower on millions of events
     con.execute("SET asof_loop_join_threshold = 0")
@@ -307,7 +348,7 @@ def _ckeys(con: Any, t: pa.Table) -> np.ndarray:
     """Container key per row (``fc_ckey``, 0 = host): the row's own id, else its cgroup's."""
     cc = _col(t, "cc", np.int32).copy()
     cg_rows = con.execute(
-        "SELECT g.id, k.ckey FROM fc_cgck g JOIN fc_ckey k ON k.cfull = g.cfull ORDER BY g.id"
+        "SELECT id, ckey FROM fc_cgck ORDER BY id"
     ).fetchall()
     if cg_rows:
         cg_ids = np.array([r[0] for r in cg_rows], np.uint64)
@@ -329,7 +370,7 @@ def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> np.ndarray:
     carry their position, so the result is scattered back into scan order.
     """
     n = len(pid)
-    _no_loop_asof(con)
+    no_loop_asof(con)
     con.register("fc_q_arrow", pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)),
                                          "pid": pa.array(pid.astype(np.int32, copy=False)),
                                          "ts": pa.array(ts)}))

@@ -10,11 +10,12 @@ Input: ``raw_events`` and ``raw_processes`` (the start snapshot). Output tables:
 * ``fc_seg`` — per instance, the moments its state changes: start, exec,
   chdir, and a new real parent seen in the ``ppid`` column (reparenting); a
   forked child starts with its parent's image and cwd at the fork;
-* ``fc_chain`` — per pid, time intervals with the full ancestor chain (self
-  first) as LIST columns. A chain interval ends when the process or any of its
-  ancestors changes image, cwd or parent, so ``proc.aname[n]`` is the
-  ancestor's state at the event's time. Events find their interval with one
-  ASOF join on ``(pid, ts)``.
+* ``fc_chain`` — per pid, time intervals ``[s, e)`` with the full ancestor
+  chain (self first) as LIST columns. A chain interval ends when the process
+  or any of its ancestors changes image or parent, so ``proc.aname[n]`` is the
+  ancestor's state at the event's time. A pid has few intervals: events find
+  theirs with a hash join on ``pid`` and the time range;
+* ``fc_pcwd`` — per pid, the cwd in time intervals ``[s, e)`` (``proc.cwd``).
 
 Helper tables kept for the other state builders and for debugging:
 ``fc_pidppid`` (every (pid, ppid) pair and when first seen), ``fc_segf``
@@ -166,7 +167,7 @@ def build_segments(con: Any) -> None:
 
 
 def build_chains(con: Any) -> None:
-    """``fc_chain`` (with ancestor lists) from ``fc_lin`` and ``fc_cwd``.
+    """``fc_chain`` (with ancestor lists) and ``fc_pcwd`` from ``fc_lin`` and ``fc_cwd``.
 
     Lineage intervals change on exec and on a new parent only; an ancestor's
     chdir does not split its descendants' intervals (only ``proc.cwd`` of the
@@ -194,30 +195,49 @@ def build_chains(con: Any) -> None:
 
 #: fc_chain's columns and types, in order.
 _CHAIN_COLS = (
-    ("cid", "BIGINT"), ("pid", "INTEGER"), ("s", "BIGINT"), ("pkey", "BIGINT"),
+    ("cid", "BIGINT"), ("pid", "INTEGER"), ("s", "BIGINT"), ("e", "BIGINT"), ("pkey", "BIGINT"),
     ("names", "VARCHAR[]"), ("exes", "VARCHAR[]"), ("exepaths", "VARCHAR[]"),
     ("cmdlines", "VARCHAR[]"), ("pids", "INTEGER[]"), ("argss", "VARCHAR[]"),
-    ("envs", "VARCHAR[][]"), ("starts", "BIGINT[]"), ("cwd", "VARCHAR"), ("argv", "VARCHAR[]"),
+    ("envs", "VARCHAR[][]"), ("starts", "BIGINT[]"), ("argv", "VARCHAR[]"),
     ("env", "VARCHAR[]"), ("exe_ino", "UBIGINT"), ("exe_writable", "BOOLEAN"),
     ("exe_upper_layer", "BOOLEAN"), ("exe_from_memfd", "BOOLEAN"), ("start_ts", "BIGINT"),
 )
+#: ``e`` of a pid's last chain interval (open-ended).
+E_MAX = 2**63 - 1
 
 
 def _build_chain_table(con: Any) -> None:
-    """``fc_chain``: chain intervals split by the process's cwd, ordered by ``(pid, s)``.
+    """``fc_chain`` (lineage intervals, ordered by ``(pid, s)``) and ``fc_pcwd`` (cwd).
+
+    ``fc_chain``'s intervals only change on exec and a new parent (of the
+    process or an ancestor), so a pid has few of them and events find theirs
+    with a hash join on ``pid`` and ``s <= ts < e`` (``e``: the next interval's
+    start of the same pid, so the result equals an ASOF join on ``(pid, ts)``).
+    ``fc_pcwd(wid, pid, s, e, cwd)``: the cwd per pid in ``[s, e)`` (exec, chdir,
+    fork inheritance), joined the same way for ``proc.cwd`` only.
 
     Only the keys and the lineage path (lids) go through DuckDB joins and sorts;
     the LIST columns are gathered with pyarrow ``take`` over the per-lineage
     attributes (sorting wide LIST rows in DuckDB cost several times more).
     """
-    keys = con.sql(
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fc_pcwd AS
+        SELECT row_number() OVER (ORDER BY pid, s) AS wid, pid, s,
+               coalesce(lead(s) OVER (PARTITION BY pid ORDER BY s), {E_MAX}) AS e, cwd
+        FROM (SELECT ch.pid, greatest(ch.s, w.s) AS s, w.cwd
+              FROM fc_chain0 ch JOIN fc_cwd w ON w.pkey = ch.pkey AND w.s < ch.e AND ch.s < w.e)
+        ORDER BY pid, s
         """
-        SELECT ch.pid, greatest(ch.s, w.s) AS s, ch.pkey, w.cwd, ch.path
-        FROM fc_chain0 ch JOIN fc_cwd w ON w.pkey = ch.pkey AND w.s < ch.e AND ch.s < w.e
-        """
-    ).to_arrow_table()
-    order = np.lexsort((_np(keys, "s"), _np(keys, "pid")))
+    )
+    keys = con.sql("SELECT pid, s, pkey, path FROM fc_chain0").to_arrow_table()
+    pid, start = _np(keys, "pid"), _np(keys, "s")
+    order = np.lexsort((start, pid))
     keys = keys.take(pa.array(order))
+    pid, start = pid[order], start[order]
+    end = np.full(len(pid), E_MAX, np.int64)
+    same = pid[1:] == pid[:-1]
+    end[:-1][same] = start[1:][same]
     attrs = con.sql(
         f"""
         SELECT l.lid, l.name, l.exe, l.exepath, {_cmdline('l')} AS cmdline, l.pid,
@@ -244,10 +264,11 @@ def _build_chain_table(con: Any) -> None:
 
     proc_segments.create_table(con, "fc_chain", _CHAIN_COLS, {
         "cid": pa.array(np.arange(1, len(keys) + 1, dtype=np.int64)),
-        "pid": keys.column("pid"), "s": keys.column("s"), "pkey": keys.column("pkey"),
+        "pid": pa.array(pid), "s": pa.array(start), "e": pa.array(end),
+        "pkey": keys.column("pkey"),
         "names": lists("name"), "exes": lists("exe"), "exepaths": lists("exepath"),
         "cmdlines": lists("cmdline"), "pids": lists("pid"), "argss": lists("args"),
-        "envs": lists("env"), "starts": lists("start_ts"), "cwd": keys.column("cwd"),
+        "envs": lists("env"), "starts": lists("start_ts"),
         "argv": mine("iargv"), "env": mine("ienv"), "exe_ino": mine("exe_ino"),
         "exe_writable": mine("exe_writable"), "exe_upper_layer": mine("exe_upper_layer"),
         "exe_from_memfd": mine("exe_from_memfd"), "start_ts": mine("start_ts"),

@@ -64,7 +64,7 @@ def sql_cmd(
         _print_schema(args)
         return
     captures, query, source = _split(args, file, "sql")
-    cap = fcap.api.open(captures, rules=rules or None)
+    cap = fcap.api.open(captures, rules=rules or None, prepare=False)
     try:
         try:
             result = cap.sql(query)
@@ -88,7 +88,7 @@ def _print_schema(captures: list[str]) -> None:
 
     if not captures:
         raise UsageError("no capture given", hint="fcap sql CAPTURE... --schema")
-    cap = fcap.api.open(captures)
+    cap = fcap.api.open(captures, prepare=False)
     try:
         present = set(cap.views())
         for view in contract.VIEWS:
@@ -123,7 +123,7 @@ def hunt_cmd(
 
     captures, condition, _ = _split(args, None, "hunt")
     fields = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    cap = fcap.api.open(captures)
+    cap = fcap.api.open(captures, prepare=False)
     try:
         result = cap.filter(condition, fields or list(fcap.api.DEFAULT_HUNT_FIELDS))
         _emit(result, fmt, output, max_rows)
