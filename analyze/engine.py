@@ -199,24 +199,13 @@ def replay(
     if stats is not None:
         stats.events = count_events(con)
     table = f"fc_matches_{uuid.uuid4().hex[:12]}"
-    relation = _events_relation(con, rules, f"fc_rv_{table[11:]}")
+    relation, out_fields = _events_relation(con, rules, f"fc_rv_{table[11:]}")
+    out_view = f"fc_ro_{table[11:]}"
     try:
-        # step 1: the one scan, matches only (few rows) with the columns of their outputs
-        available = _relation_columns(con, relation) if rules else set()
-        carry = output_columns(rules, available)
-        fetch: list[str] = []
-        if carry and _is_table(con, relation):
-            # a table is cheap to re-read by row id: the scan carries only the output
-            # columns its conditions read anyway, the others are fetched for matches
-            read = set(predicate_columns(rules, available))
-            fetch = [c for c in carry if c not in read]
-            carry = [c for c in carry if c in read]
-        step1 = match_sql(rules, rule_matching, relation, carry, rowid=bool(fetch))
-        con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}" if fetch
-                    else f"CREATE TEMP TABLE {table} AS {step1}")
-        if fetch:
-            con.execute(f"CREATE TEMP TABLE {table} AS {fetch_sql(f'{table}_s', relation, fetch)}")
-            con.execute(f"DROP TABLE {table}_s")
+        if out_fields is not None:
+            _two_step_matches(con, rules, rule_matching, relation, out_view, out_fields, table)
+        else:
+            _one_scan_matches(con, rules, rule_matching, relation, table)
         matched = [int(r[0]) for r in con.execute(
             f"SELECT DISTINCT {RULE_COL} FROM {table}").fetchall()]
         # step 2: each matched rule's output values over its matches, in alert order
@@ -233,25 +222,72 @@ def replay(
                     stats.by_priority[alert.priority_name] += 1
                 yield alert
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {table}_s")
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(f"DROP VIEW IF EXISTS {out_view}")
+        for suffix in ("_s", "_r", ""):
+            con.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
         if relation != "events":
             con.execute(f"DROP VIEW IF EXISTS {relation}")
 
 
-def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str) -> str:
-    """The relation the rules scan: a view with only their field columns and joins, when
-    the connection holds a capture prepared by :func:`fcap.analyze.enrich.prepare`;
-    else ``events`` as it is (e.g. a materialised table)."""
+def _one_scan_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: str,
+                      relation: str, table: str) -> None:
+    """Matches with their output columns into ``table``, read by the one scan."""
+    available = _relation_columns(con, relation) if rules else set()
+    carry = output_columns(rules, available)
+    fetch: list[str] = []
+    if carry and _is_table(con, relation):
+        # a table is cheap to re-read by row id: the scan carries only the output
+        # columns its conditions read anyway, the others are fetched for matches
+        read = set(predicate_columns(rules, available))
+        fetch = [c for c in carry if c not in read]
+        carry = [c for c in carry if c in read]
+    step1 = match_sql(rules, rule_matching, relation, carry, rowid=bool(fetch))
+    con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}" if fetch
+                else f"CREATE TEMP TABLE {table} AS {step1}")
+    if fetch:
+        con.execute(f"CREATE TEMP TABLE {table} AS {fetch_sql(f'{table}_s', relation, fetch)}")
+
+
+def _two_step_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: str,
+                      relation: str, out_view: str, out_fields: list[str], table: str) -> None:
+    """Matches into ``table``: the scan of ``relation`` (the conditions' columns only)
+    keeps each match's scan position; a view of the output columns restricted to
+    those rows then gives their values (no output column is computed for the others)."""
+    from fcap.analyze import enrich
+
+    step1 = match_sql(rules, rule_matching, relation, ["_rn"])
+    con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}")
+    con.execute(f"CREATE TEMP TABLE {table}_r AS SELECT DISTINCT _rn AS rn FROM {table}_s")
+    enrich.build_view(con, out_view, out_fields, rows=f"{table}_r", with_rn=True)
+    carry = output_columns(rules, _relation_columns(con, out_view))
+    cols = "".join(f", e.{c}" for c in carry if c not in ("ts", "evt_num"))
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT m.* EXCLUDE (_rn){cols} "
+                f"FROM {table}_s m JOIN {out_view} e ON e._rn = m._rn")
+
+
+def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str
+                     ) -> tuple[str, list[str] | None]:
+    """The relation the rules scan, and the field columns of their outputs (or None).
+
+    With a capture prepared by :func:`fcap.analyze.enrich.prepare`: a view with
+    only the field columns the rules read (their conditions', plus ``_rn`` when
+    the capture has a scan position: the outputs' columns are then read for the
+    matching rows only, see :func:`_two_step_matches`; else the outputs' too).
+    Otherwise ``events`` as it is (e.g. a materialised table) and None.
+    """
     from fcap.analyze import enrich
 
     if not enrich.prepared(con):
-        return "events"
+        return "events", None
     fields = enrich.field_columns()
     every = set(enrich.view_columns())
-    used = set(predicate_columns(rules, every)) | set(output_columns(rules, every))
-    enrich.build_view(con, name, sorted(used & fields))
-    return name
+    pred = set(predicate_columns(rules, every)) & fields
+    out = set(output_columns(rules, every)) & fields
+    if enrich.scan_position(con):
+        enrich.build_view(con, name, sorted(pred), with_rn=True)
+        return name, sorted(out)
+    enrich.build_view(con, name, sorted(pred | out))
+    return name, None
 
 
 def _is_table(con: Any, relation: str) -> bool:

@@ -80,6 +80,12 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
     ))
 
 
+def scan_position(con: Any) -> bool:
+    """True when the prepared capture's rows have a scan position (``raw_events_rn``)
+    from which ``evt_num`` is computed (see :func:`build_view`'s ``rows``)."""
+    return con.execute("SELECT evt_num_sql IS NOT NULL FROM fc_viewmeta").fetchone()[0]
+
+
 def prepared(con: Any) -> bool:
     """True when :func:`prepare` ran on ``con``."""
     return _exists(con, "fc_viewmeta")
@@ -165,7 +171,8 @@ _ALIAS = re.compile(r"\b(c|w|r|u|lu|g|k|cg)\.")
 _HASH_MIN_FIELDS = 3
 
 
-def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = None) -> None:
+def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = None, *,
+               rows: str | None = None, with_rn: bool = False) -> None:
     """(Re)create an events view; build what it needs first (:func:`prepare`, stages).
 
     ``fields=None`` gives the full ``events`` view. Otherwise only those Falco
@@ -174,10 +181,17 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     container column is asked for), and the view only has the joins and per-row
     stages they read: DuckDB does not prune unused joins, so a query of a few
     columns over the full view would pay for every join.
+
+    For captures with a scan position (:func:`scan_position`) only: ``with_rn``
+    adds the row's scan position ``_rn``; ``rows`` names a table whose ``rn``
+    column restricts the view to those rows, before any join (the replay reads
+    its output columns for the matching rows only).
     """
     prepare(con)
     first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchone()
     rn = num_sql is not None
+    if (rows or with_rn) and not rn:
+        raise ValueError("rows= and with_rn= need a capture with a scan position")
     cols = columns(int(first_ts), _hostname(con))
     full = fields is None
     if not full:
@@ -201,7 +215,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     if pos:
         positions.raw_relation(con)
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
-    if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS):
+    if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS or rows or with_rn):
         # a hash join on the scan position keeps the scan and every join and expression
         # after it parallel, for ~0.1 us of CPU per event; reading fc_pos by position
         # costs nearly nothing but runs everything after it on one thread, which only
@@ -225,12 +239,16 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
                   "coalesce(CAST(x.container_id AS VARCHAR), cg0.cfull) AS cfull"]
         from_ += ["LEFT JOIN fc_ckey ck ON ck.cfull = CAST(x.container_id AS VARCHAR)",
                   "LEFT JOIN fc_cgck cg0 ON cg0.id = x.cgroup_id"]
+    if rows:
+        from_[0] = f"(SELECT * FROM raw_events_rn WHERE _rn IN (SELECT rn FROM {rows})) x"
+    if with_rn:
+        inner.append("x._rn")
     if "c" in used and not pos:
         cid_sql, chain_from = positions.chain_join(con)
         inner.append(f"{cid_sql} AS cid")
         from_ += chain_from
     joins = [j for a, j in _JOINS.items() if a in used]
-    if "w" in used and from_[0] == "raw_events_rn x":
+    if "w" in used and from_[0].endswith(" x") and "raw_events_rn" in from_[0]:
         wid_sql, cwd_from = positions.interval_join(con, "fc_pcwd", "wid", "wh")
         inner.append(f"{wid_sql} AS wid")
         from_ += cwd_from
@@ -241,7 +259,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = "".join(f",\n  {sql} AS {col}" for col, sql in cols.items())
-    cfull = ", e.cfull" if ckey else ""
+    cfull = (", e.cfull" if ckey else "") + (", e._rn" if with_rn else "")
     con.execute(
         f"""
         CREATE OR REPLACE VIEW {name} AS

@@ -22,6 +22,7 @@ here needs root or bcc.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from collections.abc import Sequence
@@ -75,10 +76,9 @@ def _prepare_events(con: duckdb.DuckDBPyConnection) -> None:
     over ``events``, which reports it (the other views work without them)."""
     from fcap.analyze.enrich import prepare
 
-    try:
+    # the first query over events runs prepare again and reports its error
+    with contextlib.suppress(Exception):
         prepare(con)
-    except Exception:  # noqa: BLE001 - re-raised, translated, by the first events query
-        pass
 
 
 def _query_fields(query: str) -> list[str] | None:

@@ -3,8 +3,11 @@
 The naive reference evaluates every rule on its own (``WHERE <rule.sql>``, the
 event-type pre-filter folded in, no dispatch, no operand ordering, no folding of
 ``evt.type`` tests), applies ``first``/``all`` in Python, and computes each
-alert's output values with one query per alert. The replay engine must agree
-exactly (time, event, rule, message, output fields) on real recorded captures:
+alert's output values with one query per alert. The replay engine must agree, both
+over the capture (a scan of the conditions' columns, then the output columns of the
+matching rows: ``engine._two_step_matches``) and over a table of the same rows (one
+scan, output columns fetched by row id),
+exactly (time, event, rule, message, output fields), on real recorded captures:
 the bundled samples with the bundled rules and, when ../shared is present, the
 upstream stable Falco rules.
 """
