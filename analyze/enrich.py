@@ -83,7 +83,7 @@ def build(con: Any, *, timings: dict[str, float] | None = None) -> None:
 def scan_position(con: Any) -> bool:
     """True when the prepared capture's rows have a scan position (``raw_events_rn``)
     from which ``evt_num`` is computed (see :func:`build_view`'s ``rows``)."""
-    return con.execute("SELECT evt_num_sql IS NOT NULL FROM fc_viewmeta").fetchone()[0]
+    return con.execute("SELECT evt_num_sql IS NOT NULL FROM fc_viewmeta").fetchall()[0][0]
 
 
 def prepared(con: Any) -> bool:
@@ -119,16 +119,19 @@ def _exists(con: Any, name: str) -> bool:
 def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None) -> None:
     """Build the per-row stages that do not exist yet.
 
-    ``keys``: ``fc_pos`` with evt_num, chain row and container key; ``pos``: the
-    same plus ``evt_deltatime``; ``fd``: the descriptor state (and a full ``fc_pos``).
+    ``fd``: the descriptor state (``fc_rid``, ``fc_fdrec``); ``pos``: ``fc_pos``
+    (numpy: evt_num, evt_deltatime, chain row, container key), for
+    ``evt_deltatime`` and for captures without a scan position; it then also
+    carries each row's ``rid``.
     """
     num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
-    if stages & {"keys", "fd"} and num_sql is not None and not _exists(con, "fc_pos"):
-        positions.key_table(con, num_sql)  # the descriptor stage reuses it
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
-        ev = positions.build(con, fds.record_sql)
+        if num_sql is not None:
+            ev = positions.scan_rn(con, fds.record_sql, num_sql)
+        else:
+            ev = positions.build(con, fds.record_sql)
         sub["positions"] = time.perf_counter() - t0
         fds.build(con, ev, sub)
         del ev
@@ -136,13 +139,13 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})
     pos_cols = positions.table_columns(con, "fc_pos")
-    if ("pos" in stages and "evt_deltatime" not in pos_cols) or ("keys" in stages and not pos_cols):
+    if "pos" in stages and "evt_deltatime" not in pos_cols:
         positions.build(con, None)
         pos_cols = positions.table_columns(con, "fc_pos")
-    if _exists(con, "fc_rid") and "rid" not in pos_cols:
+    if pos_cols and _exists(con, "fc_rid") and "rid" not in pos_cols:
         # one key table per row: the views join it once (on _rn, or by position)
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS "
-                    "SELECT k.*, f.rid FROM fc_pos k POSITIONAL JOIN fc_rid f")
+        con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT k.*, f.rid FROM fc_pos k "
+                    "LEFT JOIN fc_rid f ON f.rn = k.rn ORDER BY k.rn")
 
 
 def _hostname(con: Any) -> str | None:
@@ -206,31 +209,40 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     ckey = full or "cfull" in (fields or ()) or bool(used & {"u", "lu", "g", "k"}) \
         or "e.cfull" in text
     delta = "e.evt_deltatime" in text
-    # per-row keys: evt_num from the scan position, the chain row and the container key
-    # by hash joins, all in the view (filters on raw columns reach the
-    # scan first); a table of keys per row (fc_pos) for fd.* and evt_deltatime, or when
-    # the capture has no usable scan position
-    pos = fd or delta or not rn
-    _ensure(con, {s for s, on in (("fd", fd), ("pos", delta), ("keys", pos)) if on})
+    # per-row keys: evt_num from the scan position, the chain row, the container key and
+    # the descriptor record by hash joins, all in the view (filters on raw columns reach
+    # the scan first); a table of keys per row (fc_pos, numpy) for evt_deltatime, or
+    # when the capture has no usable scan position
+    pos = delta or not rn
+    _ensure(con, {s for s, on in (("fd", fd), ("pos", pos)) if on})
     if pos:
         positions.raw_relation(con)
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]
+    src = "raw_events_rn"
+    if rows:
+        src = f"(SELECT * FROM raw_events_rn WHERE _rn IN (SELECT rn FROM {rows}))"
+    if fd and not pos:
+        src = f"(SELECT *, {fds.own_sql} AS fc_own FROM {src})"
     if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS or rows or with_rn):
         # a hash join on the scan position keeps the scan and every join and expression
         # after it parallel, for ~0.1 us of CPU per event; reading fc_pos by position
         # costs nearly nothing but runs everything after it on one thread, which only
         # pays for views of a few cheap columns (see docs/architecture.md)
-        from_ = ["raw_events_rn x", "JOIN fc_pos k ON k.rn = x._rn"]
+        from_ = [f"{src} x", "JOIN fc_pos k ON k.rn = x._rn"]
     elif pos:
         from_ = ["fc_raw x", "POSITIONAL JOIN fc_pos k"]
     else:
-        from_ = ["raw_events_rn x"]
+        from_ = [f"{src} x"]
     if pos:
         inner += ["k.cid", "k.ckey"]
     if delta:
         inner.append("k.evt_deltatime")
-    if fd:
+    if fd and pos:
         inner.append("k.rid")
+    elif fd:
+        # rows whose record is their own (opens, sockets ...) need no lookup
+        inner.append("CASE WHEN f.rn IS NOT NULL THEN f.rid WHEN x.fc_own THEN x._rn END AS rid")
+        from_.append("LEFT JOIN (SELECT rn, rid FROM fc_rid WHERE NOT own) f ON f.rn = x._rn")
     if ckey and pos:
         inner.append("ck.cfull")
         from_.append("LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey")
@@ -239,8 +251,6 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
                   "coalesce(CAST(x.container_id AS VARCHAR), cg0.cfull) AS cfull"]
         from_ += ["LEFT JOIN fc_ckey ck ON ck.cfull = CAST(x.container_id AS VARCHAR)",
                   "LEFT JOIN fc_cgck cg0 ON cg0.id = x.cgroup_id"]
-    if rows:
-        from_[0] = f"(SELECT * FROM raw_events_rn WHERE _rn IN (SELECT rn FROM {rows})) x"
     if with_rn:
         inner.append("x._rn")
     if "c" in used and not pos:

@@ -93,11 +93,13 @@ def test_narrow_view_has_only_the_stages_it_needs() -> None:
     # a raw-column filter reaches the scan, below the joins
     plan = con.execute("EXPLAIN SELECT proc_name FROM v WHERE evt_type = 'execve'").fetchall()[0][1]
     assert "Filters: syscall" in plan
-    enrich.build_view(con, "w", ["fd_name"])
-    assert enrich._exists(con, "fc_pos") and enrich._exists(con, "fc_rid")
-    assert "evt_deltatime" not in positions.table_columns(con, "fc_pos")  # the one-statement key table
+    enrich.build_view(con, "w", ["fd_name"])  # the descriptor state, no per-row key table
+    assert enrich._exists(con, "fc_rid") and not enrich._exists(con, "fc_pos")
+    own = con.execute("SELECT count(*) FILTER (WHERE own), count(*) FILTER (WHERE own AND rid <> rn) "
+                      "FROM fc_rid").fetchall()[0]
+    assert own[0] > 0 and own[1] == 0
     enrich.build_view(con, "d", ["evt_deltatime"])
-    assert "evt_deltatime" in positions.table_columns(con, "fc_pos")
+    assert {"evt_deltatime", "rid"} <= positions.table_columns(con, "fc_pos")
 
 
 def _no_deltatime_columns() -> list[str]:
@@ -105,14 +107,16 @@ def _no_deltatime_columns() -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["shell-session", "container-shell"])
-def test_the_sql_key_table_equals_the_numpy_positions(name: str) -> None:
-    """Process, container and fd columns over the key table (the descriptor stage reusing
-    its evt_num and chain rows) equal those over the numpy positions."""
+def test_keys_in_the_view_equal_the_numpy_positions(name: str) -> None:
+    """Process, container and fd columns with the keys computed in the view (evt_num from
+    the scan position, chain rows by hash join, the descriptor stage fed by one scan in
+    any order) equal those over the numpy positions table (captures without
+    ``raw_events_rn``)."""
     a, b = _open(name), _open(name, rn=False)
     fields = _no_deltatime_columns()
     for con in (a, b):
         enrich.build_view(con, "v", fields)
-    assert "evt_deltatime" not in positions.table_columns(a, "fc_pos")  # SQL key table
+    assert not positions.table_columns(a, "fc_pos")  # no per-row key table
     assert "evt_deltatime" in positions.table_columns(b, "fc_pos")  # numpy positions
     q = "SELECT * FROM v ORDER BY evt_num"
     assert a.execute(q).fetchall() == b.execute(q).fetchall()
@@ -121,8 +125,8 @@ def test_the_sql_key_table_equals_the_numpy_positions(name: str) -> None:
 @pytest.mark.parametrize("limit", [0, 1])
 def test_pids_with_many_chain_intervals_use_the_asof_join(
         limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chain row of pids with more than CHAIN_HASH_MAX intervals comes from an ASOF
-    join over their rows only; every process column equals the hash-joined view's."""
+    """The chain row (and cwd interval) of pids with more than CHAIN_HASH_MAX intervals
+    comes from the bucketed hash join; every process column equals the plain one's."""
     fields = [c for c, sql in columns(0, None).items()
               if ("c." in sql or "w." in sql) and "evt_deltatime" not in sql]
     ref = _open("shell-session")
@@ -131,11 +135,17 @@ def test_pids_with_many_chain_intervals_use_the_asof_join(
     monkeypatch.setattr(positions, "CHAIN_HASH_MAX", limit)
     con = _open("shell-session")
     enrich.build_view(con, "v", fields)
-    many = con.execute("SELECT count(*) FROM fc_chain_many").fetchone()[0]
-    assert con.execute("SELECT count(*) FROM fc_pcwd_many").fetchone()[0] > 0
+    many = con.execute("SELECT count(*) FROM fc_chain_sh").fetchone()[0]
+    assert con.execute("SELECT count(*) FROM fc_pcwd_sh").fetchone()[0] > 0
     few = con.execute("SELECT count(DISTINCT pid) FROM fc_chain_few").fetchone()[0]
     assert many > 0 and (few > 0) == (limit > 0)
-    assert "ASOF" in con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1].upper()
+    # about one interval per (pid, bucket), a few rows per interval
+    per_bucket, rows, n = con.execute(
+        "SELECT (SELECT max(n) FROM (SELECT count(*) AS n FROM fc_pcwd_mb GROUP BY pid, b)), "
+        "(SELECT count(*) FROM fc_pcwd_mb), (SELECT count(*) FROM fc_pcwd)").fetchone()
+    assert per_bucket <= 8 and rows <= 4 * n
+    plan = con.execute("EXPLAIN SELECT * FROM v").fetchall()[0][1]
+    assert "fc_chain_mb" in plan and "ASOF" not in plan.upper()
     assert con.execute("SELECT * FROM v ORDER BY evt_num").fetchall() == want
 
 

@@ -103,6 +103,10 @@ def _any_of(names: tuple[str, ...]) -> str:
     return _in("(" + ", ".join(f"'{n}'" for n in names) + ")")
 
 
+#: True for a raw row that makes its own final record (open family, socket, accept,
+#: descriptor-creating calls that succeeded): its descriptor record is itself (rid = rn).
+own_sql = f"coalesce({_KIND}, 0) = 1"
+
 #: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6
 #: | the attributes an update sets << 7 (fdattr.UPDATE_OWN),
 #: rfd = the record's descriptor, sfd = a dup's source descriptor.
@@ -181,7 +185,7 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
         finally:
             job.result()
         t("fds.attributes")
-    _write(con, res, t)
+    _write(con, res, (ev.rec["rk"] & 7) == 1, t)
     t("fds.write")
 
 
@@ -199,10 +203,20 @@ class _Timer:
         self.t = now
 
 
-def _write(con: Any, res: fdresolve.Result, t: _Timer) -> None:
-    """``fc_rid`` (scan order) and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved)."""
+def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer) -> None:
+    """``fc_rid`` and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved).
+
+    ``fc_rid(rn, rid, own)``: the rows (scan position ``rn``) that have a record or
+    make their own (:data:`own_sql`); ``own`` when the record is the row's own
+    (``rid = rn``: views compute those rows' ``rid`` without the table).
+    """
     rid = res.event_rid
-    con.register("fc_rid_arrow", pa.table({"rid": pa.array(rid, mask=rid == fdstream.NO_RID)}))
+    own_ok = own & (rid == np.arange(len(rid)))
+    rn = np.flatnonzero((rid != fdstream.NO_RID) | own)
+    r = rid[rn]
+    con.register("fc_rid_arrow", pa.table({
+        "rn": pa.array(rn), "rid": pa.array(r, mask=r == fdstream.NO_RID),
+        "own": pa.array(own_ok[rn])}))
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
     t("fds.write_rid")

@@ -1,31 +1,29 @@
-"""Per raw row positions in the capture's scan order: ``fc_pos`` and the numpy columns fds need.
+"""Per raw row keys in the capture's scan order: the chain row, ``evt_num``, ``fc_pos``.
 
-Built when a view needs per-row keys (:mod:`fcap.analyze.enrich` builds the
-events views lazily): process or container columns, ``evt_deltatime``, the
-descriptor stage, or ``evt_num`` of a capture without a usable scan position.
-:func:`key_table` is the one-statement SQL version (evt_num, chain row,
-container key). :func:`build` (for ``evt_deltatime``, journals and the
-descriptor stage): one scan of ``fc_raw`` (``raw_events``) fetches the narrow
-integer columns (time, cpu, tid, pid, fd, container code and, for the
-descriptor stage, the record class); numpy then computes, without sorting when
-the capture is already in time order:
+The events views (:mod:`fcap.analyze.enrich`) compute their keys per row in the
+view when the capture has a scan position (``raw_events_rn``: the Parquet row
+number plus the rows of the earlier files):
 
-* ``evt_num`` / ``evt_deltatime``: position and time delta in the global order
-  ``(ts, cpu, tid, scan position)``;
-* the process-chain row (``fc_chain.cid``) and instance (``pkey``) of each
-  event: an ASOF on ``(pid, ts)`` (a view that reads ``fc_pos`` by position
-  anyway joins the chain on ``cid``: faster than its own ASOF join after a
-  positional scan).
+* ``evt_num`` from the scan position and a step function over the few late or
+  tied rows (:func:`evt_num_breaks`, :func:`evt_num_sql`);
+* the process-chain row (``fc_chain.cid``) by a hash join on ``pid`` and the
+  chain interval ``[s, e)``, an ASOF join only for the rare pids with many
+  intervals (:func:`chain_join`, :func:`interval_join`).
 
-``fc_pos(rn, evt_num, evt_deltatime, cid, ckey)`` (``rn``: the scan position;
-``ckey``: the container key of
-:func:`fcap.analyze.state.containers.keys`, 0 = host); :func:`key_table` writes the
-same without ``evt_deltatime`` in one SQL statement when the capture has
-``raw_events_rn`` is aligned with ``fc_raw`` by position
-(POSITIONAL JOIN); the alignment is verified, and ``fc_raw`` is materialized
-once if the source's scan order were unstable. :func:`time_ordered` tells
-whether the scan order already is the global order (then ``evt_num`` is the
-scan position plus one, which the events view reads from ``raw_events_rn``).
+:func:`scan_rn` gives the descriptor stage (:mod:`~fcap.analyze.state.fds`)
+those columns plus the record class of every row, in scan order, from one
+parallel scan. :func:`build` is the numpy version, for ``evt_deltatime`` and
+for captures without a usable scan position (journals, too many late rows):
+one scan of ``fc_raw`` (``raw_events``) fetches the narrow integer columns
+(time, cpu, tid, pid, fd, container code and, for the descriptor stage, the
+record class); numpy then computes, without sorting when the capture is
+already in time order, ``evt_num`` / ``evt_deltatime`` (position and time
+delta in the global order ``(ts, cpu, tid, scan position)``) and the chain row
+and instance (``pkey``, an ASOF on ``(pid, ts)``), and writes
+``fc_pos(rn, evt_num, evt_deltatime, cid, ckey)`` (``ckey``: the container key
+of :func:`fcap.analyze.state.containers.keys`, 0 = host), aligned with
+``fc_raw`` by position (POSITIONAL JOIN); the alignment is verified, and
+``fc_raw`` is materialized once if the source's scan order were unstable.
 """
 
 from __future__ import annotations
@@ -180,21 +178,6 @@ def build(con: Any, record_sql: str | None) -> Events:
 
 def _scan(con: Any, record_sql: str | None) -> Events | None:
     rec_cols = f", {record_sql}" if record_sql else ""
-    if record_sql and _has_key_table(con):
-        # the key table has evt_num and the chain row already: no sort, no ASOF join again
-        # two scans in the same (scan) order, each parallel: a POSITIONAL JOIN would run
-        # the record-class expressions on one thread
-        t = con.sql(f"SELECT ts, tid, fd{rec_cols} FROM fc_raw").to_arrow_table()
-        k = con.sql("SELECT evt_num, cid FROM fc_pos").to_arrow_table()
-        if not _aligned(con, t) or k.num_rows != t.num_rows:  # pragma: no cover
-            return None
-        g = _col(k, "evt_num", np.int64) - 1
-        ts = _col(t, "ts", np.int64)
-        ts_sorted = np.empty_like(ts)
-        ts_sorted[g] = ts
-        return Events(ts=ts, fd=_col(t, "fd", np.int64, keys.NONE),
-                      pkey=_pkey_of(con, _col(k, "cid", np.int64)),
-                      g=g, ts_sorted=ts_sorted, tid=_col(t, "tid", np.int32), rec=_rec(t))
     ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
     whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
     cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if ck else "NULL"
@@ -257,12 +240,6 @@ def _aligned(con: Any, t: pa.Table) -> bool:
     return not bad
 
 
-def _has_key_table(con: Any) -> bool:
-    """True when ``fc_pos`` is :func:`key_table`'s (evt_num and cid, no evt_deltatime)."""
-    cols = table_columns(con, "fc_pos")
-    return {"evt_num", "cid"} <= cols and "evt_deltatime" not in cols
-
-
 def _pkey_of(con: Any, cid: np.ndarray) -> np.ndarray:
     """Process instance per row from its chain row (0 = none; chain rows count from 1)."""
     rows = con.execute("SELECT cid, pkey FROM fc_chain").fetchnumpy()
@@ -271,25 +248,44 @@ def _pkey_of(con: Any, cid: np.ndarray) -> np.ndarray:
     return lut[cid]
 
 
-def key_table(con: Any, num_sql: str) -> None:
-    """``fc_pos(rn, evt_num, cid, ckey)`` in one DuckDB statement (no ``evt_deltatime``).
+def scan_rn(con: Any, record_sql: str, num_sql: str) -> Events:
+    """The descriptor stage's numpy columns for a capture with ``raw_events_rn``.
 
-    For captures with ``raw_events_rn`` and an ``evt_num`` expression of the scan
-    position ``x._rn`` (:func:`evt_num_sql`): the chain row (:func:`chain_join`),
-    the container key by the row's container id or its cgroup's, written in scan order (``ORDER BY _rn``), so it aligns with ``raw_events``.
+    One parallel scan: ``evt_num`` from the scan position (``num_sql``, see
+    :func:`evt_num_sql`), the chain row (:func:`chain_join`), the record class
+    (``record_sql``); the rows come back in any order and are put in scan order
+    by their ``_rn``. No per-row table is written: views compute the keys
+    themselves and join the descriptor records on ``_rn``.
     """
-    cid, chain = chain_join(con)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fc_pos AS
-        SELECT x._rn AS rn, {num_sql} AS evt_num, {cid} AS cid, coalesce(ck.ckey, 0) AS ckey
-        FROM raw_events_rn x
-        {' '.join(chain)}
-        LEFT JOIN fc_cgck g ON g.id = x.cgroup_id
-        LEFT JOIN fc_ckey ck ON ck.cfull = coalesce(CAST(x.container_id AS VARCHAR), g.cfull)
-        ORDER BY x._rn
-        """
-    )
+    raw_relation(con)
+    cid_sql, chain = chain_join(con)
+    t = con.sql(
+        f"SELECT x._rn AS rn, {num_sql} AS evt_num, {cid_sql} AS cid, x.ts, x.tid, x.fd, "
+        f"{record_sql} FROM raw_events_rn x {' '.join(chain)}"
+    ).to_arrow_table()
+    rn = _col(t, "rn", np.int64)
+    ts = _scan_order(t, rn, "ts", np.int64)
+    g = _scan_order(t, rn, "evt_num", np.int64) - 1
+    cid = _scan_order(t, rn, "cid", np.int64)
+    rec = {"rk": _scan_order(t, rn, "rk", np.int16),
+           "rfd": _scan_order(t, rn, "rfd", np.int64, keys.NONE),
+           "sfd": _scan_order(t, rn, "sfd", np.int64, keys.NONE)}
+    fd = _scan_order(t, rn, "fd", np.int64, keys.NONE)
+    tid = _scan_order(t, rn, "tid", np.int32)
+    del t, rn
+    if not _aligned(con, pa.table({"ts": ts})):  # pragma: no cover - raw_events_rn is by position
+        raise RuntimeError("raw_events_rn is not in raw_events' scan order")
+    ts_sorted = np.empty_like(ts)
+    ts_sorted[g] = ts
+    return Events(ts=ts, fd=fd, pkey=_pkey_of(con, cid), g=g, ts_sorted=ts_sorted, tid=tid,
+                  rec=rec)
+
+
+def _scan_order(t: pa.Table, rn: np.ndarray, name: str, dtype: Any, null: Any = 0) -> np.ndarray:
+    """Column ``name`` of ``t`` put in scan order (row i of ``t`` has scan position rn[i])."""
+    out = np.empty(len(rn), dtype)
+    out[rn] = _col(t, name, dtype, null)
+    return out
 
 
 #: Pids with more intervals than this are looked up by an ASOF join (a hash join on pid
@@ -306,32 +302,50 @@ def interval_join(con: Any, table: str, key: str, alias: str) -> tuple[str, list
     """The row of ``table`` (per-pid intervals ``[s, e)``) holding each raw row ``x``.
 
     Returns the SQL of its ``key`` column (NULL: none) and the joins to add after
-    ``raw_events_rn x``. A hash join on ``pid`` with ``s <= ts < e``: a pid has few
-    chain intervals (one per exec or new parent), far cheaper than an ASOF join,
-    which sorts every event. The rare pids with more than :data:`CHAIN_HASH_MAX`
-    intervals (e.g. a shell's cwd changes) are found by an ASOF join over their
-    own rows only (a second scan of the capture, restricted to those pids).
+    the raw rows ``x``. Hash joins only (an ASOF join sorts every event):
+
+    * a pid with at most :data:`CHAIN_HASH_MAX` intervals (nearly all: one per
+      exec or new parent): on ``pid`` with ``s <= ts < e`` (``{table}_few``);
+    * a pid with more (e.g. a shell's cwd changes): on ``pid`` and a time bucket
+      ``ts >> shift`` with the interval test (``{table}_mb``). The pid's bucket
+      width (``{table}_sh``, a power of two) is about its lifetime over its
+      interval count, and an interval has a row per bucket it overlaps, so a
+      bucket holds about one interval and the table about three rows per
+      interval (events fall between the capture's first and last times, where
+      the intervals are clipped).
     """
-    if not table_columns(con, f"{table}_many"):
+    if not table_columns(con, f"{table}_few"):
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {table}_many AS
             SELECT pid FROM {table} GROUP BY pid HAVING count(*) > {CHAIN_HASH_MAX};
             CREATE OR REPLACE TEMP TABLE {table}_few AS
             SELECT t.{key}, t.pid, t.s, t.e FROM {table} t
-            WHERE t.pid NOT IN (SELECT pid FROM {table}_many)
+            WHERE t.pid NOT IN (SELECT pid FROM {table}_many);
+            CREATE OR REPLACE TEMP TABLE {table}_clip AS
+            SELECT t.{key}, t.pid, t.s, t.e, greatest(t.s, r.lo) AS cs, least(t.e, r.hi) AS ce
+            FROM {table} t, (SELECT min(ts) AS lo, max(ts) + 1 AS hi FROM raw_events) r
+            WHERE t.pid IN (SELECT pid FROM {table}_many);
+            CREATE OR REPLACE TEMP TABLE {table}_sh AS
+            SELECT pid, CAST(floor(log2(greatest(1, (max(ce) - min(cs)) // count(*)))) AS INTEGER)
+                   AS shift
+            FROM {table}_clip WHERE cs < ce GROUP BY pid;
+            CREATE OR REPLACE TEMP TABLE {table}_mb AS
+            SELECT c.pid, unnest(range(c.cs >> h.shift, ((c.ce - 1) >> h.shift) + 1)) AS b,
+                   c.{key}, c.s, c.e
+            FROM {table}_clip c JOIN {table}_sh h USING (pid) WHERE c.cs < c.ce;
+            DROP TABLE {table}_clip
             """)
-    many = con.execute(f"SELECT count(*) FROM {table}_many").fetchone()[0]
+    many = con.execute(f"SELECT count(*) FROM {table}_sh").fetchall()[0][0]
     a = alias
     hashed = [f"LEFT JOIN {table}_few {a} ON {a}.pid = x.pid AND x.ts >= {a}.s AND x.ts < {a}.e"]
     if not many:
         return f"{a}.{key}", hashed
-    no_loop_asof(con)
-    return f"coalesce({a}.{key}, {a}a.{key})", [
+    return f"coalesce({a}.{key}, {a}b.{key})", [
         *hashed,
-        f"LEFT JOIN (SELECT y._rn, t.{key} FROM raw_events_rn y "
-        f"SEMI JOIN {table}_many m ON m.pid = y.pid "
-        f"ASOF JOIN {table} t ON t.pid = y.pid AND y.ts >= t.s) {a}a ON {a}a._rn = x._rn"]
+        f"LEFT JOIN {table}_sh {a}s ON {a}s.pid = x.pid",
+        f"LEFT JOIN {table}_mb {a}b ON {a}b.pid = x.pid AND {a}b.b = (x.ts >> {a}s.shift) "
+        f"AND x.ts >= {a}b.s AND x.ts < {a}b.e"]
 
 
 def no_loop_asof(con: Any) -> None:
