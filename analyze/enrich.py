@@ -129,9 +129,9 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
         if num_sql is not None:
-            ev = positions.scan_rn(con, fds.record_sql, num_sql)
+            ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
         else:
-            ev = positions.build(con, fds.record_sql)
+            ev = positions.build(con, fds.record_sql, fds.with_code)
         sub["positions"] = time.perf_counter() - t0
         fds.build(con, ev, sub)
         del ev
@@ -222,7 +222,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     if rows:
         src = f"(SELECT * FROM raw_events_rn WHERE _rn IN (SELECT rn FROM {rows}))"
     if fd and not pos:
-        src = f"(SELECT *, {fds.own_sql} AS fc_own FROM {src})"
+        src = f"(SELECT *, {fds.own_sql} AS fc_own FROM {fds.with_code(src)})"
     if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS or rows or with_rn):
         # a hash join on the scan position keeps the scan and every join and expression
         # after it parallel, for ~0.1 us of CPU per event; reading fc_pos by position

@@ -48,9 +48,34 @@ _OPENS = "(" + ", ".join(f"'{k}'" for k in OPENS) + ")"
 #: Record attributes, in fdstream.ATTRS order.
 ATTRS = fdstream.ATTRS
 
+#: Small codes of the syscalls the record class tests (0: any other).
+_CODE = {n: i + 1 for i, n in enumerate(dict.fromkeys((
+    *OPENS, "socket", "accept", "accept4", *CREATES, "close", "dup", "dup2", "dup3", "fcntl",
+    "connect", "sendto", "sendmsg", "bind", "listen", "execve", "execveat")))}
+assert len(_CODE) < 63
+#: The row's syscall code (column ``fc_sc``, see :func:`with_code`): the record class tests
+#: it with bit masks instead of comparing strings in every test (~4x faster).
+_SC = "(CASE syscall " + " ".join(f"WHEN '{n}' THEN {k}" for n, k in _CODE.items()) + " ELSE 0 END)"
+
+
+def with_code(src: str) -> str:
+    """``src`` (a relation with a ``syscall`` column) with the column ``fc_sc``, the syscall
+    code :data:`record_sql` and :data:`own_sql` read."""
+    return f"(SELECT *, {_SC} AS fc_sc FROM {src})"
+
+
+def _is(name: str) -> str:
+    """The row's syscall is ``name``."""
+    return f"(fc_sc = {_CODE[name]})"
+
+
 def _in(values: str, x: str = "syscall") -> str:
-    """``x IN values`` as a CASE: an IN list becomes a join that does not keep the scan order."""
+    """``x IN values``: for syscall names a bit test on the syscall code, else a CASE (an
+    IN list becomes a join that does not keep the scan order)."""
     names = [v.strip() for v in values.strip("()").split(",")]
+    if x == "syscall":
+        mask = sum(1 << _CODE[n.strip("'")] for n in names)
+        return f"((({mask}::BIGINT >> fc_sc) & 1) = 1)"
     return f"(CASE {x} " + " ".join(f"WHEN {n} THEN true" for n in names) + " ELSE false END)"
 
 
@@ -60,11 +85,11 @@ _KIND = f"""CASE
     THEN CASE WHEN res >= 0 THEN 1 END
   WHEN {_in(_CREATES_IN)}
     THEN CASE WHEN res >= 0 AND (NOT {_in("('pipe', 'pipe2')")} OR fd IS NOT NULL) THEN 1 END
-  WHEN syscall = 'close' THEN CASE WHEN res = 0 THEN 2 END
+  WHEN {_is('close')} THEN CASE WHEN res = 0 THEN 2 END
   WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
-    THEN CASE WHEN res >= 0 AND (syscall <> 'fcntl' OR a1 = 0 OR a1 = 1030)
+    THEN CASE WHEN res >= 0 AND (NOT {_is('fcntl')} OR a1 = 0 OR a1 = 1030)
               AND NOT ({_in("('dup2', 'dup3')")} AND a0 = res) THEN 3 END
-  WHEN syscall = 'connect' THEN CASE WHEN fd IS NOT NULL AND (res >= 0 OR res = -115) THEN 4 END
+  WHEN {_is('connect')} THEN CASE WHEN fd IS NOT NULL AND (res >= 0 OR res = -115) THEN 4 END
   WHEN {_in("('sendto', 'sendmsg')")}
     THEN CASE WHEN fd IS NOT NULL AND res >= 0 AND raddr IS NOT NULL THEN 4 END
   WHEN {_in("('bind', 'listen')")} THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
@@ -80,19 +105,19 @@ def _tri(cond: str) -> str:
 # close-on-exec of the record (tri-state) and "can be a socket" bits (family / type)
 _CL = f"""CASE
   WHEN {_in(_OPENS)} THEN {_tri(f"({open_flags()} & {O_CLOEXEC}) <> 0")}
-  WHEN syscall = 'socket' THEN {_tri(f"(a1 & {O_CLOEXEC}) <> 0")}
-  WHEN {_in("('accept', 'accept4')")} THEN {_tri(f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0")}
+  WHEN {_is('socket')} THEN {_tri(f"(a1 & {O_CLOEXEC}) <> 0")}
+  WHEN {_in("('accept', 'accept4')")} THEN {_tri(f"{_is('accept4')} AND (a3 & {O_CLOEXEC}) <> 0")}
   WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
-    THEN {_tri(f"(syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0) OR (syscall = 'fcntl' AND a1 = 1030)")}
+    THEN {_tri(f"({_is('dup3')} AND (a2 & {O_CLOEXEC}) <> 0) OR ({_is('fcntl')} AND a1 = 1030)")}
   WHEN {_in(_CREATES_IN)} THEN 0
   ELSE 2 END"""
 _FAM = f"""CASE
-  WHEN syscall = 'socket' THEN {_in("(1, 2, 10)", "a0")}
+  WHEN {_is('socket')} THEN {_in("(1, 2, 10)", "a0")}
   WHEN {_in("('accept', 'accept4', 'connect', 'sendto', 'sendmsg')")}
     THEN {_in("(1, 2, 10)", "sock_family")}
   END"""
 _FTS = f"""CASE
-  WHEN syscall = 'socket' THEN {_in("(1, 2, 10, 16)", "a0")}
+  WHEN {_is('socket')} THEN {_in("(1, 2, 10, 16)", "a0")}
   WHEN {_in("('accept', 'accept4')")} THEN {_in("(1, 2, 10, 16)", "sock_family")}
   END"""
 
@@ -114,7 +139,7 @@ record_sql = (
     f"CAST(coalesce({_KIND}, 0) + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
     f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 "
     f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
-    "CASE WHEN syscall = 'close' THEN coalesce(fd, a0) "
+    f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) "
     f"WHEN {_in(_ARG_FD)} THEN fd ELSE res END AS rfd, "
     f"CASE WHEN {_in(_DUPS)} THEN a0 END AS sfd"
 )

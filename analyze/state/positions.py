@@ -28,6 +28,7 @@ of :func:`fcap.analyze.state.containers.keys`, 0 = host), aligned with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,25 +166,28 @@ def raw_relation(con: Any) -> None:
         con.execute("CREATE TEMP VIEW fc_raw AS SELECT * FROM raw_events")
 
 
-def build(con: Any, record_sql: str | None) -> Events:
-    """Create ``fc_pos``; return the numpy columns (``rec`` only with a ``record_sql``)."""
+def build(con: Any, record_sql: str | None, wrap: Callable[[str], str] = str) -> Events:
+    """Create ``fc_pos``; return the numpy columns (``rec`` only with a ``record_sql``).
+
+    ``wrap(relation)``: the relation ``record_sql`` reads (it may add columns).
+    """
     raw_relation(con)
-    ev = _scan(con, record_sql)
+    ev = _scan(con, record_sql, wrap)
     if ev is None:  # pragma: no cover - only for sources whose scan order is unstable
         con.execute("DROP VIEW fc_raw; CREATE TEMP TABLE fc_raw AS SELECT * FROM raw_events")
-        ev = _scan(con, record_sql)
+        ev = _scan(con, record_sql, wrap)
         assert ev is not None
     return ev
 
 
-def _scan(con: Any, record_sql: str | None) -> Events | None:
+def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Events | None:
     rec_cols = f", {record_sql}" if record_sql else ""
     ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
     whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
     cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if ck else "NULL"
     t = con.sql(
         f"SELECT ts, cpu, tid, pid, fd, CASE WHEN container_id IS NULL THEN cgroup_id END AS cg, "
-        f"CAST({cc} AS INTEGER) AS cc{rec_cols} FROM fc_raw"
+        f"CAST({cc} AS INTEGER) AS cc{rec_cols} FROM {wrap('fc_raw') if record_sql else 'fc_raw'}"
     ).to_arrow_table()
     n = t.num_rows
     ts = _col(t, "ts", np.int64)
@@ -248,12 +252,12 @@ def _pkey_of(con: Any, cid: np.ndarray) -> np.ndarray:
     return lut[cid]
 
 
-def scan_rn(con: Any, record_sql: str, num_sql: str) -> Events:
+def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] = str) -> Events:
     """The descriptor stage's numpy columns for a capture with ``raw_events_rn``.
 
     One parallel scan: ``evt_num`` from the scan position (``num_sql``, see
     :func:`evt_num_sql`), the chain row (:func:`chain_join`), the record class
-    (``record_sql``); the rows come back in any order and are put in scan order
+    (``record_sql`` over ``wrap(relation)``); the rows come back in any order and are put in scan order
     by their ``_rn``. No per-row table is written: views compute the keys
     themselves and join the descriptor records on ``_rn``.
     """
@@ -261,7 +265,7 @@ def scan_rn(con: Any, record_sql: str, num_sql: str) -> Events:
     cid_sql, chain = chain_join(con)
     t = con.sql(
         f"SELECT x._rn AS rn, {num_sql} AS evt_num, {cid_sql} AS cid, x.ts, x.tid, x.fd, "
-        f"{record_sql} FROM raw_events_rn x {' '.join(chain)}"
+        f"{record_sql} FROM {wrap('raw_events_rn')} x {' '.join(chain)}"
     ).to_arrow_table()
     rn = _col(t, "rn", np.int64)
     ts = _scan_order(t, rn, "ts", np.int64)
