@@ -199,7 +199,7 @@ def test_works_without_root_and_without_bcc(sample, request) -> None:  # type: i
 
 
 def test_events_built_on_first_use_and_shaped_by_the_queries(sample) -> None:  # type: ignore[no-untyped-def]
-    """Opening does not build the enriched events; queries shape the view (it only grows)."""
+    """Opening does not build the enriched events view; queries shape it (it only grows)."""
     import fcap.api
 
     calls: list[list[str] | None] = []
@@ -234,6 +234,24 @@ def test_events_built_on_first_use_and_shaped_by_the_queries(sample) -> None:  #
             assert len(calls) == 4
     finally:
         fcap.api._build_events = real  # type: ignore[assignment]
+
+
+def test_open_prepares_the_state_tables_unless_told_not_to(sample) -> None:  # type: ignore[no-untyped-def]
+    """fcap.open builds the small state tables of events (not the view, nothing per
+    event); prepare=False leaves them to the first query over events."""
+    from fcap.analyze import enrich
+
+    with fcap.open(sample) as c:
+        assert enrich.prepared(c.con)
+        tables = {r[0] for r in c.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "fc_chain" in tables and not tables & {"fc_pos", "fc_rid", "fc_fdrec"}
+        assert "events" not in {r[0] for r in c.con.execute(
+            "SELECT view_name FROM duckdb_views()").fetchall()}
+        n = c.sql("SELECT count(*) FROM events WHERE proc_name IS NOT NULL").fetchall()[0][0]
+    with fcap.open(sample, prepare=False) as c:
+        assert not enrich.prepared(c.con)
+        assert c.sql("SELECT count(*) FROM events WHERE proc_name IS NOT NULL").fetchall()[0][0] == n
+        assert enrich.prepared(c.con)
 
 
 def test_statements_without_result(sample) -> None:  # type: ignore[no-untyped-def]

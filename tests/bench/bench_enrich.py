@@ -5,7 +5,7 @@ Prints, per DuckDB thread count (2 and 1): the seconds of ``enrich.prepare``
 breaks) and then, over the lazy views of ``enrich.build_view``:
 (a) one pass reading the process/user/container columns rules use most
 (proc.name/pname/cmdline/aname[2], user.name, container.id, evt.num): no
-per-row state, the process chain is an ASOF join in the view; (b) the same
+per-row state, the process chain is a hash join in the view; (b) the same
 plus fd.name: the time to build the descriptor state (positions, fds) and one
 pass; (c) one pass over the full ``events`` view; events/s of each path from
 the raw capture, and the peak resident memory after each step. Baseline in
