@@ -41,6 +41,29 @@ def test_evt_num_breaks_give_the_global_order(seed: int) -> None:
     assert np.array_equal(pos + delta, _global_order(ts, cpu, tid))
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_evt_num_breaks_of_a_capture_read_only_the_rows_they_compare(seed: int) -> None:
+    """evt_num_breaks (times of every row, cpu/tid of a few) equals breaks_of on every
+    column, for nearly sorted captures with ties, late rows and late rows at the end."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 600))
+    ts = np.sort(rng.integers(0, n * 2, n))
+    late = rng.random(n) < rng.choice([0.0, 0.01, 0.1])
+    late[-1] |= seed % 3 == 0  # a late last row (no in-order row after it)
+    idx = np.flatnonzero(late)
+    ts[idx] = np.maximum(ts[idx] - rng.integers(0, 80, len(idx)), 0)
+    cpu, tid = rng.integers(0, 4, n), rng.integers(1, 5, n)
+    con = duckdb.connect()
+    con.register("t", {"ts": ts, "cpu": cpu, "tid": tid, "_rn": np.arange(n)})
+    con.execute("CREATE TABLE tt AS SELECT * FROM t ORDER BY _rn")
+    con.execute("CREATE VIEW raw_events AS SELECT ts, cpu, tid FROM tt")
+    con.execute("CREATE VIEW raw_events_rn AS SELECT * FROM tt")
+    got, want = positions.evt_num_breaks(con), positions.breaks_of(ts, cpu, tid)
+    assert (got is None) == (want is None)
+    if want is not None:
+        assert np.array_equal(got, want)
+
+
 def test_evt_num_breaks_in_sql_and_too_many() -> None:
     ts = np.array([10, 30, 20, 40, 40, 35, 50])
     cpu = np.array([0, 0, 1, 1, 0, 0, 0])
