@@ -258,9 +258,7 @@ def _two_step_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: st
     step1 = match_sql(rules, rule_matching, relation, ["_rn"])
     con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}")
     con.execute(f"CREATE TEMP TABLE {table}_r AS SELECT DISTINCT _rn AS rn FROM {table}_s")
-    every = set(enrich.view_columns())
-    enrich.build_view(con, out_view, out_fields, rows=f"{table}_r", with_rn=True,
-                      fd_types=_fd_event_types(rules, every))
+    enrich.build_view(con, out_view, out_fields, rows=f"{table}_r", with_rn=True)
     carry = output_columns(rules, _relation_columns(con, out_view))
     cols = "".join(f", e.{c}" for c in carry if c not in ("ts", "evt_num"))
     con.execute(f"CREATE TEMP TABLE {table} AS SELECT m.* EXCLUDE (_rn){cols} "
@@ -286,27 +284,10 @@ def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str
     pred = set(predicate_columns(rules, every)) & fields
     out = set(output_columns(rules, every)) & fields
     if enrich.scan_position(con):
-        types = _fd_event_types(rules, every)
-        enrich.build_view(con, name, sorted(pred), with_rn=True, fd_types=types)
+        enrich.build_view(con, name, sorted(pred), with_rn=True)
         return name, sorted(out)
     enrich.build_view(con, name, sorted(pred | out))
     return name, None
-
-
-def _fd_event_types(rules: Sequence[CompiledRule], every: set[str]) -> set[str] | None:
-    """The event types on which the rules read ``fd.*`` columns (conditions or outputs):
-    the descriptor state needs lookups for those events only. None: every event."""
-    from fcap.analyze import enrich
-
-    fd_cols = enrich.fd_columns()
-    types: set[str] = set()
-    for r in rules:
-        used = set(predicate_columns([r], every)) | set(output_columns([r], every))
-        if used & fd_cols:
-            if r.event_types is None:
-                return None
-            types |= r.event_types
-    return types
 
 
 def _is_table(con: Any, relation: str) -> bool:

@@ -97,13 +97,6 @@ def _field_names() -> tuple[str, ...]:
     return tuple(columns(0, None))
 
 
-@functools.cache
-def fd_columns() -> frozenset[str]:
-    """The field columns that read the descriptor state (``fd.*`` of earlier events)."""
-    cols = columns(0, None)
-    return frozenset(c for c, sql in cols.items() if "r" in _ALIAS.findall(sql) or "e.rid" in sql)
-
-
 def field_columns() -> set[str]:
     """Names of the Falco field columns :func:`build_view` accepts."""
     return set(_field_names())
@@ -123,51 +116,25 @@ def _exists(con: Any, name: str) -> bool:
         "SELECT 1 FROM duckdb_views() WHERE view_name = ?", [name, name]).fetchall())
 
 
-def _fd_cover(con: Any) -> tuple[bool, frozenset[str] | None]:
-    """Whether the descriptor state exists, and the event types its lookups cover
-    (None: every row)."""
-    if not _exists(con, "fc_rid"):
-        return False, None
-    rows = con.execute("SELECT types FROM fc_fdcover").fetchall() if _exists(
-        con, "fc_fdcover") else [(None,)]
-    types = rows[0][0] if rows else None
-    return True, None if types is None else frozenset(types)
-
-
-def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None,
-            fd_types: Iterable[str] | None = None) -> None:
+def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None) -> None:
     """Build the per-row stages that do not exist yet.
 
-    ``fd``: the descriptor state (``fc_rid``, ``fc_fdrec``), with lookups for the
-    rows of the event types ``fd_types`` only when given (a replay's rules
-    read ``fd.*`` on those events only; rows of other types then have no record
-    in views) or for every row; rebuilt wider when a later view needs more.
-    ``pos``: ``fc_pos`` (numpy: evt_num, evt_deltatime, chain row, container
-    key), for ``evt_deltatime`` and for captures without a scan position; it
-    then also carries each row's ``rid``.
+    ``fd``: the descriptor state (``fc_rid``, ``fc_fdrec``); ``pos``: ``fc_pos``
+    (numpy: evt_num, evt_deltatime, chain row, container key), for
+    ``evt_deltatime`` and for captures without a scan position; it then also
+    carries each row's ``rid``.
     """
     num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
-    want = None if fd_types is None or num_sql is None else frozenset(fd_types)
-    built, cover = _fd_cover(con)
-    if "fd" in stages and built and cover is not None and (want is None or not want <= cover):
-        # the lookups cover fewer event types than asked: rebuild (fc_pos, if any, only
-        # exists without a scan position, where the state always covers every row)
-        con.execute("DROP TABLE fc_rid; DROP TABLE fc_fdrec")
-        want = None if want is None else want | cover
-        built = False
-    if "fd" in stages and not built:
+    if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
         if num_sql is not None:
-            rec_sql = fds.record_sql if want is None else f"{fds.record_sql}, {fds.query_sql(want)}"
-            ev = positions.scan_rn(con, rec_sql, num_sql, fds.with_code)
+            ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
         else:
             ev = positions.build(con, fds.record_sql, fds.with_code)
         sub["positions"] = time.perf_counter() - t0
         fds.build(con, ev, sub)
         del ev
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdcover AS SELECT ?::VARCHAR[] AS types",
-                    [None if want is None else sorted(want)])
         if timings is not None:
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})
@@ -208,8 +175,7 @@ _HASH_MIN_FIELDS = 3
 
 
 def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = None, *,
-               rows: str | None = None, with_rn: bool = False,
-               fd_types: Iterable[str] | None = None) -> None:
+               rows: str | None = None, with_rn: bool = False) -> None:
     """(Re)create an events view; build what it needs first (:func:`prepare`, stages).
 
     ``fields=None`` gives the full ``events`` view. Otherwise only those Falco
@@ -222,9 +188,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     For captures with a scan position (:func:`scan_position`) only: ``with_rn``
     adds the row's scan position ``_rn``; ``rows`` names a table whose ``rn``
     column restricts the view to those rows, before any join (the replay reads
-    its output columns for the matching rows only). ``fd_types``: the ``fd.*``
-    columns are read for events of those types only (see :func:`_ensure`; other
-    rows may then have none).
+    its output columns for the matching rows only).
     """
     prepare(con)
     first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchone()
@@ -250,7 +214,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     # the scan first); a table of keys per row (fc_pos, numpy) for evt_deltatime, or
     # when the capture has no usable scan position
     pos = delta or not rn
-    _ensure(con, {s for s, on in (("fd", fd), ("pos", pos)) if on}, fd_types=fd_types)
+    _ensure(con, {s for s, on in (("fd", fd), ("pos", pos)) if on})
     if pos:
         positions.raw_relation(con)
     inner = ["k.evt_num" if pos else f"{num_sql} AS evt_num"]

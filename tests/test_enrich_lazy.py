@@ -187,24 +187,3 @@ def test_chain_intervals_partition_each_pids_time() -> None:
         "FROM raw_events x LEFT JOIN fc_chain h ON h.pid = x.pid AND x.ts >= h.s AND x.ts < h.e "
         "ASOF LEFT JOIN fc_chain a ON a.pid = x.pid AND x.ts >= a.s").fetchone()
     assert same[0] == 0 and same[1] > 1000
-
-
-def test_descriptor_lookups_for_some_event_types_then_all() -> None:
-    """With fd_types the descriptor state looks up rows of those types only (their
-    columns equal the full state's); a later view without fd_types rebuilds it for all."""
-    ref = _open("reverse-shell")
-    fd_cols = sorted(enrich.fd_columns())
-    enrich.build_view(ref, "v", fd_cols)
-    q = "SELECT * FROM v WHERE evt_type IN ('dup2', 'dup3', 'connect') ORDER BY evt_num"
-    want, want_all = ref.execute(q).fetchall(), ref.execute("SELECT * FROM v ORDER BY evt_num").fetchall()
-    con = _open("reverse-shell")
-    enrich.build_view(con, "v", fd_cols, fd_types={"dup2", "dup3", "connect"})
-    assert con.execute("SELECT types FROM fc_fdcover").fetchall() == [(["connect", "dup2", "dup3"],)]
-    assert con.execute(q).fetchall() == want
-    n_part = con.execute("SELECT count(*) FROM fc_rid WHERE NOT own").fetchone()[0]
-    enrich.build_view(con, "w", fd_cols, fd_types={"dup2"})  # covered: no rebuild
-    assert con.execute("SELECT count(*) FROM fc_rid WHERE NOT own").fetchone()[0] == n_part
-    enrich.build_view(con, "v", fd_cols)  # every row: rebuilt
-    assert con.execute("SELECT types FROM fc_fdcover").fetchall() == [(None,)]
-    assert con.execute("SELECT count(*) FROM fc_rid WHERE NOT own").fetchone()[0] > n_part
-    assert con.execute("SELECT * FROM v ORDER BY evt_num").fetchall() == want_all

@@ -33,9 +33,7 @@ resolves everything without the attributes) and writes the final tables.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -187,20 +185,8 @@ def _instances(con: Any) -> fdstream.Instances:
     return fdstream.Instances(parent=parent, fork_ts=fork_ts)
 
 
-def query_sql(types: Iterable[str]) -> str:
-    """The column ``q`` of :func:`build`'s ``ev.rec``: the row's syscall is one of ``types``."""
-    names = sorted(set(types))
-    whens = " ".join(f"WHEN '{n}' THEN true" for n in names if n.replace("_", "").isalnum())
-    return f"(CASE syscall {whens} ELSE false END) AS q" if whens else "false AS q"
-
-
 def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None:
     """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_raw and the process tables).
-
-    Every row that makes its own final record (:data:`own_sql`) has that record;
-    the other rows with a descriptor are looked up, all of them or, when
-    ``ev.rec`` has a ``q`` column (:func:`query_sql`), those where it is true
-    (the records themselves are always all built).
 
     DuckDB reads the records' attributes from the capture in a second thread
     while numpy sorts the key stream and resolves every record (both release
@@ -210,13 +196,8 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     ``fds.write_*`` the parts of the write).
     """
     t = _Timer(timings)
-    own = (ev.rec["rk"] & 7) == 1
-    full = ev
-    # lookups only for the rows that need one (own records need none)
-    query = ~own if "q" not in ev.rec else ~own & ev.rec["q"]
-    ev = dataclasses.replace(ev, fd=np.where(query, ev.fd, keys.NONE))
     fdattr.snapshot(con)
-    fdattr.register_kinds(con, full.rec["rk"] & 7)
+    fdattr.register_kinds(con, ev.rec["rk"] & 7)
     snap, inst = _snapshot(con), _instances(con)
     t("fds.inputs")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -229,8 +210,7 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
         finally:
             job.result()
         t("fds.attributes")
-    del ev
-    _write(con, res, own, t)
+    _write(con, res, (ev.rec["rk"] & 7) == 1, t)
     t("fds.write")
 
 
@@ -251,15 +231,17 @@ class _Timer:
 def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer) -> None:
     """``fc_rid`` and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved).
 
-    ``fc_rid(rn, rid, own)``: the rows (scan position ``rn``) that have a record;
-    ``own`` for the rows that make their own (:data:`own_sql`, ``rid = rn``: views
-    compute those rows' ``rid`` without the table).
+    ``fc_rid(rn, rid, own)``: the rows (scan position ``rn``) that have a record or
+    make their own (:data:`own_sql`); ``own`` when the record is the row's own
+    (``rid = rn``: views compute those rows' ``rid`` without the table).
     """
     rid = res.event_rid
+    own_ok = own & (rid == np.arange(len(rid)))
     rn = np.flatnonzero((rid != fdstream.NO_RID) | own)
-    r = np.where(own[rn], rn, rid[rn])
-    con.register("fc_rid_arrow", pa.table({"rn": pa.array(rn), "rid": pa.array(r),
-                                           "own": pa.array(own[rn])}))
+    r = rid[rn]
+    con.register("fc_rid_arrow", pa.table({
+        "rn": pa.array(rn), "rid": pa.array(r, mask=r == fdstream.NO_RID),
+        "own": pa.array(own_ok[rn])}))
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
     t("fds.write_rid")

@@ -323,8 +323,6 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
     rec = {"rk": _scan_order(t, rn, "rk", np.int16),
            "rfd": _scan_order(t, rn, "rfd", np.int64, keys.NONE),
            "sfd": _scan_order(t, rn, "sfd", np.int64, keys.NONE)}
-    if "q" in t.column_names:  # fds.query_sql: the rows to look up
-        rec["q"] = _scan_order(t, rn, "q", np.bool_, False)
     fd = _scan_order(t, rn, "fd", np.int64, keys.NONE)
     tid = _scan_order(t, rn, "tid", np.int32)
     del t, rn
