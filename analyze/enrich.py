@@ -11,15 +11,15 @@ events.
 needs (see docs/fields.md and :mod:`fcap.analyze.fields.columns`), and only
 the joins and per-row stages those columns read:
 
-* per-row keys, ``fc_pos`` (:mod:`~fcap.analyze.state.positions`), read by
-  position: ``evt_num``, the process-chain row (from an ASOF join on
-  ``(pid, ts)``) and the container key, for any view with process, user or
-  container columns (the chain and containers are then hash joins on them);
-  ``evt_deltatime`` when asked for. A view of raw columns only needs none:
-  ``evt_num`` is then the row's scan position (``raw_events_rn``) corrected
-  for the few late rows;
-* ``fc_rid`` / ``fc_fdrec`` (:mod:`~fcap.analyze.state.fds`): per raw row the
-  descriptor record valid at the event -- only for ``fd.*`` columns.
+* per-row keys, computed in the view (:mod:`~fcap.analyze.state.positions`):
+  ``evt_num`` from the row's scan position (``raw_events_rn``) corrected for
+  the few late rows, the process-chain row by a hash join on ``pid`` and the
+  chain interval, the container key by hash joins; nothing is stored per
+  event, and filters on raw columns reach the scan before the joins. The
+  numpy table ``fc_pos`` replaces them for ``evt_deltatime`` and for captures
+  without a usable scan position;
+* ``fc_rid`` / ``fc_fdrec`` (:mod:`~fcap.analyze.state.fds`): the descriptor
+  record valid at each event -- only for ``fd.*`` columns.
 
 The per-row stages are built the first time a view needs them and kept for
 the connection. :func:`build` prepares everything and creates the full
@@ -143,7 +143,7 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
         positions.build(con, None)
         pos_cols = positions.table_columns(con, "fc_pos")
     if pos_cols and _exists(con, "fc_rid") and "rid" not in pos_cols:
-        # one key table per row: the views join it once (on _rn, or by position)
+        # fc_pos carries each row's record: the views join it once (on _rn, or by position)
         con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT k.*, f.rid FROM fc_pos k "
                     "LEFT JOIN fc_rid f ON f.rn = k.rn ORDER BY k.rn")
 
@@ -169,8 +169,8 @@ _JOINS = {
     "cg": "LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id",
 }
 _ALIAS = re.compile(r"\b(c|w|r|u|lu|g|k|cg)\.")
-#: Views with fd.* columns or at least this many field columns join the key table by
-#: hash join on the scan position, smaller ones read it by position.
+#: Views over fc_pos (see _ensure) with fd.* columns or at least this many field columns
+#: join it by hash join on the scan position, smaller ones read it by position.
 _HASH_MIN_FIELDS = 3
 
 
