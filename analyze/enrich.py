@@ -258,14 +258,10 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
         inner.append(f"{cid_sql} AS cid")
         from_ += chain_from
     joins = [j for a, j in _JOINS.items() if a in used]
-    if "w" in used and from_[0].endswith(" x") and "raw_events_rn" in from_[0]:
+    if "w" in used:
         wid_sql, cwd_from = positions.interval_join(con, "fc_pcwd", "wid", "wh")
         inner.append(f"{wid_sql} AS wid")
         from_ += cwd_from
-    elif "w" in used:  # no scan position (fc_raw read by position): an ASOF join
-        positions.no_loop_asof(con)
-        joins[list(a for a in _JOINS if a in used).index("w")] = (
-            "ASOF LEFT JOIN fc_pcwd w ON w.pid = e.pid AND e.ts >= w.s")
     raw = ", ".join(f'e."{c}"' for c in _RAW)
     raw_x = ", ".join(f'x."{c}"' for c in _RAW)
     sel = "".join(f",\n  {sql} AS {col}" for col, sql in cols.items())

@@ -7,8 +7,8 @@ number plus the rows of the earlier files):
 * ``evt_num`` from the scan position and a step function over the few late or
   tied rows (:mod:`~fcap.analyze.state.evtnum`);
 * the process-chain row (``fc_chain.cid``) by a hash join on ``pid`` and the
-  chain interval ``[s, e)``, an ASOF join only for the rare pids with many
-  intervals (:func:`chain_join`, :func:`interval_join`).
+  chain interval ``[s, e)``, on ``pid`` and a time bucket for the rare pids
+  with many intervals (:func:`chain_join`, :func:`interval_join`).
 
 :func:`scan_rn` gives the descriptor stage (:mod:`~fcap.analyze.state.fds`)
 those columns plus the record class of every row, in scan order, from one
@@ -19,7 +19,7 @@ one scan of ``fc_raw`` (``raw_events``) fetches the narrow integer columns
 record class); numpy then computes, without sorting when the capture is
 already in time order, ``evt_num`` / ``evt_deltatime`` (position and time
 delta in the global order ``(ts, cpu, tid, scan position)``) and the chain row
-and instance (``pkey``, an ASOF on ``(pid, ts)``), and writes
+and instance (``pkey``, :func:`chain_join` again), and writes
 ``fc_pos(rn, evt_num, evt_deltatime, cid, ckey)`` (``ckey``: the container key
 of :func:`fcap.analyze.state.containers.keys`, 0 = host), aligned with
 ``fc_raw`` by position (POSITIONAL JOIN); the alignment is verified, and
@@ -48,7 +48,6 @@ __all__ = [
     "evt_num_breaks",
     "evt_num_sql",
     "interval_join",
-    "no_loop_asof",
     "raw_relation",
     "scan_rn",
     "table_columns",
@@ -124,7 +123,7 @@ def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Event
     cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if ck else "NULL"
     t = con.sql(
         f"SELECT ts, cpu, tid, pid, fd, CASE WHEN container_id IS NULL THEN cgroup_id END AS cg, "
-        f"CAST({cc} AS INTEGER) AS cc{rec_cols} FROM {wrap('fc_raw') if record_sql else 'fc_raw'}"
+        f"CAST({cc} AS INTEGER) AS cc{rec_cols} FROM {wrap('fc_raw')}"
     ).to_arrow_table()
     n = t.num_rows
     ts = _col(t, "ts", np.int64)
@@ -165,9 +164,11 @@ def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Event
                   rec=_rec(t) if record_sql else {})
 
 
-def _rec(t: pa.Table) -> dict[str, np.ndarray]:
-    return {"rk": _col(t, "rk", np.int16), "rfd": _col(t, "rfd", np.int64, keys.NONE),
-            "sfd": _col(t, "sfd", np.int64, keys.NONE)}
+def _rec(t: pa.Table, rn: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The record class columns of ``t`` (``fds.record_sql``), in scan order."""
+    return {"rk": _scan_order(t, rn, "rk", np.int16),
+            "rfd": _scan_order(t, rn, "rfd", np.int64, keys.NONE),
+            "sfd": _scan_order(t, rn, "sfd", np.int64, keys.NONE)}
 
 
 def _aligned(con: Any, t: pa.Table) -> bool:
@@ -208,9 +209,7 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
     ts = _scan_order(t, rn, "ts", np.int64)
     g = _scan_order(t, rn, "evt_num", np.int64) - 1
     cid = _scan_order(t, rn, "cid", np.int64)
-    rec = {"rk": _scan_order(t, rn, "rk", np.int16),
-           "rfd": _scan_order(t, rn, "rfd", np.int64, keys.NONE),
-           "sfd": _scan_order(t, rn, "sfd", np.int64, keys.NONE)}
+    rec = _rec(t, rn)
     fd = _scan_order(t, rn, "fd", np.int64, keys.NONE)
     tid = _scan_order(t, rn, "tid", np.int32)
     del t, rn
@@ -222,8 +221,12 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
                   rec=rec)
 
 
-def _scan_order(t: pa.Table, rn: np.ndarray, name: str, dtype: Any, null: Any = 0) -> np.ndarray:
-    """Column ``name`` of ``t`` put in scan order (row i of ``t`` has scan position rn[i])."""
+def _scan_order(t: pa.Table, rn: np.ndarray | None, name: str, dtype: Any, null: Any = 0
+                ) -> np.ndarray:
+    """Column ``name`` of ``t`` put in scan order (row i of ``t`` has scan position rn[i];
+    None: ``t`` is in scan order)."""
+    if rn is None:
+        return _col(t, name, dtype, null)
     out = np.empty(len(rn), dtype)
     out[rn] = _col(t, name, dtype, null)
     return out
@@ -289,12 +292,6 @@ def interval_join(con: Any, table: str, key: str, alias: str) -> tuple[str, list
         f"AND x.ts >= {a}b.s AND x.ts < {a}b.e"]
 
 
-def no_loop_asof(con: Any) -> None:
-    # DuckDB plans an ASOF join whose left side it estimates small as a nested loop over
-    # every chain row of the pid, far slower on millions of events
-    con.execute("SET asof_loop_join_threshold = 0")
-
-
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -321,19 +318,19 @@ def _ckeys(con: Any, t: pa.Table) -> np.ndarray:
 def _chains(con: Any, pid: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """fc_chain.cid per row: the chain interval of (pid, ts); 0 when none.
 
-    DuckDB's ASOF join (parallel) over the registered numpy columns; the rows
-    carry their position, so the result is scattered back into scan order.
+    The views' lookup (:func:`chain_join`) over the registered numpy columns; the
+    rows carry their position, so the result is scattered back into scan order.
     """
     n = len(pid)
-    no_loop_asof(con)
+    cid_sql, chain = chain_join(con)
     con.register("fc_q_arrow", pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)),
                                          "pid": pa.array(pid.astype(np.int32, copy=False)),
                                          "ts": pa.array(ts)}))
-    t = con.sql(
-        "SELECT q.pos, c.cid FROM fc_q_arrow q "
-        "ASOF JOIN fc_chain c ON c.pid = q.pid AND q.ts >= c.s"
-    ).to_arrow_table()
-    con.unregister("fc_q_arrow")
+    try:
+        t = con.sql(f"SELECT x.pos, {cid_sql} AS cid FROM fc_q_arrow x {' '.join(chain)}"
+                    ).to_arrow_table()
+    finally:
+        con.unregister("fc_q_arrow")
     cid = np.zeros(n, np.int64)
     cid[_col(t, "pos", np.int64)] = _col(t, "cid", np.int64)
     return cid
