@@ -147,7 +147,7 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True) -> Captur
     a list of them. ``rules``: optional Falco rule files (a path or a list of
     paths); the ``alerts`` view then holds their matches. ``prepare``: build the
     small state tables of the enriched ``events`` view now (process chains,
-    users, containers: their size follows the processes, not the events; ~2 s
+    users, containers: their size follows the processes, not the events; ~1-2 s
     on 10 million events), so that the first query over ``events`` does not
     wait for them; False builds them on first use (``fcap sql`` runs one query).
     Raises :class:`fcap.errors.CaptureError` naming a missing or foreign file.
