@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fcap.analyze import prefilter
 from fcap.analyze.compile import CompiledRule, CompiledRuleset
 from fcap.analyze.compile.plan import (
     NESTED_MAX_TYPES,
@@ -185,12 +186,17 @@ def replay(
     stats: ReplayStats | None = None,
     hostname: str | None = None,
     batch_rows: int = 4096,
+    prefilter_scan: bool | None = None,
 ) -> Iterator[Alert]:
     """Evaluate ``compiled`` over ``capture`` and yield alerts in order.
 
     ``capture`` is a path/paths, a ``fcap.capture.reader.Capture``, or a DuckDB
     connection that already holds the ``events`` relation. ``stats`` (if given)
     is filled in as alerts stream out; ``stats.events`` is set first.
+    ``prefilter_scan``: evaluate the exact conditions over the events the rules'
+    relaxations keep (:mod:`fcap.analyze.prefilter`) -- True always, False never
+    (every event of the rules' types), None for captures of at least
+    ``prefilter.MIN_EVENTS`` events. The alerts are the same.
     """
     check_matching(rule_matching)
     rules = _rule_list(compiled)
@@ -199,7 +205,9 @@ def replay(
     if stats is not None:
         stats.events = count_events(con)
     table = f"fc_matches_{uuid.uuid4().hex[:12]}"
-    relation, out_fields = _events_relation(con, rules, f"fc_rv_{table[11:]}")
+    relation, out_fields, staged = _events_relation(
+        con, rules, f"fc_rv_{table[11:]}",
+        stats.events if stats is not None else None, prefilter_scan)
     out_view = f"fc_ro_{table[11:]}"
     try:
         if out_fields is not None:
@@ -227,6 +235,8 @@ def replay(
             con.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
         if relation != "events":
             con.execute(f"DROP VIEW IF EXISTS {relation}")
+        if staged is not None:
+            staged.drop(con)
 
 
 def _one_scan_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: str,
@@ -265,29 +275,46 @@ def _two_step_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: st
                 f"FROM {table}_s m JOIN {out_view} e ON e._rn = m._rn")
 
 
-def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str
-                     ) -> tuple[str, list[str] | None]:
-    """The relation the rules scan, and the field columns of their outputs (or None).
+def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str,
+                     events: int | None = None, staged_scan: bool | None = None
+                     ) -> tuple[str, list[str] | None, prefilter.Staged | None]:
+    """The relation the rules scan, the field columns of their outputs (or None), and
+    the pre-filter's tables (or None).
 
     With a capture prepared by :func:`fcap.analyze.enrich.prepare`: a view with
     only the field columns the rules read (their conditions', plus ``_rn`` when
     the capture has a scan position: the outputs' columns are then read for the
     matching rows only, see :func:`_two_step_matches`; else the outputs' too).
+    With a scan position, the view only holds the rows the pre-filter kept
+    (:mod:`fcap.analyze.prefilter`): always with ``staged_scan=True``, never with
+    False, for captures of at least ``prefilter.MIN_EVENTS`` events with None;
+    not when it would keep too many.
     Otherwise ``events`` as it is (e.g. a materialised table) and None.
     """
     from fcap.analyze import enrich
 
     if not enrich.prepared(con):
-        return "events", None
+        return "events", None, None
     fields = enrich.field_columns()
     every = set(enrich.view_columns())
     pred = set(predicate_columns(rules, every)) & fields
     out = set(output_columns(rules, every)) & fields
     if enrich.scan_position(con):
-        enrich.build_view(con, name, sorted(pred), with_rn=True)
-        return name, sorted(out)
+        staged = None
+        if rules and staged_scan is not False:
+            n = events if events is not None else count_events(con)
+            if staged_scan or n >= prefilter.MIN_EVENTS:
+                staged = prefilter.stage(con, rules, f"fc_pf_{name[6:]}", n)
+        try:
+            enrich.build_view(con, name, sorted(pred), with_rn=True,
+                              rows=staged.rows if staged else None)
+        except BaseException:
+            if staged is not None:
+                staged.drop(con)
+            raise
+        return name, sorted(out), staged
     enrich.build_view(con, name, sorted(pred | out))
-    return name, None
+    return name, None, None
 
 
 def _is_table(con: Any, relation: str) -> bool:

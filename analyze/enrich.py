@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fcap.analyze.fields.columns import columns
-from fcap.analyze.state import containers, fds, positions, processes, users
+from fcap.analyze.state import containers, fdattr, fds, positions, processes, users
 
 from fcap.schema import EVENTS
 
@@ -169,6 +169,7 @@ _JOINS = {
     "cg": "LEFT JOIN fc_cgroups cg ON cg.id = e.cgroup_id",
 }
 _ALIAS = re.compile(r"\b(c|w|r|u|lu|g|k|cg)\.")
+_FDREC = re.compile(r"\br\.([A-Za-z_][A-Za-z0-9_]*)")
 #: Views over fc_pos (see _ensure) with fd.* columns or at least this many field columns
 #: join it by hash join on the scan position, smaller ones read it by position.
 _HASH_MIN_FIELDS = 3
@@ -276,6 +277,50 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
         {chr(10).join(joins)}
         """
     )
+
+
+def row_relation(con: Any, fields: Iterable[str]) -> str:
+    """SQL of ``raw_events_rn`` plus ``evt_num``, ``evt_type``, ``fc_fdk`` and the field
+    columns ``fields``, computed from each raw row alone (no join).
+
+    ``fields`` may not need a join (:func:`fcap.analyze.fields.columns.needs`).
+    ``fd`` columns are computed from the row for the rows whose descriptor
+    record is their own (:func:`fdattr.own_relation`; NULL for the others), and
+    ``fc_fdk`` marks the rows where they equal the events view's (those rows
+    and the ones without a descriptor). Needs a capture with a scan position.
+    """
+    from fcap.analyze.fields.columns import needs
+
+    first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchall()[0]
+    if num_sql is None:
+        raise ValueError("row_relation() needs a capture with a scan position")
+    cols = columns(int(first_ts), _hostname(con))
+    used = sorted(dict.fromkeys(fields))
+    joined = [c for c in used if "join" in needs()[c]]
+    if joined:
+        raise ValueError(f"not computed from the raw row alone: {', '.join(joined)}")
+    attrs = sorted({a for c in used for a in _FDREC.findall(cols[c])})
+    src = fdattr.own_relation(fds.with_code("raw_events_rn"), attrs, fds.own_sql, fds.rfd_sql)
+    own = r"e.fc_r_\1"  # the record's attribute, from the row (own_relation)
+    sel = "".join(f", {_FDREC.sub(own, cols[c])} AS {c}" for c in used)
+    return (f"(SELECT e.*{sel} FROM (SELECT x.*, {num_sql} AS evt_num, "
+            f"CAST(x.syscall AS VARCHAR) AS evt_type FROM {src} x) e)")
+
+
+def candidates(con: Any, table: str, where: str, *, limit: int | None = None) -> int:
+    """Create ``table``: the scan positions ``rn`` of the rows where ``where`` holds.
+
+    ``where`` is SQL over alias ``e`` of :func:`row_relation` (raw columns,
+    ``evt_num``, ``evt_type``, ``fc_fdk`` and the field columns it names that
+    need no join), so it is evaluated while scanning, with no join. ``limit``:
+    keep at most that many rows. Returns the number of rows kept.
+    """
+    cols = field_columns()
+    used = [w for w in re.findall(r"\be\.([A-Za-z_][A-Za-z0-9_]*)", where) if w in cols]
+    lim = f" LIMIT {int(limit)}" if limit is not None else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT e._rn AS rn "
+                f"FROM {row_relation(con, used)} e WHERE {where}{lim}")
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
 def view_columns() -> list[str]:

@@ -5,7 +5,8 @@ event-type pre-filter folded in, no dispatch, no operand ordering, no folding of
 ``evt.type`` tests), applies ``first``/``all`` in Python, and computes each
 alert's output values with one query per alert. The replay engine must agree, both
 over the capture (a scan of the conditions' columns, then the output columns of the
-matching rows: ``engine._two_step_matches``) and over a table of the same rows (one
+matching rows: ``engine._two_step_matches``; also after the pre-filter scan of
+:mod:`fcap.analyze.prefilter`) and over a table of the same rows (one
 scan, output columns fetched by row id),
 exactly (time, event, rule, message, output fields), on real recorded captures:
 the bundled samples with the bundled rules and, when ../shared is present, the
@@ -74,9 +75,11 @@ def naive(con: duckdb.DuckDBPyConnection, compiled, rule_matching: str) -> list[
     return [(ts, n, rule, msg, fields) for ts, n, _, rule, msg, fields in out]
 
 
-def optimized(con, compiled, rule_matching: str) -> list[tuple]:
+def optimized(con, compiled, rule_matching: str, prefilter_scan: bool | None = None
+              ) -> list[tuple]:
     return [(a.ts, a.evt_num, a.rule, a.message, a.output_fields)
-            for a in replay(con, compiled, rule_matching=rule_matching, hostname="h")]
+            for a in replay(con, compiled, rule_matching=rule_matching, hostname="h",
+                            prefilter_scan=prefilter_scan)]
 
 
 def _check(cons, rule_files, rule_matching: str) -> int:
@@ -85,6 +88,8 @@ def _check(cons, rule_files, rule_matching: str) -> int:
     for capture, (con, table) in cons.items():
         want = naive(con, compiled, rule_matching)
         assert optimized(con, compiled, rule_matching) == want, capture
+        # the pre-filter scan first (fcap.analyze.prefilter), forced on these small captures
+        assert optimized(con, compiled, rule_matching, prefilter_scan=True) == want, capture
         assert optimized(table, compiled, rule_matching) == want, capture
         total += len(want)
     return total

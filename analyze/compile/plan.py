@@ -220,7 +220,7 @@ def _has_type(rule: CompiledRule, t: str) -> bool:
     return rule.event_types is None or t in rule.event_types
 
 
-def _first_leaf(pairs: list[tuple[int, str]]) -> str:
+def first_leaf(pairs: list[tuple[int, str]]) -> str:
     if not pairs:
         return "NULL"
     return "CASE " + " ".join(f"WHEN {sql} THEN {i}" for i, sql in pairs) + " END"
@@ -265,7 +265,7 @@ def match_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
         union: frozenset[str] = frozenset().union(*(r.event_types or () for r in rules))
         prefilter = " WHERE " + with_prefilter("true", union, rules[0].evttype_sql)
     if rule_matching == "first":
-        m = "[" + dispatch(rules, _first_leaf) + "]"
+        m = "[" + dispatch(rules, first_leaf) + "]"
     else:
         m = dispatch(rules, _all_leaf)
     rid = f"e.rowid AS {ROWID_COL}, " if rowid else ""

@@ -21,7 +21,7 @@ from fcap.analyze.condition import ast
 
 from fcap.errors import SourceLocation
 
-from . import evttypes
+from . import evttypes, relax
 from .diagnostics import (
     LOAD_DEPRECATED_ITEM,
     LOAD_NO_EVTTYPE,
@@ -75,6 +75,9 @@ class CompiledRule:
     #: fields of the condition fcap does not provide (catalog status "not supported"):
     #: checks on them are always false, as for a field Falco cannot extract
     unsupported_fields: tuple[str, ...] = ()
+    #: the condition's relaxation (:mod:`.relax`) for the replay's pre-filter scan;
+    #: None: none (every event of the rule's types is then kept)
+    relaxed: str | None = None
 
     @property
     def sql(self) -> str:
@@ -126,6 +129,7 @@ class _Result:
     issues: list[CompileIssue] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
     notes: dict[str, str] = field(default_factory=dict)
+    relaxed: str | None = None
 
 
 def compile_expr(expr: ast.Expr, catalog: Catalog) -> _Result:
@@ -139,6 +143,7 @@ def compile_expr(expr: ast.Expr, catalog: Catalog) -> _Result:
     out.issues += gen.issues
     if not any(i.severity == "error" for i in gen.issues):
         out.predicate = sql
+        out.relaxed = relax.relaxed(typed, expr)
     return out
 
 
@@ -284,6 +289,7 @@ def compile_ruleset(
                 fields=frozenset(res.fields),
                 unsupported_fields=unsupported(res.notes),
                 evttype_sql=evt_sql,
+                relaxed=res.relaxed,
             )
         )
     return CompiledRuleset(tuple(compiled), tuple(diags), tuple(skipped))

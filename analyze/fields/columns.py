@@ -8,6 +8,9 @@ image and ancestors), ``w`` = ``fc_pcwd`` (cwd), ``r`` = ``fc_fdrec`` (descripto
 
 from __future__ import annotations
 
+import functools
+import re
+
 from fcap.analyze.fields import evtargs
 
 ERRNO = {
@@ -311,3 +314,34 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         f"({cols['fd_directory']})"
     )
     return cols
+
+
+#: A column expression reading a joined table (process chain, cwd, users, groups,
+#: container, cgroup) or a per-row key computed by a join.
+_JOINED = re.compile(r"\b(?:c|w|u|lu|g|k|cg)\.|\be\.(?:cfull|cid|wid|ckey|rid|evt_deltatime)\b")
+#: A column expression reading the descriptor record valid at the event.
+_FDREC = re.compile(r"\br\.")
+
+
+@functools.cache
+def needs() -> dict[str, frozenset[str]]:
+    """Per field column, the state beyond its own raw row that it reads.
+
+    ``"fd"``: the descriptor record valid at the event (``r``, the descriptor
+    state); ``"join"``: a joined table or per-row key (process chain, cwd,
+    users, groups, container, cgroup, ``evt.deltatime``). A column with neither
+    is computed from its raw row alone (and ``evt_num``, from its scan position).
+    The replay's pre-filter (:mod:`fcap.analyze.compile.relax`) relies on this.
+    """
+    return {name: sql_needs(sql) for name, sql in columns(0, None).items()}
+
+
+def sql_needs(sql: str) -> frozenset[str]:
+    """What an expression over the view's inner aliases reads beyond its raw row (see
+    :func:`needs`); a field column's name (``e.fd_name``) is not looked up here."""
+    kinds = set()
+    if _FDREC.search(sql):
+        kinds.add("fd")
+    if _JOINED.search(sql):
+        kinds.add("join")
+    return frozenset(kinds)

@@ -10,6 +10,7 @@ so the capture is scanned once and nothing wide is materialized on the way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,35 @@ def update_own_sql(when: Any) -> str:
             for i, a in enumerate(UPDATE_OWN) if cls in _VALUES[a])
         parts.append(f"WHEN {when(names)} THEN {bits}")
     return "CASE " + " ".join(parts) + " ELSE 0 END"
+
+
+#: fc_fdrec columns of an own record, as SQL over the inner select of :func:`_events_select`.
+_OWN_COLUMNS = {
+    **{name: e for name, e in _EVENT_COLUMNS if name not in ("k", "ev_tid")},
+    "ev_tid": "tid",
+}
+
+
+def own_relation(src: str, attrs: Iterable[str], own: str, rfd: str) -> str:
+    """``src`` with the descriptor record of the rows whose record is their own, from the row.
+
+    Adds ``fc_fdk`` (true when the row's ``fd.*`` columns can be computed without
+    the descriptor state: its record is its own, or it has no descriptor) and
+    ``fc_r_<attr>`` per attribute of ``attrs`` (the ``fc_fdrec`` columns; NULL
+    unless the record is the row's own), with the values :func:`build` gives
+    the same record. ``own``/``rfd``: SQL of "makes its own record" and of the
+    record's descriptor (``fds.own_sql``, ``fds``' ``rfd``), over ``src``'s columns.
+    A row's own record is the record valid at the row when the row is about
+    the descriptor it creates (``fd = rfd``) and belongs to a process.
+    """
+    cls = "CASE syscall " + " ".join(f"WHEN '{s}' THEN {c}" for s, c in _CLASS.items()) + " END"
+    cols = "".join(f", CASE WHEN fc_fdo THEN {_OWN_COLUMNS[a]} END AS fc_r_{a}"
+                   for a in dict.fromkeys(attrs))
+    return f"""(SELECT * EXCLUDE (c, {_F}, fc_fdo),
+       pid IS NOT NULL AND (fc_fdo OR fd IS NULL) AS fc_fdk{cols}
+FROM (SELECT *, {cls} AS c, {open_flags()} AS {_F},
+             coalesce(({own}) AND fd = ({rfd}), false) AS fc_fdo
+      FROM {src}))"""
 
 
 _SNAPSHOT = f"""

@@ -132,6 +132,9 @@ def _any_of(names: tuple[str, ...]) -> str:
 #: descriptor-creating calls that succeeded): its descriptor record is itself (rid = rn).
 own_sql = f"coalesce({_KIND}, 0) = 1"
 
+#: The descriptor a row's record is about (over :func:`with_code`'s columns).
+rfd_sql = f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) WHEN {_in(_ARG_FD)} THEN fd ELSE res END"
+
 #: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6
 #: | the attributes an update sets << 7 (fdattr.UPDATE_OWN),
 #: rfd = the record's descriptor, sfd = a dup's source descriptor.
@@ -139,8 +142,7 @@ record_sql = (
     f"CAST(coalesce({_KIND}, 0) + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
     f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 "
     f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
-    f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) "
-    f"WHEN {_in(_ARG_FD)} THEN fd ELSE res END AS rfd, "
+    f"{rfd_sql} AS rfd, "
     f"CASE WHEN {_in(_DUPS)} THEN a0 END AS sfd"
 )
 
