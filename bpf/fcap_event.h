@@ -15,8 +15,8 @@
 #ifndef FCAP_EVENT_H
 #define FCAP_EVENT_H
 
-#define FCAP_ABI_VERSION 1
-#define FCAP_MAGIC 0xFCA90001u /* first word of every record; low half = ABI version */
+#define FCAP_ABI_VERSION 2  /* 2: capability sets (cap_*) added, header 256 -> 272 bytes */
+#define FCAP_MAGIC 0xFCA90002u /* first word of every record; low half = ABI version */
 
 /* record kinds */
 #define FCAP_K_SYSCALL 0   /* a syscall exit */
@@ -70,8 +70,12 @@ struct fcap_event {
     __u8 raddr[16];
     char comm[16];
     __u16 slen[FCAP_NSLOTS];
-    __u16 pad1[6];
-}; /* 256 bytes */
+    __u16 pad1[2];
+    /* the task's capability sets (cred->cap_*: kernel_cap_t, bit n = capability n) */
+    __u64 cap_permitted;
+    __u64 cap_inheritable;
+    __u64 cap_effective;
+}; /* 272 bytes */
 
 /* per-syscall behaviour, indexed by syscall number (array map "sysdesc") */
 #define FCAP_NOARG 0xff

@@ -56,6 +56,7 @@ struct task_ctx {
     __s32 sid, pgid;
     __u32 mntns, pidns, netns;
     __u32 pad;
+    __u64 cap_permitted, cap_inheritable, cap_effective;
 };
 
 struct tstate {
@@ -206,6 +207,10 @@ static __always_inline void fill_ctx(struct task_ctx *c, __u64 task, __u64 now)
     c->gid = rd32(cred + OFF_cred_gid);
     c->euid = rd32(cred + OFF_cred_euid);
     c->egid = rd32(cred + OFF_cred_egid);
+    /* kernel_cap_t: one u64 since 6.3 (two little-endian u32 before: the same bits) */
+    c->cap_permitted = rdp(cred + OFF_cred_cap_permitted);
+    c->cap_inheritable = rdp(cred + OFF_cred_cap_inheritable);
+    c->cap_effective = rdp(cred + OFF_cred_cap_effective);
     c->loginuid = rd32(task + OFF_task_loginuid);
 
     __u64 sig = rdp(task + OFF_task_signal);
@@ -442,6 +447,9 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
     if (kind != FCAP_K_SYSCALL || (d->flags & FCAP_SC_CTX) || now - st->ctx.ts > cfg->refresh_ns)
         fill_ctx(&st->ctx, task, now);
     __builtin_memcpy(&s->ev.ppid, &st->ctx.ppid, 14 * 4);
+    s->ev.cap_permitted = st->ctx.cap_permitted;
+    s->ev.cap_inheritable = st->ctx.cap_inheritable;
+    s->ev.cap_effective = st->ctx.cap_effective;
     if (src == ARGS_REGS) {
         /* the kernel leaves them as they were at entry, except for execve
          * (reset) and rt_sigreturn (restored), whose arguments are saved at
@@ -668,8 +676,18 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     if (nr >= 512)
         return 0;
     struct fcap_sc_desc *d = sysdesc.lookup(&nr);
-    if (!d || !(d->flags & FCAP_SC_SELECTED))
+    if (!d)
         return 0;
+    if (!(d->flags & FCAP_SC_SELECTED)) {
+        if (d->flags & FCAP_SC_CTX) {
+            /* an unrecorded credential/namespace change (capset, setuid...): the
+             * cached task context is stale, the thread's next record re-reads it */
+            struct tstate *cs = tasks.task_storage_get(tb, 0, 0);
+            if (cs)
+                cs->ctx.ts = 0;
+        }
+        return 0;
+    }
     __u32 tgid = LD32(tb, OFF_task_tgid), tid = LD32(tb, OFF_task_pid);
     __s64 ret = (__s64)ctx->args[1];
     __u32 z = 0;

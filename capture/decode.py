@@ -196,6 +196,8 @@ def decode(
     cols["text"] = pa.nulls(n, pa.string())
     fa = hdr["flags_aux"]
     cols["flags_aux"] = owned(fa, mask=fa == 0)
+    for name in ("cap_permitted", "cap_inheritable", "cap_effective"):
+        cols[name] = owned(hdr[name])
     arrays = [cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name] for f in EVENTS]
     return pa.RecordBatch.from_arrays(arrays, schema=EVENTS)
 

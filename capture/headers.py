@@ -2,7 +2,7 @@
 
 ``struct fcap_event`` (bpf/fcap_event.h) is mirrored by :data:`EVENT_DTYPE`
 (checked by tests/test_bpf_layout.py). :class:`HeaderColumns` gathers the
-256-byte headers of a batch and transposes them, block by block, into 32
+272-byte headers of a batch and transposes them, block by block, into 34
 contiguous rows of 64-bit words (one row per 8 header bytes); every field is
 then a zero-copy strided view of one row (a 4-byte field is every other
 32-bit half of its word row), so no field costs a pass of its own.
@@ -35,10 +35,11 @@ EVENT_DTYPE = np.dtype(
         ("cpu", "<u2"), ("sock_family", "<u2"), ("sock_type", "<u2"), ("l4proto", "<u2"),
         ("lport", "<u2"), ("rport", "<u2"), ("dflags", "<u2"), ("pad0", "<u2"),
         ("laddr", "u1", (16,)), ("raddr", "u1", (16,)), ("comm", "S16"),
-        ("slen", "<u2", (NSLOTS,)), ("pad1", "<u2", (6,)),
+        ("slen", "<u2", (NSLOTS,)), ("pad1", "<u2", (2,)),
+        ("cap_permitted", "<u8"), ("cap_inheritable", "<u8"), ("cap_effective", "<u8"),
     ]
 )  # fmt: skip
-assert EVENT_DTYPE.itemsize == 256
+assert EVENT_DTYPE.itemsize == 272
 WORDS = EVENT_DTYPE.itemsize // 8
 
 
@@ -101,14 +102,14 @@ class HeaderColumns:
     """Column access to the record headers, ``hdr["pid"]`` like a structured array.
 
     The headers are gathered and transposed in one blocked pass straight from
-    the copied ring bytes into 32 contiguous rows of 64-bit words (one row per
+    the copied ring bytes into 34 contiguous rows of 64-bit words (one row per
     8 header bytes); the gathered row-wise block stays in cache. Scalar fields
     are strided views of their word row (no copy): they are valid until the
     workspace is reused and must be copied (:func:`owned`) before they go into
     a batch.
     """
 
-    BLOCK = 1024  # records per gather+transpose step: 256 KiB, stays in L2
+    BLOCK = 1024  # records per gather+transpose step: 272 KiB, stays in L2
 
     def __init__(self, recs: Records, work: Workspace | None = None) -> None:
         self.work = work = work if work is not None else Workspace()

@@ -27,7 +27,7 @@ BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 LEN_MASK = DISCARD_BIT - 1
 HDR = 8
-FCAP_MAGIC = 0xFCA90001
+FCAP_MAGIC = 0xFCA90002  # bpf/fcap_event.h (low half = FCAP_ABI_VERSION)
 
 
 @dataclass(frozen=True)

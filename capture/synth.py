@@ -25,6 +25,9 @@ from fcap.schema import EVENTS, SCHEMA_VERSION, SIDE_TABLES
 
 TableLike = pa.Table | Sequence[dict[str, Any]] | None
 
+#: CAP_FULL_SET of a 6.x kernel: capabilities 0 (CAP_CHOWN) .. 40 (CAP_CHECKPOINT_RESTORE)
+CAP_FULL = (1 << 41) - 1
+
 BASE_TS = 1_795_000_000_000_000_000  # 2026-11-18, a fixed epoch for reproducible captures
 
 
@@ -64,7 +67,9 @@ def events_table(events: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
 
     Defaults: ``ts`` = BASE_TS + i µs, ``cpu`` 0, ``pid`` 100, ``tid`` = pid,
     ``vpid``/``vtid`` = pid/tid, ``res`` 0, ``comm`` "synth", uid/gid 0,
-    loginuid 4294967295 (unset); every other column null.
+    loginuid 4294967295 (unset), ``cap_permitted``/``cap_effective`` the full
+    set when ``euid`` is 0 else 0, ``cap_inheritable`` 0 (give None for "not
+    recorded"); every other column null.
     """
     rows = events.to_pylist() if isinstance(events, pa.Table) else [dict(e) for e in events]
     for i, r in enumerate(rows):
@@ -80,6 +85,10 @@ def events_table(events: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
         for k in ("uid", "gid", "euid", "egid"):
             r.setdefault(k, 0)
         r.setdefault("loginuid", 4294967295)
+        full = CAP_FULL if r["euid"] == 0 else 0
+        r.setdefault("cap_permitted", full)
+        r.setdefault("cap_inheritable", 0)
+        r.setdefault("cap_effective", full)
         if "syscall" not in r:
             raise ValueError(f"event {i} has no 'syscall'")
     unknown = {k for r in rows for k in r} - set(EVENTS.names)
@@ -379,6 +388,10 @@ class _World:
             "lport": pa.array(lp, mask=~net),
             "raddr": _dict(ip_idx, _IPS, mask=~net),
             "rport": pa.array(rp, mask=~net),
+            # root processes hold the full set, the others none (no file capabilities)
+            "cap_permitted": pa.array(np.where(uid == 0, CAP_FULL, 0).astype(np.uint64)),
+            "cap_inheritable": pa.array(np.zeros(n, np.uint64)),
+            "cap_effective": pa.array(np.where(uid == 0, CAP_FULL, 0).astype(np.uint64)),
         }
         table = pa.table(cols)
         return _to_events(table)

@@ -252,12 +252,20 @@ def desc_table(selected: Iterable[str]) -> np.ndarray:
     """The ``struct fcap_sc_desc[NR_MAX]`` array for the selected names.
 
     Index 0 (``read``) always carries a valid descriptor; the kernel uses it
-    only for its flags when ``read`` itself is selected.
+    only for its flags when ``read`` itself is selected. Unselected syscalls
+    flagged :data:`CTX` get that flag alone (no :data:`SELECTED`): they emit
+    nothing, they only invalidate the thread's cached context.
     """
     table = np.zeros(NR_MAX, dtype=SC_DESC_DTYPE)
     for k in ("path_arg", "dirfd_arg", "path2_arg", "dirfd2_arg", "fd_arg", "addr_arg",
               "addrlen_arg", "data_arg", "aux_arg"):  # fmt: skip
         table[k] = NOARG
+    # unselected syscalls that change credentials or namespaces keep CTX (without
+    # SELECTED): the kernel side then only marks the thread's cached context stale,
+    # so the next recorded event carries the new uids and capability sets
+    for name, d in DESCRIPTORS.items():
+        if d.flags & CTX and name in SYSCALL_NR:
+            table[SYSCALL_NR[name]]["flags"] = CTX
     for name in selected:
         if name == PROCEXIT:
             continue

@@ -38,8 +38,10 @@ from typing import Final
 
 import pyarrow as pa
 
-#: Bump on any incompatible change to a table below; readers refuse newer majors.
-SCHEMA_VERSION: Final[int] = 1
+#: Bump on any change to a table below; readers refuse newer versions and read
+#: older ones (columns added since read as null). 2: events.cap_permitted,
+#: cap_inheritable, cap_effective.
+SCHEMA_VERSION: Final[int] = 2
 
 #: Footer metadata keys.
 META_KEY: Final[bytes] = b"fcap.meta"
@@ -106,6 +108,13 @@ EVENTS: Final[pa.Schema] = pa.schema(
         pa.field("data", pa.binary()),  # read/write/send/recv payload when --snaplen > 0
         pa.field("text", pa.string()),  # shell_line: the line typed
         pa.field("flags_aux", pa.int64()),  # secondary flags decoded from user memory (clone3 flags, openat2 how.flags)
+        # --- capability sets (schema 2) ---------------------------------------
+        # the thread's cred->cap_* masks at the event (bit n = capability n, e.g.
+        # 1 << 21 = CAP_SYS_ADMIN); null when not recorded (schema 1 captures,
+        # shell_line rows)
+        pa.field("cap_permitted", pa.uint64()),
+        pa.field("cap_inheritable", pa.uint64()),
+        pa.field("cap_effective", pa.uint64()),
     ],
     metadata={b"fcap.table": b"events"},
 )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fcap.capture import decode, syscalls
 from fcap.capture.probe import CONFIG_DTYPE
+from fcap.capture.ringbuf import FCAP_MAGIC
 
 BPF = Path(__file__).resolve().parents[1] / "bpf"
 
@@ -19,7 +20,7 @@ STRUCTS = {
     "fcap_config": CONFIG_DTYPE,
 }
 CONSTANTS = {
-    "FCAP_MAGIC": 0xFCA90001,
+    "FCAP_MAGIC": FCAP_MAGIC, "FCAP_ABI_VERSION": FCAP_MAGIC & 0xFFFF,
     "FCAP_K_SYSCALL": decode.K_SYSCALL, "FCAP_K_CHILD": decode.K_CHILD,
     "FCAP_K_EXEC": decode.K_EXEC, "FCAP_K_PROCEXIT": decode.K_PROCEXIT,
     "FCAP_S_PATH": decode.S_PATH, "FCAP_S_PATH2": decode.S_PATH2, "FCAP_S_DIR1": decode.S_DIR1,

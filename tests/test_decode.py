@@ -65,7 +65,7 @@ def test_find_records_chain_discard_and_busy() -> None:
     r = find_records(buf(a, b, c, busy, after))
     assert list(r.starts) == [8, len(a) + len(b) + 8]  # the discarded one is skipped
     assert r.consumed == len(a) + len(b) + len(c)  # stops before the busy record
-    assert list(r.lengths) == [256 + 12, 256 + 100]
+    assert list(r.lengths) == [d.EVENT_DTYPE.itemsize + 12, d.EVENT_DTYPE.itemsize + 100]
 
 
 def test_find_records_magic_inside_payload_uses_slow_path() -> None:

@@ -177,7 +177,8 @@ def test_header_field_views_match_the_structured_dtype(fields: dict) -> None:
     hdr = HeaderColumns(found)
     raw = buf(*records)
     starts = found.starts
-    full = np.stack([raw[s : s + 256] for s in starts]).copy().view(EVENT_DTYPE).ravel()
+    size = EVENT_DTYPE.itemsize
+    full = np.stack([raw[s : s + size] for s in starts]).copy().view(EVENT_DTYPE).ravel()
     for name in EVENT_DTYPE.names:
         ftype = EVENT_DTYPE.fields[name][0]
         if ftype.shape or ftype.kind == "S" or name == "args":

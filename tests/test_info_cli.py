@@ -11,6 +11,7 @@ from pathlib import Path
 from fcap.capture.synth import make_capture
 from fcap.capture.writer import CaptureWriter
 
+from fcap.schema import SCHEMA_VERSION
 from tests.test_writer import batch
 
 CID = "ab" * 32
@@ -49,7 +50,7 @@ def test_info_text_and_json(tmp_path: Path) -> None:
     j = json.loads(fcap("info", "--json", str(p)).stdout)
     assert j["events_by_type"] == dict(Counter(e["syscall"] for e in events))
     assert j["processes"] == {"snapshot": 3, "pids_in_events": 2, "execs": 2}
-    assert j["hosts"][0]["host"] == "node-9" and j["schema_versions"] == [1]
+    assert j["hosts"][0]["host"] == "node-9" and j["schema_versions"] == [SCHEMA_VERSION]
     assert j["containers"][0]["events"] is True
 
 

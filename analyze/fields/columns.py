@@ -12,6 +12,7 @@ import functools
 import re
 
 from fcap.analyze.fields import evtargs
+from fcap.analyze.fields.caps import caps_sql
 
 ERRNO = {
     1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG",
@@ -210,6 +211,9 @@ def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
         "proc_exe_ino": "c.exe_ino",
         "thread_cgroups": "cg.path",
         "thread_cgroup": "cg.path",
+        "thread_cap_permitted": caps_sql("e.cap_permitted"),
+        "thread_cap_inheritable": caps_sql("e.cap_inheritable"),
+        "thread_cap_effective": caps_sql("e.cap_effective"),
         # --- fd -------------------------------------------------------------------
         "fd_num": "e.fd",
         "fd_type": "r.fd_type",

@@ -10,6 +10,14 @@ T, R = FieldType.ABSTIME, FieldType.RELTIME
 OI, OK = ArgKind.OPTIONAL_INDEX, ArgKind.OPTIONAL_KEY
 
 _NOT_RECORDED = "not recorded by fcap's probes"
+_CAPS = (
+    "read from the thread's cred at every syscall exit, so it follows setuid (leaving uid 0 "
+    "clears the sets) and unshare/setns; libsinsp updates the sets only at exec, capset and "
+    "clone (and from /proc at start-up): it keeps the old sets after setuid, and after "
+    "CLONE_NEWUSER sets all capabilities, inheritable included (the kernel leaves inheritable "
+    "empty). Null (<NA>) in schema-1 captures and shell_line rows"
+)
+_CAPS_AS = "as thread.cap_permitted: the thread's cred at every syscall exit"
 _ANC = (
     "ancestor n (0 = the process itself, 1 = parent ...); without an index a filter matches "
     "any ancestor (LIST column, parent first)"
@@ -89,9 +97,12 @@ PROC_FIELDS = (
     unsup("proc.exe_ino.ctime_duration_proc_start", R, _NOT_RECORDED + " (executable inode ctime)"),
     unsup("proc.exe_ino.ctime_duration_pidns_start", R, _NOT_RECORDED + " (executable inode ctime)"),
     unsup("proc.pidns_init_start_ts", T, _NOT_RECORDED + " (pid namespace init start time)"),
-    unsup("thread.cap_permitted", S, _NOT_RECORDED + " (capability sets)"),
-    unsup("thread.cap_inheritable", S, _NOT_RECORDED + " (capability sets)"),
-    unsup("thread.cap_effective", S, _NOT_RECORDED + " (capability sets)"),
+    part("thread.cap_permitted", S, "thread_cap_permitted",
+         "permitted capability set: CAP_* names in bit order, space separated", _CAPS),
+    part("thread.cap_inheritable", S, "thread_cap_inheritable",
+         "inheritable capability set (text as thread.cap_permitted)", _CAPS_AS),
+    part("thread.cap_effective", S, "thread_cap_effective",
+         "effective capability set (text as thread.cap_permitted)", _CAPS_AS),
     unsup("proc.fdopencount", U, "fd table size is not tracked (only fds seen in events)"),
     unsup("proc.fdlimit", N, _NOT_RECORDED + " (RLIMIT_NOFILE)"),
     unsup("proc.fdusage", FieldType.DOUBLE, _NOT_RECORDED + " (RLIMIT_NOFILE)"),
