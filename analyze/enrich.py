@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fcap.analyze.fields.columns import columns
-from fcap.analyze.state import containers, fdattr, fds, positions, processes, users
+from fcap.analyze.state import containers, fdattr, fds, keys, positions, processes, users
 
 from fcap.schema import EVENTS
 
@@ -128,13 +128,14 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
-        if num_sql is not None:
-            ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
-        else:
-            ev = positions.build(con, fds.record_sql, fds.with_code)
-        sub["positions"] = time.perf_counter() - t0
-        fds.build(con, ev, sub)
-        del ev
+        with keys.small_pages():
+            if num_sql is not None:
+                ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
+            else:
+                ev = positions.build(con, fds.record_sql, fds.with_code)
+            sub["positions"] = time.perf_counter() - t0
+            fds.build(con, ev, sub)
+            del ev
         if timings is not None:
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})

@@ -8,6 +8,9 @@ dense first when the raw values would not fit. No per-row Python anywhere.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 
 #: Sentinel for a null integer in the int64 columns handed to numpy.
@@ -83,3 +86,29 @@ class Windows:
         has[has] = self.ts[hb[has]] > a[has]
         return has
 
+
+
+@contextlib.contextmanager
+def small_pages() -> Iterator[None]:
+    """Within the block, numpy does not ask the kernel for huge pages for its arrays.
+
+    numpy ``madvise(MADV_HUGEPAGE)``s every large array on Linux. When the
+    kernel must compact memory to find huge pages (``defrag`` = ``madvise``,
+    the usual default), the first touch of each fresh array stalls: the
+    descriptor stage, which allocates dozens of arrays the size of the capture,
+    measured 15-25% slower with it on the project's VM (docs/performance.md).
+    ``NUMPY_MADVISE_HUGEPAGE`` still decides outside the block.
+    """
+    try:
+        from numpy._core import multiarray as ma
+    except ImportError:  # pragma: no cover - numpy < 2
+        from numpy.core import multiarray as ma  # type: ignore[no-redef]
+    setter = getattr(ma, "_set_madvise_hugepage", None)
+    if setter is None:  # pragma: no cover - a numpy without the switch
+        yield
+        return
+    before = setter(False)
+    try:
+        yield
+    finally:
+        setter(before)
