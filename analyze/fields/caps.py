@@ -62,5 +62,5 @@ def caps_sql(col: str) -> str:
         index = f"CAST(({col} >> {start}) & {(1 << _GROUP) - 1} AS BIGINT) + 1"
         groups.append(f"nullif({table}[{index}], '')")
     general = "concat_ws(' ', " + ", ".join(groups) + ")"
-    return (f"CASE {col} WHEN 0 THEN '' WHEN {CAP_FULL} THEN {_q(caps_text(CAP_FULL))} "
-            f"ELSE {general} END")
+    return (f"CASE WHEN {col} = 0 THEN '' WHEN {col} = {CAP_FULL} THEN {_q(caps_text(CAP_FULL))} "
+            f"WHEN {col} IS NOT NULL THEN {general} END")
