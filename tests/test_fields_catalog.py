@@ -99,10 +99,9 @@ def test_every_field_the_upstream_rules_use(shared_dir) -> None:
         if ref.note and ref.note.startswith("not supported"):
             unsupported.append(f)
     assert unresolved == []
-    # what the capture cannot hold (capabilities, executable inode times); see docs/fields.md
+    # what the capture cannot hold (executable inode times); see docs/fields.md
     assert set(unsupported) <= {
-        "thread.cap_permitted", "thread.cap_effective", "proc.exe_ino.ctime",
-        "proc.exe_ino.mtime", "proc.exe_ino.ctime_duration_proc_start",
+        "proc.exe_ino.ctime", "proc.exe_ino.mtime", "proc.exe_ino.ctime_duration_proc_start",
     }
 
 
