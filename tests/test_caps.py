@@ -99,6 +99,25 @@ def test_fields_from_the_raw_columns_and_null_when_not_recorded() -> None:
     assert got[2] == (None, None, None)
 
 
+def test_event_arguments_of_execve_and_capset() -> None:
+    # libsinsp: PT_UINT64 with PF_HEX, printed with %PRIX64 (upper case, no 0x)
+    r = Raw()
+    r.ev("execve", 20, res=0, cap_permitted=CAP_FULL, cap_inheritable=0, cap_effective=CAP_FULL)
+    r.ev("capset", 20, res=0, cap_permitted=CAP_FULL, cap_inheritable=0,
+         cap_effective=CAP_FULL & ~SYS_ADMIN)
+    r.ev("openat", 20, path="/a", fd=3, res=3, a2=0, cap_effective=CAP_FULL)
+    con = build(r)
+    got = fields(con, ["evt.arg.cap_inheritable", "evt.arg.cap_permitted",
+                       "evt.arg.cap_effective", "evt.rawarg.cap_effective"])
+    assert got == [
+        ("0", "1FFFFFFFFFF", "1FFFFFFFFFF", CAP_FULL),
+        ("0", "1FFFFFFFFFF", "1FFFFDFFFFF", CAP_FULL & ~SYS_ADMIN),
+        (None, None, None, None),  # openat has no such parameter
+    ]
+    args = fields(con, ["evt.args"], "e.evt_type = 'capset'")[0][0]
+    assert "cap_permitted=1FFFFFFFFFF cap_effective=1FFFFDFFFFF" in args
+
+
 def test_schema_version_and_columns() -> None:
     assert SCHEMA_VERSION == 2
     for name in ("cap_permitted", "cap_inheritable", "cap_effective"):

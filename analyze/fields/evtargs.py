@@ -166,6 +166,9 @@ def _tuple_sql() -> str:
     )
 
 
+_CAP_PARAMS = ("cap_inheritable", "cap_permitted", "cap_effective")
+
+
 def param_names(syscall: str) -> tuple[str, ...]:
     """Falco's parameter names of an event type's exit event, in order."""
     return tuple(p.split(":", 1)[0] for p in PARAMS.get(syscall, ()))
@@ -225,6 +228,10 @@ def param_sql(syscall: str, index: int, rendered: bool = True, lookups: bool = T
     elif pname in ("tid", "pid", "ptid") and syscall in ("execve", "execveat", "clone", "clone3",
                                                         "fork", "vfork"):
         return {"tid": "e.tid", "pid": "e.pid", "ptid": "e.ppid"}[pname]
+    elif pname in _CAP_PARAMS and syscall in ("execve", "execveat", "capset"):
+        # the thread's sets at the exit (schema 2; null in older captures); PF_HEX
+        sql = f"e.{pname}"
+        return f"upper(hex({sql}))" if rendered else sql
     elif pname in ("fd", "oldfd", "newfd") and raw is None:
         sql = "e.fd"
     elif raw is not None:
@@ -287,6 +294,7 @@ def arg_sql(name: str, *, rendered: bool = True, syscalls: tuple[str, ...] | Non
         return "NULL"
     numeric = not rendered and all(
         sql.startswith("e.a") or sql in ("e.res", "e.fd", "e.flags_aux", "NULL", "e.tid", "e.pid", "e.ppid")
+        or sql.startswith("e.cap_")
         for _, sql in pairs
     )
     cast = "BIGINT" if numeric else "VARCHAR"
