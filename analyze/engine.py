@@ -39,6 +39,7 @@ from fcap.analyze.compile.plan import (
     value_columns,
     values_sql,
 )
+from fcap.analyze.fields.columns import needs
 from fcap.analyze.output.format import apply_width, field_text, priority_name
 
 __all__ = ["NESTED_MAX_TYPES", "RULE_MATCHING", "Alert", "ReplayStats", "alerts_table",
@@ -306,6 +307,10 @@ def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str,
             if staged_scan or n >= prefilter.MIN_EVENTS:
                 staged = prefilter.stage(con, rules, f"fc_pf_{name[6:]}", n)
         try:
+            if staged is not None and "evt_deltatime" not in pred and any(
+                    "fd" in needs()[c] for c in pred):
+                # the descriptor state for the kept rows only (unless it exists)
+                staged.partial_fd = enrich._ensure(con, {"fd"}, rows=staged.rows)
             enrich.build_view(con, name, sorted(pred), with_rn=True,
                               rows=staged.rows if staged else None)
         except BaseException:

@@ -116,26 +116,41 @@ def _exists(con: Any, name: str) -> bool:
         "SELECT 1 FROM duckdb_views() WHERE view_name = ?", [name, name]).fetchall())
 
 
-def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None) -> None:
+def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None,
+            rows: str | None = None) -> bool:
     """Build the per-row stages that do not exist yet.
 
     ``fd``: the descriptor state (``fc_rid``, ``fc_fdrec``); ``pos``: ``fc_pos``
     (numpy: evt_num, evt_deltatime, chain row, container key), for
     ``evt_deltatime`` and for captures without a scan position; it then also
     carries each row's ``rid``.
+
+    ``rows`` (a table of scan positions ``rn``, capture with a scan position):
+    when the descriptor state does not exist yet, build it for those rows only
+    (from the rows that make or end a record and those rows, see
+    :func:`fcap.analyze.state.fds.subset`) and return True: views are then exact
+    for those rows only (and ``fc_pos`` does not carry it), and the caller drops
+    it with :func:`drop_partial` before any other use of the connection.
     """
     num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
+    partial = False
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         t0 = time.perf_counter()
+        partial = bool(rows) and num_sql is not None
         with keys.small_pages():
-            if num_sql is not None:
+            if partial:
+                ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.subset(rows),
+                                       subset=True)
+            elif num_sql is not None:
                 ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
             else:
                 ev = positions.build(con, fds.record_sql, fds.with_code)
             sub["positions"] = time.perf_counter() - t0
             fds.build(con, ev, sub)
             del ev
+        if partial:
+            con.execute("CREATE OR REPLACE TEMP TABLE fc_fdpartial AS SELECT 1 AS partial")
         if timings is not None:
             timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
                             for k, v in sub.items()})
@@ -143,10 +158,19 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None)
     if "pos" in stages and "evt_deltatime" not in pos_cols:
         positions.build(con, None)
         pos_cols = positions.table_columns(con, "fc_pos")
-    if pos_cols and _exists(con, "fc_rid") and "rid" not in pos_cols:
+    if pos_cols and _exists(con, "fc_rid") and "rid" not in pos_cols and not _exists(
+            con, "fc_fdpartial"):
         # fc_pos carries each row's record: the views join it once (on _rn, or by position)
         con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT k.*, f.rid FROM fc_pos k "
                     "LEFT JOIN fc_rid f ON f.rn = k.rn ORDER BY k.rn")
+    return partial
+
+
+def drop_partial(con: Any) -> None:
+    """Drop a descriptor state built for some rows only (``_ensure(rows=...)``)."""
+    if _exists(con, "fc_fdpartial"):
+        con.execute("DROP TABLE IF EXISTS fc_rid; DROP TABLE IF EXISTS fc_fdrec; "
+                    "DROP TABLE fc_fdpartial")
 
 
 def _hostname(con: Any) -> str | None:

@@ -10,7 +10,10 @@ the condition, so no match is lost):
 1. one scan of the capture, with no join: the scan positions of the rows that
    pass some rule's relaxation (:func:`fcap.analyze.enrich.candidates`);
 2. the exact conditions, over those rows only (the view is restricted to them
-   before any join).
+   before any join). The descriptor state they read, when it does not exist
+   yet, is built for them only: from the rows that make or end a descriptor
+   record plus those rows (:func:`fcap.analyze.state.fds.subset`), and dropped
+   after the replay.
 
 When step 1 would keep more than :func:`cap` rows (a ruleset whose conditions
 name few raw fields), the replay evaluates every event of the rules' types
@@ -66,8 +69,13 @@ class Staged:
 
     rows: str  # scan positions (``rn``) of the rows the exact conditions are evaluated on
     kept: int = 0
+    partial_fd: bool = False  # a descriptor state was built for those rows only
 
     def drop(self, con: Any) -> None:
+        if self.partial_fd:
+            from fcap.analyze import enrich
+
+            enrich.drop_partial(con)
         con.execute(f"DROP TABLE IF EXISTS {self.rows}")
 
 

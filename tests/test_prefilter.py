@@ -133,3 +133,33 @@ def test_stage_keeps_few_rows_and_falls_back_over_the_cap(prepared, monkeypatch)
     assert not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'pf_test_rows'"
                            ).fetchall()
     assert _alerts(con, compiled, prefilter_scan=True) == want
+
+
+def _fd_view_rows(capture: Path, cols: list[str], step: int, partial: bool) -> list[tuple]:
+    con = duckdb.connect()
+    open_capture(capture).attach(con)
+    enrich.prepare(con)
+    con.execute(f"CREATE TABLE sub AS SELECT _rn AS rn FROM raw_events_rn WHERE _rn % {step} = 0")
+    built = enrich._ensure(con, {"fd"}, rows="sub" if partial else None)
+    assert built == partial
+    enrich.build_view(con, "v", cols, with_rn=True, rows="sub")
+    out = con.execute(f"SELECT _rn, {', '.join(cols)} FROM v ORDER BY _rn").fetchall()
+    if partial:
+        enrich.drop_partial(con)
+        assert not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name IN "
+                               "('fc_rid', 'fc_fdrec', 'fc_fdpartial')").fetchall()
+    return out
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_partial_descriptor_state_equals_the_full_one_on_its_rows(step: int) -> None:
+    """The descriptor state built from the record rows plus some rows gives those rows
+    the fd columns of the state built from every row (every sample; every row, or a
+    third of them)."""
+    cols = sorted(c for c, k in needs().items() if "fd" in k)
+    compared = 0
+    for capture in CAPTURES:
+        full = _fd_view_rows(capture, cols, step, partial=False)
+        assert _fd_view_rows(capture, cols, step, partial=True) == full, capture
+        compared += sum(1 for row in full if any(v is not None for v in row[1:]))
+    assert compared > 1000

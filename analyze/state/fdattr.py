@@ -187,19 +187,28 @@ SELECT f.rid, 1 AS k, {TS_MIN}::BIGINT AS ts, CAST(NULL AS INTEGER) AS ev_tid, f
 FROM fc_snapfd f"""
 
 
-def _events_select() -> str:
+def _events_select(subset: bool = False) -> str:
     cls = "CASE syscall " + " ".join(f"WHEN '{s}' THEN {c}" for s, c in _CLASS.items()) + " END"
     cols = ", ".join(f"{e} AS {name}" for name, e in _EVENT_COLUMNS)
     return f"""
 SELECT rid, {cols}
 FROM (SELECT *, {cls} AS c, {open_flags()} AS {_F}
-      FROM (SELECT m.rowid AS rid, m.k AS mk, x.ts, x.tid, CAST(x.syscall AS VARCHAR) AS syscall,
+      FROM (SELECT {'m.rn' if subset else 'm.rowid'} AS rid, m.k AS mk, x.ts, x.tid,
+                   CAST(x.syscall AS VARCHAR) AS syscall,
                    x.a0, x.a1, x.a2, x.a3, x.flags_aux, CAST(x.path AS VARCHAR) AS path,
                    CAST(x.path_raw AS VARCHAR) AS path_raw, x.sock_family, x.sock_type,
                    x.l4proto, CAST(x.laddr AS VARCHAR) AS laddr, x.lport,
                    CAST(x.raddr AS VARCHAR) AS raddr, x.rport,
                    CAST(x.unix_path AS VARCHAR) AS unix_path
-            FROM fc_raw x POSITIONAL JOIN fc_fdkind m WHERE m.k > 0))"""
+            FROM {_KIND_SOURCE[subset]}))"""
+
+
+#: How the record rows are read: by position (every row has a kind), or by scan
+#: position (the record rows of a subset, see :func:`register_kinds`).
+_KIND_SOURCE = {
+    False: "fc_raw x POSITIONAL JOIN fc_fdkind m WHERE m.k > 0",
+    True: "raw_events_rn x JOIN fc_fdkind m ON m.rn = x._rn",
+}
 
 
 def snapshot(con: Any) -> None:
@@ -213,23 +222,30 @@ def snapshot(con: Any) -> None:
     )
 
 
-def register_kinds(con: Any, kind: np.ndarray) -> None:
+def register_kinds(con: Any, kind: np.ndarray, rn: np.ndarray | None = None) -> None:
     """``fc_fdkind``: per raw row (scan order, ``rowid``) its record kind if 1, 3 or 4, else 0.
 
+    With ``rn`` (the scan positions of the rows ``kind`` is about, a subset):
+    ``fc_fdkind(rn, k)`` for the record rows only.
     A DuckDB table, not a registered Arrow table: scanning Python objects takes
     the GIL, which :func:`build` must not need while it runs beside numpy.
     """
-    k = np.where((kind == 1) | (kind == 3) | (kind == 4), kind, 0).astype(np.int8)
-    con.register("fc_kind_arrow", pa.table({"k": pa.array(k)}))
+    rec = (kind == 1) | (kind == 3) | (kind == 4)
+    if rn is None:
+        t = pa.table({"k": pa.array(np.where(rec, kind, 0).astype(np.int8))})
+    else:
+        t = pa.table({"rn": pa.array(rn[rec]), "k": pa.array(kind[rec].astype(np.int8))})
+    con.register("fc_kind_arrow", t)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdkind AS SELECT k FROM fc_kind_arrow")
+        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdkind AS SELECT * FROM fc_kind_arrow")
     finally:
         con.unregister("fc_kind_arrow")
 
 
-def build(con: Any) -> None:
-    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd`` and ``fc_fdkind``)."""
+def build(con: Any, subset: bool = False) -> None:
+    """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd`` and ``fc_fdkind``;
+    ``subset``: as :func:`register_kinds` made it with ``rn``)."""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL {_events_select()};"
-        "DROP TABLE fc_fdkind"
+        f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL "
+        f"{_events_select(subset)}; DROP TABLE fc_fdkind"
     )

@@ -34,6 +34,7 @@ resolves everything without the attributes) and writes the final tables.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -95,6 +96,15 @@ _KIND = f"""CASE
   WHEN {_in("('bind', 'listen')")} THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
   WHEN {_in("('execve', 'execveat')")} THEN CASE WHEN res = 0 THEN 5 END
 END"""
+
+
+def subset(rows: str) -> Callable[[str], str]:
+    """A ``wrap`` for :func:`fcap.analyze.state.positions.scan_rn` keeping the rows that
+    make or end a record (every row the state depends on) and the rows of table
+    ``rows`` (``rn``: the events that need their descriptor): the state is then
+    exact for those rows only."""
+    return lambda rel: (f"(SELECT * FROM {with_code(rel)} WHERE coalesce({_KIND}, 0) <> 0 "
+                        f"OR _rn IN (SELECT rn FROM {rows}))")
 
 
 def _tri(cond: str) -> str:
@@ -199,11 +209,11 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     """
     t = _Timer(timings)
     fdattr.snapshot(con)
-    fdattr.register_kinds(con, ev.rec["rk"] & 7)
+    fdattr.register_kinds(con, ev.rec["rk"] & 7, ev.rn)
     snap, inst = _snapshot(con), _instances(con)
     t("fds.inputs")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(fdattr.build, con)
+        job = pool.submit(fdattr.build, con, ev.rn is not None)
         try:
             rec, st = fdresolve.prepare(ev, snap)
             t("fds.stream")
@@ -212,7 +222,7 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
         finally:
             job.result()
         t("fds.attributes")
-    _write(con, res, (ev.rec["rk"] & 7) == 1, t)
+    _write(con, res, (ev.rec["rk"] & 7) == 1, t, ev.rn)
     t("fds.write")
 
 
@@ -230,32 +240,49 @@ class _Timer:
         self.t = now
 
 
-def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer) -> None:
+def _to_rn(a: np.ndarray, rn: np.ndarray | None) -> np.ndarray:
+    """Record ids of a subset's rows (ranks, >= 0) as scan positions (others unchanged)."""
+    if rn is None:
+        return a
+    out = a.copy()
+    m = a >= 0
+    out[m] = rn[a[m]]
+    return out
+
+
+def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer,
+           rn_map: np.ndarray | None = None) -> None:
     """``fc_rid`` and ``fc_fdrec`` (``fc_fdatt`` with the chained rows resolved).
 
     ``fc_rid(rn, rid, own)``: the rows (scan position ``rn``) that have a record or
     make their own (:data:`own_sql`); ``own`` when the record is the row's own
     (``rid = rn``: views compute those rows' ``rid`` without the table).
+    ``rn_map``: the scan positions of the rows when ``res`` is about a subset
+    (its ids are ranks in it, see ``Events.rn``).
     """
     rid = res.event_rid
     own_ok = own & (rid == np.arange(len(rid)))
     rn = np.flatnonzero((rid != fdstream.NO_RID) | own)
-    r = rid[rn]
+    r = _to_rn(rid[rn], rn_map)
+    own_ok = own_ok[rn]
+    if rn_map is not None:
+        rn = rn_map[rn]
     con.register("fc_rid_arrow", pa.table({
         "rn": pa.array(rn), "rid": pa.array(r, mask=r == fdstream.NO_RID),
-        "own": pa.array(own_ok[rn])}))
+        "own": pa.array(own_ok)}))
     con.execute("CREATE OR REPLACE TEMP TABLE fc_rid AS SELECT * FROM fc_rid_arrow")
     con.unregister("fc_rid_arrow")
     t("fds.write_rid")
     con.execute("DROP TABLE IF EXISTS fc_fdrec; DROP TABLE fc_snapfd")
     keep = ~res.unknown
-    crid = res.chained_rid[keep]  # ascending; chained rows of no record are dropped
+    crid = _to_rn(res.chained_rid[keep], rn_map)  # ascending; rows of no record dropped
     if not len(crid):
         con.execute("DELETE FROM fc_fdatt WHERE k <> 1; ALTER TABLE fc_fdatt RENAME TO fc_fdrec")
         return
     # attribute a of resolved row x is the attribute a of row src[x, group[a]] (own, or a
     # source's); the chained rows' own ts, ev_tid and changed stay
-    con.register("fc_need_arrow", pa.table({"rid": pa.array(keys.unique(np.concatenate([res.need, crid])))}))
+    need = _to_rn(res.need, rn_map)
+    con.register("fc_need_arrow", pa.table({"rid": pa.array(keys.unique(np.concatenate([need, crid])))}))
     att = con.sql(
         f"SELECT a.rid, a.ts, a.ev_tid, a.changed, {', '.join('a.' + c for c in ATTRS)} "
         "FROM fc_fdatt a SEMI JOIN fc_need_arrow n ON n.rid = a.rid"
@@ -273,8 +300,8 @@ def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer) -> None:
     at = rows(crid)
     out = {"rid": att.column("rid").take(at), "k": pa.array(np.ones(len(crid), np.int32)),
            **{c: att.column(c).take(at) for c in ("ts", "ev_tid", "changed")}}
-    take = {k: rows(res.src[keep, k], res.src[keep, k] == fdstream.NO_RID)
-            for k in range(res.src.shape[1])}
+    src = _to_rn(res.src[keep], rn_map)
+    take = {k: rows(src[:, k], src[:, k] == fdstream.NO_RID) for k in range(src.shape[1])}
     for j, a in enumerate(ATTRS):
         out[a] = att.column(a).take(take[res.group[j]])
     con.register("fc_chained_arrow", pa.table(out))

@@ -65,6 +65,9 @@ class Events:
     ts_sorted: np.ndarray  # ts in global time order
     tid: np.ndarray  # int32
     rec: dict[str, np.ndarray]  # descriptor-record class columns (see fds.record_sql)
+    #: scan position of each row when the columns hold a subset of the rows (the
+    #: arrays are then indexed by rank in it, ``g`` is the rank in time order); None: all
+    rn: np.ndarray | None = None
 
 
 def _time_order(ts: np.ndarray, cpu: np.ndarray, tid: np.ndarray) -> np.ndarray | None:
@@ -190,7 +193,8 @@ def _pkey_of(con: Any, cid: np.ndarray) -> np.ndarray:
     return lut[cid]
 
 
-def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] = str) -> Events:
+def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] = str,
+            subset: bool = False) -> Events:
     """The descriptor stage's numpy columns for a capture with ``raw_events_rn``.
 
     One parallel scan: ``evt_num`` from the scan position (``num_sql``, see
@@ -198,6 +202,9 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
     (``record_sql`` over ``wrap(relation)``); the rows come back in any order and are put in scan order
     by their ``_rn``. No per-row table is written: views compute the keys
     themselves and join the descriptor records on ``_rn``.
+
+    ``subset``: ``wrap`` keeps some of the rows only; the columns are then
+    indexed by rank among them (``Events.rn`` gives their scan positions).
     """
     raw_relation(con)
     cid_sql, chain = chain_join(con)
@@ -206,6 +213,10 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
         f"{record_sql} FROM {wrap('raw_events_rn')} x {' '.join(chain)}"
     ).to_arrow_table()
     rn = _col(t, "rn", np.int64)
+    sub = None
+    if subset:  # rank of each row among the subset's scan positions
+        sub = np.sort(rn)
+        rn = np.searchsorted(sub, rn)
     ts = _scan_order(t, rn, "ts", np.int64)
     g = _scan_order(t, rn, "evt_num", np.int64) - 1
     cid = _scan_order(t, rn, "cid", np.int64)
@@ -213,12 +224,16 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
     fd = _scan_order(t, rn, "fd", np.int64, keys.NONE)
     tid = _scan_order(t, rn, "tid", np.int32)
     del t, rn
-    if not _aligned(con, pa.table({"ts": ts})):  # pragma: no cover - raw_events_rn is by position
+    if sub is not None:  # rank in the subset's time order
+        rank = np.empty(len(g), np.int64)
+        rank[np.argsort(g, kind="stable")] = np.arange(len(g), dtype=np.int64)
+        g = rank
+    elif not _aligned(con, pa.table({"ts": ts})):  # pragma: no cover - raw_events_rn is by position
         raise RuntimeError("raw_events_rn is not in raw_events' scan order")
     ts_sorted = np.empty_like(ts)
     ts_sorted[g] = ts
     return Events(ts=ts, fd=fd, pkey=_pkey_of(con, cid), g=g, ts_sorted=ts_sorted, tid=tid,
-                  rec=rec)
+                  rec=rec, rn=sub)
 
 
 def _scan_order(t: pa.Table, rn: np.ndarray | None, name: str, dtype: Any, null: Any = 0
