@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from fcap.analyze.fields.columns import columns
 from fcap.analyze.state import containers, fdattr, fds, keys, positions, processes, users
 
@@ -147,8 +148,12 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None,
             else:
                 ev = positions.build(con, fds.record_sql, fds.with_code)
             sub["positions"] = time.perf_counter() - t0
-            fds.build(con, ev, sub)
-            del ev
+            keep = None
+            if partial:  # only the rows of ``rows`` read the state
+                want = con.execute(f"SELECT rn FROM {rows}").fetchnumpy()["rn"]
+                keep = np.isin(ev.rn, want.astype(np.int64))
+            fds.build(con, ev, sub, keep)
+            del ev, keep
         if partial:
             con.execute("CREATE OR REPLACE TEMP TABLE fc_fdpartial AS SELECT 1 AS partial")
         if timings is not None:

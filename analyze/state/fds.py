@@ -197,7 +197,8 @@ def _instances(con: Any) -> fdstream.Instances:
     return fdstream.Instances(parent=parent, fork_ts=fork_ts)
 
 
-def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None:
+def build(con: Any, ev: Events, timings: dict[str, float] | None = None,
+          keep: np.ndarray | None = None) -> None:
     """Build ``fc_fdrec`` and ``fc_rid`` (needs fc_raw and the process tables).
 
     DuckDB reads the records' attributes from the capture in a second thread
@@ -206,6 +207,10 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
     when given, receives the seconds of each sub-step (``fds.*``;
     ``fds.attributes`` is the wait for the attributes after numpy is done,
     ``fds.write_*`` the parts of the write).
+
+    ``keep`` (per row of ``ev``): only these rows get a ``fc_rid`` row, and
+    ``fc_fdrec`` only the chained records they read (the final ones are all kept:
+    dropping the others from the attribute table cost more than it saved).
     """
     t = _Timer(timings)
     fdattr.snapshot(con)
@@ -222,8 +227,24 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None) -> None
         finally:
             job.result()
         t("fds.attributes")
-    _write(con, res, (ev.rec["rk"] & 7) == 1, t, ev.rn)
+    own = (ev.rec["rk"] & 7) == 1
+    if keep is not None:
+        res = _restrict(res, keep)
+        own &= keep
+    _write(con, res, own, t, ev.rn)
     t("fds.write")
+
+
+def _restrict(res: fdresolve.Result, keep: np.ndarray) -> fdresolve.Result:
+    """``res`` for the rows ``keep`` only: their records, and the chained records among
+    them (with their sources)."""
+    rid = np.where(keep, res.event_rid, fdstream.NO_RID)
+    ref = keys.unique(rid[rid != fdstream.NO_RID])
+    ch = np.isin(res.chained_rid, ref)
+    src = res.src[ch]
+    return fdresolve.Result(event_rid=rid, chained_rid=res.chained_rid[ch], src=src,
+                            group=res.group, unknown=res.unknown[ch],
+                            need=keys.unique(src[src != fdstream.NO_RID]))
 
 
 class _Timer:
@@ -260,6 +281,7 @@ def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer,
     ``rn_map``: the scan positions of the rows when ``res`` is about a subset
     (its ids are ranks in it, see ``Events.rn``).
     """
+
     rid = res.event_rid
     own_ok = own & (rid == np.arange(len(rid)))
     rn = np.flatnonzero((rid != fdstream.NO_RID) | own)

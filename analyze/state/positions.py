@@ -214,9 +214,12 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
     ).to_arrow_table()
     rn = _col(t, "rn", np.int64)
     sub = None
-    if subset:  # rank of each row among the subset's scan positions
-        sub = np.sort(rn)
-        rn = np.searchsorted(sub, rn)
+    if subset:  # rank of each row among the subset's scan positions (the scan returns
+        # runs in order: a stable sort merges them)
+        order = np.argsort(rn, kind="stable")
+        sub = rn[order]
+        rn = np.empty(len(order), np.int64)
+        rn[order] = np.arange(len(order), dtype=np.int64)
     ts = _scan_order(t, rn, "ts", np.int64)
     g = _scan_order(t, rn, "evt_num", np.int64) - 1
     cid = _scan_order(t, rn, "cid", np.int64)
