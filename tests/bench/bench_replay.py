@@ -12,7 +12,10 @@ Prints, for DuckDB threads = 1 and 2 (one fresh process each): events/s of the
 replay (including the per-row fd state it builds), the time of opening the
 capture and ``enrich.prepare`` (process, user and container tables), events/s
 from capture to alerts, a baseline scan of two raw columns in the same run, the
-peak resident memory of the process, and the time to load and compile the rules.
+peak resident memory of the process, and the time to load and compile the rules;
+then, with 2 threads, the same replay without the pre-filter scan
+(``prefilter_scan=False``: the exact conditions over every event of the rules'
+types, the descriptor state for every row) as a second baseline.
 Target: >= 5M events/s on the 2-core machine, memory bounded by DuckDB.
 
 Run: ``make bench`` or ``.venv/bin/python -m pytest tests/bench -s``, or directly
@@ -66,7 +69,8 @@ def capture(n: int) -> Path:
     return path
 
 
-def timed_replay(con: object, compiled: object) -> tuple[float, float, int, float]:
+def timed_replay(con: object, compiled: object, prefilter: bool | None = None
+                 ) -> tuple[float, float, int, float]:
     """One replay of ``compiled`` over ``con``'s events: wall s, CPU s, alerts, peak RSS MB."""
     import resource
 
@@ -74,14 +78,16 @@ def timed_replay(con: object, compiled: object) -> tuple[float, float, int, floa
 
     stats = ReplayStats()
     t0, c0 = time.perf_counter(), time.process_time()
-    for _ in replay(con, compiled, stats=stats):
+    for _ in replay(con, compiled, stats=stats, prefilter_scan=prefilter):
         pass
     t_replay, cpu = time.perf_counter() - t0, time.process_time() - c0
     return t_replay, cpu, stats.alerts, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(path: str, threads: int, rules: str) -> dict:
-    """One measurement in a fresh process (so ru_maxrss is this run's peak)."""
+def worker(path: str, threads: int, rules: str, prefilter: bool | None = None) -> dict:
+    """One measurement in a fresh process (so ru_maxrss is this run's peak).
+
+    ``prefilter``: the replay's ``prefilter_scan`` (None: its default)."""
     import duckdb
     from fcap.analyze import enrich
     from fcap.analyze.compile import compile_ruleset
@@ -102,16 +108,17 @@ def worker(path: str, threads: int, rules: str) -> dict:
     con.execute("SELECT count(pid), count(path) FROM raw_events").fetchone()
     t_scan = time.perf_counter() - t0
     # the replay builds the per-row stages its rules' columns need (here the fd state)
-    t_replay, cpu, alerts, rss = timed_replay(con, compiled)
+    t_replay, cpu, alerts, rss = timed_replay(con, compiled, prefilter)
     return {"events": n, "build_s": t_build, "scan_s": t_scan, "replay_s": t_replay,
             "cpu_s": cpu, "eps": n / t_replay, "eps_with_build": n / (t_replay + t_build),
             "scan_eps": n / t_scan, "alerts": alerts, "rss_mb": rss,
             "rules_s": t_rules, "rules": len(compiled.rules)}
 
 
-def measure(path: Path, threads: int) -> dict:
+def measure(path: Path, threads: int, prefilter: bool | None = None) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", str(path), str(threads), str(stable_rules())],
+        [sys.executable, __file__, "--worker", str(path), str(threads), str(stable_rules()),
+         {None: "auto", True: "on", False: "off"}[prefilter]],
         capture_output=True, text=True, check=True, cwd=REPO,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,6 +138,12 @@ def run(n: int = N_DEFAULT) -> list[dict]:
               f"enrich.prepare {r['build_s']:.1f}s (capture to alerts: "
               f"{r['eps_with_build'] / 1e6:.3f} M events/s) | baseline scan of two raw columns "
               f"{r['scan_eps'] / 1e6:.1f} M events/s | peak RSS {r['rss_mb']:.0f} MB", flush=True)
+    b = measure(path, 2, prefilter=False)
+    print(f"baseline, threads=2, without the pre-filter scan (prefilter_scan=False): replay "
+          f"{b['eps'] / 1e6:.3f} M events/s ({b['replay_s']:.1f}s, {b['cpu_s']:.1f}s CPU, "
+          f"{b['alerts']} alerts), capture to alerts {b['eps_with_build'] / 1e6:.3f} M events/s, "
+          f"peak RSS {b['rss_mb']:.0f} MB", flush=True)
+    assert b["alerts"] == rows[-1]["alerts"]
     r = rows[0]
     print(f"rules: {r['rules']} loaded and compiled in {r['rules_s'] * 1000:.0f} ms")
     best = max(x["eps"] for x in rows)
@@ -229,7 +242,8 @@ def test_bench_replay() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(REPO))
-        print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
+        mode = {"auto": None, "on": True, "off": False}[sys.argv[5] if len(sys.argv) > 5 else "auto"]
+        print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), sys.argv[4], mode)))
     elif len(sys.argv) > 1 and sys.argv[1] == "--engine-table":
         sys.path.insert(0, str(REPO))
         print(engine_table(int(sys.argv[2])))
