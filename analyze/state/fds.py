@@ -56,7 +56,9 @@ _CODE = {n: i + 1 for i, n in enumerate(dict.fromkeys((
 assert len(_CODE) < 63
 #: The row's syscall code (column ``fc_sc``, see :func:`with_code`): the record class tests
 #: it with bit masks instead of comparing strings in every test (~4x faster).
-_SC = "(CASE syscall " + " ".join(f"WHEN '{n}' THEN {k}" for n, k in _CODE.items()) + " ELSE 0 END)"
+#: A hashed MAP lookup: ~3x cheaper than a CASE comparing the name with each of ~40 strings.
+_SC = ("coalesce((MAP {" + ", ".join(f"'{n}': {k}" for n, k in _CODE.items())
+       + "})[CAST(syscall AS VARCHAR)], 0)")
 
 
 def with_code(src: str) -> str:
