@@ -18,18 +18,10 @@ precomputed texts (11 lookups instead of 41 bit tests: ~2x faster).
 
 from __future__ import annotations
 
+from fcap.schema import CAPABILITY_NAMES
+
 #: libsinsp's capability names by bit (the Linux ``CAP_*`` numbers), up to CAP_LAST_CAP 40.
-CAP_NAMES: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)  # fmt: skip
+CAP_NAMES: tuple[str, ...] = CAPABILITY_NAMES
 
 #: Every capability libsinsp knows (``sinsp_utils::get_max_caps``).
 CAP_FULL: int = (1 << len(CAP_NAMES)) - 1
