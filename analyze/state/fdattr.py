@@ -61,6 +61,12 @@ def _l4(sock_type: str, l4: str) -> str:
     )
 
 
+#: The syscall class of a row (NULL: none) by a hashed MAP lookup (a CASE would compare
+#: the name with each of ~30 strings).
+_CLASS_SQL = ("(MAP {" + ", ".join(f"'{s}': {c}" for s, c in _CLASS.items())
+              + "})[CAST(syscall AS VARCHAR)]")
+
+
 def _by_class(**values: str) -> str:
     """``CASE c WHEN <class> THEN <value> ... END`` (NULL for the classes not given)."""
     codes = {"open": _OPEN, "socket": _SOCKET, "accept": _ACCEPT, "connect": _CONNECT,
@@ -161,7 +167,7 @@ def own_relation(src: str, attrs: Iterable[str], own: str, rfd: str) -> str:
     A row's own record is the record valid at the row when the row is about
     the descriptor it creates (``fd = rfd``) and belongs to a process.
     """
-    cls = "CASE syscall " + " ".join(f"WHEN '{s}' THEN {c}" for s, c in _CLASS.items()) + " END"
+    cls = _CLASS_SQL
     cols = "".join(f", CASE WHEN fc_fdo THEN {_OWN_COLUMNS[a]} END AS fc_r_{a}"
                    for a in dict.fromkeys(attrs))
     return f"""(SELECT * EXCLUDE (c, {_F}, fc_fdo),
@@ -188,7 +194,7 @@ FROM fc_snapfd f"""
 
 
 def _events_select(subset: bool = False) -> str:
-    cls = "CASE syscall " + " ".join(f"WHEN '{s}' THEN {c}" for s, c in _CLASS.items()) + " END"
+    cls = _CLASS_SQL
     cols = ", ".join(f"{e} AS {name}" for name, e in _EVENT_COLUMNS)
     return f"""
 SELECT rid, {cols}
