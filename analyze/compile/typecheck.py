@@ -105,6 +105,12 @@ NA_UNSAFE_PREFIXES = ("ka.", "jevt.")
 NA_CHECK_OPS = frozenset({"=", "!=", "in", "intersects", "pmatch"})
 
 
+def _is_list_result(o: object) -> bool:
+    from .transformers import is_list_result
+
+    return is_list_result(o)
+
+
 def _base_field(o: ast.Field | ast.Transform) -> str:
     """The name of the (first) field under a chain of transformers ('' if none)."""
     while isinstance(o, ast.Transform):
@@ -181,6 +187,8 @@ class TypeChecker:
     def _transform(self, t: ast.Transform) -> Operand | None:
         from .transformers import apply_transformer
 
+        if t.name.lower() == "getopt":
+            return self._getopt(t)
         args: list[Operand | str] = []
         for a in t.args:
             if isinstance(a, ast.Field | ast.Transform):
@@ -208,11 +216,74 @@ class TypeChecker:
             self._error(str(err), t.span)
             return None
 
+    def _getopt(self, t: ast.Transform) -> Operand | None:
+        """``getopt``: its arguments keep their structure (a parenthesised list is one
+        argument, the list of argv strings, unlike join/concat's flattened operands)."""
+        from .transformers import GetoptArg, GetoptError, apply_getopt
+
+        args: list[GetoptArg] = []
+        for a in t.args:
+            if isinstance(a, ast.Field | ast.Transform):
+                op = self._operand(a)
+                if op is None:
+                    return None
+                args.append(op)
+            elif isinstance(a, ast.Literal):
+                args.append(a.value)
+            elif isinstance(a, ast.ListLiteral | ast.TransformerList):
+                items: list[Operand | str] = []
+                for item in a.items:
+                    if isinstance(item, ast.Literal):
+                        items.append(item.value)
+                    else:
+                        op = self._operand(item)
+                        if op is None:
+                            return None
+                        items.append(op)
+                args.append(tuple(items))
+            else:
+                self._error(f"unsupported argument of {t.name}()", t.span)
+                return None
+        try:
+            return apply_getopt(t, args)
+        except GetoptError as err:
+            self._error(str(err), t.span, hint=err.hint)
+        except V.ValueError_ as err:
+            self._error(str(err), t.span)
+        return None
+
+    def _list_check(self, c: ast.Compare, lhs: Operand) -> Operand | None:
+        """libs ``flt_is_comparable`` for a list-typed operand (a ``getopt(...)`` result):
+        only ``in``, ``intersects`` (and ``exists``). ``in`` is true when every element is
+        in the set (an empty list included); the operand is rewritten so that the any-of
+        comparison the SQL generator emits for multi-valued operands gives that."""
+        op = "=" if c.op == "==" else c.op
+        if op not in ("in", "intersects") or c.modifier is not None:
+            name = f"{c.op} {c.modifier}" if c.modifier else c.op
+            self._error(f"'{name}' operator not supported list filters", c.span,
+                        hint="compare a list with 'in' or 'intersects', or select one option "
+                             "with getopt(...)[x]")
+            return None
+        if not isinstance(c.rhs, ast.ListLiteral):
+            self._error("fcap compares a getopt() list only with a list of values", c.rhs.span,
+                        hint='e.g. getopt(...) intersects (t, "value")')
+            return None
+        if op == "in" and c.rhs.items:
+            items = "[" + ", ".join(V.sql_str(i.value) for i in c.rhs.items) + "]"
+            sql = (f"(CASE WHEN list_has_all({items}, {lhs.sql}) THEN {items}[1:1] "
+                   f"WHEN {lhs.sql} IS NOT NULL THEN []::VARCHAR[] END)")
+            return Operand(sql, lhs.type, True, lhs.exists_sql, lhs.fields)
+        return lhs
+
     # -- checks ------------------------------------------------------------
     def _compare(self, c: ast.Compare) -> None:
         lhs = self._operand(c.lhs)
         if lhs is None:
             return
+        if _is_list_result(c.lhs):
+            lhs = self._list_check(c, lhs)
+            if lhs is None:
+                return
         self.out.lhs[id(c)] = lhs
         op = "=" if c.op == "==" else c.op
         allowed = _ops_for(lhs.type)
