@@ -33,6 +33,7 @@ from fcap.analyze.fields.types import FieldType
 
 from . import values as V
 from .diagnostics import LOAD_ERR_COMPILE_CONDITION, CompileIssue
+from .ipv6 import ipv6_hex_sql, ipv6_test
 from .typecheck import Operand, Typed
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -198,10 +199,10 @@ def _fixed_list_columns(lhs_sql: str) -> list[str] | None:
 
 def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate: bool) -> str:
     if isinstance(net, ipaddress.IPv6Network):
-        if net.prefixlen == 128:
-            sql = f"({x} = {V.sql_str(str(net.network_address))})"
-        else:
-            raise V.ValueError_(f"IPv6 networks other than /128 are not supported yet ({net})")
+        sql = ipv6_test(ipv6_hex_sql(x), net)  # see .ipv6 (libsinsp ipv6net::in_cidr)
+        # '!=': true for an address outside the network or of the other family
+        # (filter_compare.cpp), false only for a missing one
+        return f"(NOT coalesce({sql}, {x} IS NULL))" if negate else sql
     else:
         lo, hi = int(net.network_address), int(net.broadcast_address)
         octets = str(net.network_address).split(".")
@@ -213,6 +214,17 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
         else:
             sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
     return f"(NOT {sql})" if negate else sql
+
+
+def _nets_sql(x: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """``x in (nets)``: any network; the IPv6 ones share one expansion of ``x``."""
+    v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
+    terms = [_net_sql(x, n, False) for n in nets if not isinstance(n, ipaddress.IPv6Network)]
+    if len(v6) == 1:
+        terms.append(_net_sql(x, v6[0], False))
+    elif v6:
+        terms.append(ipv6_hex_sql(x, " OR ".join(ipv6_test("__h", n) for n in v6)))
+    return "(" + " OR ".join(terms) + ")"
 
 
 class SqlGenerator:
@@ -302,7 +314,7 @@ class SqlGenerator:
             if not rhs:
                 return "false"
             if lhs.type is FieldType.IPNET:
-                return "(" + " OR ".join(_net_sql(x, v, False) for v in rhs) + ")"  # type: ignore[arg-type]
+                return _nets_sql(x, rhs)  # type: ignore[arg-type]
             if lhs.type is FieldType.BYTES:
                 return "(" + " OR ".join(self._one(x, lhs.type, "=", v) for v in rhs) + ")"
             uniq = list(dict.fromkeys(self._value(v, lhs.type) for v in rhs))

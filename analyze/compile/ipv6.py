@@ -1,0 +1,74 @@
+"""IPv6 network membership of address text, as DuckDB SQL (``ipnet`` checks).
+
+libsinsp (tuples.cpp ``ipv6net::in_cidr``) compares the first prefix-length bits of the
+16 address bytes; an address of the other family never matches (filter_compare.cpp
+``PT_IPNET``: ``=``/``in`` false, ``!=`` true). The address columns hold text, so the
+SQL expands an IPv6 text to its 32 hex digits (lower case) and compares their first
+prefix-length bits with the network's; IPv4 (dotted) or other text expands to NULL.
+
+The expansion is a pure expression over the column (a regular expression checks the
+text, lambdas bind the groups once); values come from :mod:`ipaddress` objects, so the
+SQL holds only hex digits besides the column.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from . import values as V
+
+_H16 = "[0-9a-f]{1,4}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4TAIL = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+#: lower-cased IPv6 text: 8 groups or '::' with groups around it (at most 7: checked after
+#: expansion), the last two groups possibly a dotted IPv4 tail
+_IPV6_TEXT = (rf"(?:{_H16}:){{7}}{_H16}|(?:{_H16}(?::{_H16})*)?::(?:(?:{_H16}:)*{_H16})?"
+              rf"|(?:(?:{_H16}:){{6}}|(?:{_H16}(?::{_H16})*)?::(?:{_H16}:)*){_V4TAIL}")
+
+
+def ipv6_hex_sql(x: str, body: str | None = None) -> str:
+    """SQL for the 32 lower-case hex digits of the IPv6 address text ``x`` (NULL when
+    ``x`` is NULL, IPv4 or not an address).
+
+    With ``body`` (an SQL boolean over ``__h``, the hex digits), the result is that
+    test instead, the expansion computed once. ``::`` may stand anywhere for one or
+    more zero groups, groups have 1-4 digits in either case, and a dotted IPv4 tail
+    (``::ffff:1.2.3.4``) is the last 32 bits, as ``inet_pton`` reads them.
+    """
+    y = f"lower({x})"
+    tail = f"regexp_extract({y}, '[0-9.]+$')"
+    o = [f"TRY_CAST(split_part({tail}, '.', {k}) AS INTEGER)" for k in (1, 2, 3, 4)]
+    # a dotted tail -> two hex groups; '::' -> a 'g' group; groups -> list
+    groups = (f"string_split(trim(replace(CASE WHEN contains({y}, '.') THEN "
+              f"regexp_replace({y}, '[0-9.]+$', '') || printf('%x:%x', {o[0]} * 256 + {o[1]}, "
+              f"{o[2]} * 256 + {o[3]}) ELSE {y} END, '::', ':g:'), ':'), ':')")
+    # each group padded to 4 digits, 'g' to the missing zero groups (at least one)
+    hex_ = (f"list_transform([{groups}], lambda __l: CASE WHEN len(__l) <= 8 THEN "
+            "array_to_string(list_transform(__l, lambda __g: CASE WHEN __g = 'g' THEN "
+            "repeat('0', 36 - 4 * len(__l)) ELSE lpad(__g, 4, '0') END), '') END)[1]")
+    if body is not None:
+        hex_ = f"list_transform([{hex_}], lambda __h: {body})[1]"
+    return f"CASE WHEN regexp_full_match({y}, {V.sql_str(_IPV6_TEXT)}) THEN {hex_} END"
+
+
+def ipv6_range(net: ipaddress.IPv6Network) -> tuple[str, str]:
+    """The network's first and last address as 32 hex digits."""
+    if net.prefixlen == 0:  # libsinsp ipv6net::init: "invalid v6 netmask"
+        raise V.ValueError_(
+            f"invalid v6 netmask 0 in {net} (Falco rejects IPv6 networks of prefix length 0; "
+            "'::/1' and '8000::/1' together cover every IPv6 address)")
+    return (f"{int(net.network_address):032x}", f"{int(net.broadcast_address):032x}")
+
+
+def ipv6_test(h: str, net: ipaddress.IPv6Network) -> str:
+    """``h`` (32 hex digits) in ``net``: its first prefix/4 digits, and the top bits of
+    the next one. ``h`` appears once (DuckDB would expand it twice for a BETWEEN)."""
+    lo, hi = ipv6_range(net)
+    whole, bits = divmod(net.prefixlen, 4)
+    if whole == 32:
+        return f"({h} = {V.sql_str(lo)})"
+    if bits == 0:
+        return f"starts_with({h}, {V.sql_str(lo[:whole])})"
+    nibbles = ", ".join(V.sql_str(f"{lo[:whole]}{d:x}")
+                        for d in range(int(lo[whole], 16), int(hi[whole], 16) + 1))
+    return f"(left({h}, {whole + 1}) IN ({nibbles}))"
