@@ -243,8 +243,13 @@ def test_fixed_list_field_any_element_without_lambda() -> None:
     assert not evaluate("fd.ip = 1.2.3.4", fd_cip="5.6.7.8")
     assert not evaluate("fd.ip = 1.2.3.4")
     assert evaluate("not fd.ip = 1.2.3.4", fd_cip="5.6.7.8")
-    assert evaluate("fd.ip != 0.0.0.0", fd_cip="0.0.0.0", fd_sip="1.1.1.1")
+    # '!=' needs every address present to differ (libsinsp compare_ip/compare_net/
+    # compare_port: sip_cmp && dip_cmp; a listening socket has one address)
+    assert not evaluate("fd.ip != 0.0.0.0", fd_cip="0.0.0.0", fd_sip="1.1.1.1")
+    assert evaluate("fd.ip != 0.0.0.0", fd_cip="2.2.2.2", fd_sip="1.1.1.1")
     assert not evaluate("fd.ip != 0.0.0.0", fd_cip="0.0.0.0")
+    assert evaluate("fd.ip != 0.0.0.0", fd_sip="1.1.1.1")
+    assert not evaluate("fd.ip != 0.0.0.0")
 
 
 def test_and_puts_cheap_checks_first() -> None:

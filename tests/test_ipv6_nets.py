@@ -279,12 +279,11 @@ def test_ipv6_address_not_equal_to_ipv4_octet_network(net: str) -> None:
     assert one(f"fd.snet != {net}", "::ffff:1.2.3.4")
 
 
-@pytest.mark.xfail(strict=True, reason="the IPv4 path (kept unchanged) tests a non-octet "
-                   "prefix on the address as an integer, NULL for IPv6 text: '!=' is false "
-                   "where libsinsp says true")
 @pytest.mark.parametrize("net", ["172.16.0.0/12", "1.2.3.0/25", "0.0.0.0/0"])
 def test_ipv6_address_not_equal_to_ipv4_other_prefix(net: str) -> None:
+    # the IPv4 test of a non-octet prefix is NULL for IPv6 text: '!=' must still be true
     assert one(f"fd.snet != {net}", "2001:db8::1")
+    assert not one(f"fd.snet != {net}", None)
 
 
 @pytest.mark.parametrize("net", ["fc00::/7", "2001:db8::/64", "::1/128"])
@@ -352,3 +351,40 @@ def test_recorded_sample_rule_alerts(tmp_path: Path) -> None:
     cap = fcap.open(bundled_samples_dir() / "ssh-inbound" / "capture.parquet", rules=rules)
     alerts = cap.con.execute("SELECT rule, output FROM alerts").fetchall()
     assert [(rule, out.split()[:2]) for rule, out in alerts] == [("v6 listen", ["v6", "::"])]
+
+
+def _pair(cond: str, cip: str | None, sip: str | None) -> bool:
+    """``cond`` on one event with client address ``cip`` and server address ``sip``."""
+    q = (f"SELECT {compile_condition(cond)} FROM (SELECT CAST($1 AS VARCHAR) AS fd_cip, "
+         "CAST($2 AS VARCHAR) AS fd_sip) e")
+    return bool(_ONE.execute(q, [cip, sip]).fetchone()[0])
+
+
+@pytest.mark.parametrize("net", ["127.0.0.0/8", "127.0.0.0/12", "::1/128", "fc00::/7"])
+def test_net_not_equal_needs_both_ends_outside(net: str) -> None:
+    """fd.net != N: libsinsp compare_net returns sip_cmp && dip_cmp for a connected socket
+    (the stable rules' ``outbound`` macro: a connection to localhost is not outbound)."""
+    inside = "127.0.0.1" if net.startswith("127") else ("::1" if net == "::1/128" else "fd00::1")
+    outside = "10.0.0.5" if net.startswith("127") else "2001:db8::5"
+    assert not _pair(f"fd.net != {net}", outside, inside)
+    assert not _pair(f"fd.net != {net}", inside, outside)
+    assert _pair(f"fd.net != {net}", outside, outside)
+    assert _pair(f"fd.net = {net}", outside, inside)
+    assert _pair(f"fd.net != {net}", None, outside)  # a listening socket: its one address
+    assert not _pair(f"fd.net != {net}", None, None)
+
+
+def test_port_not_equal_needs_both_ends_different() -> None:
+    """fd.port != P: libsinsp compare_port (CO_NE) needs both ports to differ; the other
+    operators take either."""
+    def ports(cond: str, c: int | None, s: int | None) -> bool:
+        q = (f"SELECT {compile_condition(cond)} FROM (SELECT CAST($1 AS INTEGER) AS fd_cport, "
+             "CAST($2 AS INTEGER) AS fd_sport) e")
+        return bool(_ONE.execute(q, [c, s]).fetchone()[0])
+
+    assert not ports("fd.port != 22", 40000, 22)
+    assert ports("fd.port != 22", 40000, 80)
+    assert ports("fd.port = 22", 40000, 22)
+    assert ports("fd.port > 1000", 40000, 22)
+    assert ports("fd.port != 22", None, 80)
+    assert not ports("fd.port != 22", None, None)

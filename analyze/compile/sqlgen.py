@@ -213,7 +213,9 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
             sql = f"starts_with({x}, {V.sql_str(prefix)})"
         else:
             sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
-    return f"(NOT {sql})" if negate else sql
+    # '!=': true for an address outside the network or of the other family (the integer
+    # test is NULL for IPv6 text), false only for a missing one (filter_compare.cpp)
+    return f"(NOT coalesce({sql}, {x} IS NULL))" if negate else sql
 
 
 def _nets_sql(x: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
@@ -280,6 +282,16 @@ class SqlGenerator:
                 items = ", ".join(self._value(v, lhs.type) for v in rhs)
                 return f"list_has_any({lhs.sql}, [{items}])" if rhs else "false"
             cols = _fixed_list_columns(lhs.sql)
+            if cols is not None and op == "!=":
+                # fd.ip / fd.net / fd.port != v: true when every address (port) there is
+                # differs, as libsinsp's compare_ip/compare_net/compare_port (sip_cmp &&
+                # dip_cmp); a listening socket has one, a descriptor that is no socket none
+                checks = " AND ".join(
+                    f"({col} IS NULL OR coalesce("
+                    f"{self._scalar(Operand(col, lhs.type), op, rhs, c.modifier)}, false))"
+                    for col in cols)
+                present = " OR ".join(f"{col} IS NOT NULL" for col in cols)
+                return f"(({present}) AND {checks})"
             if cols is not None:  # any element: one OR instead of a lambda per row
                 return "(" + " OR ".join(
                     f"coalesce({self._scalar(Operand(col, lhs.type), op, rhs, c.modifier)}, "
