@@ -309,3 +309,19 @@ def test_replay_rule_with_getopt(tmp_path: Path) -> None:
     rules.write_text(_RULE.replace("[e] exists", "[e] startswith /bin/"))
     alerts = replay_json([cap], [rules], "all")
     assert [a["output_fields"]["proc.pid"] for a in alerts] == [402, 404, 406]
+
+
+def test_proc_args_index_past_the_end_is_empty() -> None:
+    """libsinsp TYPE_ARGS with an index gives "" past the last argument (not a missing
+    value), so a getopt list naming more arguments than a process has still parses."""
+    con = duckdb.connect()
+
+    def check(cond: str, argv: list[str]) -> bool:
+        q = (f"SELECT {compile_condition(cond)} FROM (SELECT CAST($1 AS VARCHAR[]) "
+             "AS proc_argv, 'nc' AS proc_name) e")
+        return bool(con.execute(q, [argv]).fetchone()[0])
+
+    assert check('proc.args[0] = "-l"', ["nc", "-l"])
+    assert check('proc.args[3] = ""', ["nc", "-l"])
+    assert check('getopt((proc.args[0], proc.args[1], proc.args[2]), "le:")[l] exists',
+                 ["nc", "-l"])

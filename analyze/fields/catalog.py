@@ -134,7 +134,9 @@ def _with_arg(d: FieldDef, full: str, arg: str | None, note: str | None) -> Fiel
     if name == "proc.args":
         if arg is None:
             return FieldRef(full, "e.proc_args", d.type, note=note)
-        return FieldRef(full, f"e.proc_argv[{_index(name, arg) + 2}]", d.type, note=note)
+        # libsinsp (TYPE_ARGS with an index): "" past the last argument, not a missing value
+        return FieldRef(full, f"coalesce(e.proc_argv[{_index(name, arg) + 2}], '')", d.type,
+                        note=note)
     if name in ("proc.env",):
         if arg is None:
             return FieldRef(full, "e.proc_env", d.type, note=note)

@@ -33,7 +33,7 @@ PROC_FIELDS = (
     sup("proc.name", S, "proc_name", "process name (comm of the image, up to 15 chars)"),
     sup("proc.pname", S, "proc_pname", "proc.name of the parent"),
     sup("proc.aname", S, None, "proc.name of an ancestor: " + _ANC, arg=OI),
-    sup("proc.args", S, "proc_args", "arguments (argv[1:]) joined by spaces; proc.args[n] = argv[n+1]",
+    sup("proc.args", S, "proc_args", "arguments (argv[1:]) joined by spaces; proc.args[n] = argv[n+1] ('' past the last one)",
         arg=OI),
     sup("proc.aargs", S, None, "proc.args of an ancestor: " + _ANC, arg=OI),
     sup("proc.cmdline", S, "proc_cmdline", "proc.name followed by proc.args"),
