@@ -189,61 +189,51 @@ class TypeChecker:
 
         if t.name.lower() == "getopt":
             return self._getopt(t)
-        args: list[Operand | str] = []
-        for a in t.args:
-            if isinstance(a, ast.Field | ast.Transform):
-                op = self._operand(a)
-                if op is None:
-                    return None
-                args.append(op)
-            elif isinstance(a, ast.Literal):
-                args.append(a.value)
-            elif isinstance(a, ast.ListLiteral | ast.TransformerList):
-                for item in a.items:
-                    if isinstance(item, ast.Literal):
-                        args.append(item.value)
-                    else:
-                        op = self._operand(item)
-                        if op is None:
-                            return None
-                        args.append(op)
-            else:
-                self._error(f"unsupported argument of {t.name}()", t.span)
-                return None
+        args = self._transform_args(t, flatten=True)
+        if args is None:
+            return None
         try:
             return apply_transformer(t, args)
         except V.ValueError_ as err:
             self._error(str(err), t.span)
             return None
 
-    def _getopt(self, t: ast.Transform) -> Operand | None:
-        """``getopt``: its arguments keep their structure (a parenthesised list is one
-        argument, the list of argv strings, unlike join/concat's flattened operands)."""
-        from .transformers import GetoptArg, GetoptError, apply_getopt
-
-        args: list[GetoptArg] = []
+    def _transform_args(self, t: ast.Transform, *, flatten: bool) -> list | None:
+        """A transformer's arguments: operands for fields and nested transformers, values
+        for literals; a parenthesised list is spliced in (``flatten``: join/concat) or kept
+        as one tuple argument (getopt). None after reporting an error."""
+        args: list = []
         for a in t.args:
-            if isinstance(a, ast.Field | ast.Transform):
-                op = self._operand(a)
-                if op is None:
+            if isinstance(a, ast.ListLiteral | ast.TransformerList):
+                items = [self._transform_arg(item) for item in a.items]
+                if any(x is None for x in items):
                     return None
-                args.append(op)
-            elif isinstance(a, ast.Literal):
-                args.append(a.value)
-            elif isinstance(a, ast.ListLiteral | ast.TransformerList):
-                items: list[Operand | str] = []
-                for item in a.items:
-                    if isinstance(item, ast.Literal):
-                        items.append(item.value)
-                    else:
-                        op = self._operand(item)
-                        if op is None:
-                            return None
-                        items.append(op)
-                args.append(tuple(items))
+                if flatten:
+                    args.extend(items)
+                else:
+                    args.append(tuple(items))
+            elif isinstance(a, ast.Field | ast.Transform | ast.Literal):
+                arg = self._transform_arg(a)
+                if arg is None:
+                    return None
+                args.append(arg)
             else:
                 self._error(f"unsupported argument of {t.name}()", t.span)
                 return None
+        return args
+
+    def _transform_arg(self, a: ast.Field | ast.Transform | ast.Literal) -> Operand | str | None:
+        """One transformer argument: a literal's value, else the operand (None: error)."""
+        return a.value if isinstance(a, ast.Literal) else self._operand(a)
+
+    def _getopt(self, t: ast.Transform) -> Operand | None:
+        """``getopt``: its arguments keep their structure (a parenthesised list is one
+        argument, the list of argv strings, unlike join/concat's flattened operands)."""
+        from .transformers import GetoptError, apply_getopt
+
+        args = self._transform_args(t, flatten=False)
+        if args is None:
+            return None
         try:
             return apply_getopt(t, args)
         except GetoptError as err:
