@@ -62,9 +62,10 @@ _SC = ("coalesce((MAP {" + ", ".join(f"'{n}': {k}" for n, k in _CODE.items())
 
 
 def with_code(src: str) -> str:
-    """``src`` (a relation with a ``syscall`` column) with the column ``fc_sc``, the syscall
-    code :data:`record_sql` and :data:`own_sql` read."""
-    return f"(SELECT *, {_SC} AS fc_sc FROM {src})"
+    """``src`` (a relation with a ``syscall`` column) with the columns ``fc_sc``, the syscall
+    code, and ``fc_kind``, the row's record kind (0: none), that :data:`record_sql`,
+    :data:`own_sql` and :func:`subset` read (the kind is computed once per row)."""
+    return f"(SELECT *, coalesce({_KIND}, 0) AS fc_kind FROM (SELECT *, {_SC} AS fc_sc FROM {src}))"
 
 
 def _is(name: str) -> str:
@@ -105,7 +106,7 @@ def subset(rows: str) -> Callable[[str], str]:
     make or end a record (every row the state depends on) and the rows of table
     ``rows`` (``rn``: the events that need their descriptor): the state is then
     exact for those rows only."""
-    return lambda rel: (f"(SELECT * FROM {with_code(rel)} WHERE coalesce({_KIND}, 0) <> 0 "
+    return lambda rel: (f"(SELECT * FROM {with_code(rel)} WHERE fc_kind <> 0 "
                         f"OR _rn IN (SELECT rn FROM {rows}))")
 
 
@@ -142,7 +143,7 @@ def _any_of(names: tuple[str, ...]) -> str:
 
 #: True for a raw row that makes its own final record (open family, socket, accept,
 #: descriptor-creating calls that succeeded): its descriptor record is itself (rid = rn).
-own_sql = f"coalesce({_KIND}, 0) = 1"
+own_sql = "fc_kind = 1"
 
 #: The descriptor a row's record is about (over :func:`with_code`'s columns).
 rfd_sql = f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) WHEN {_in(_ARG_FD)} THEN fd ELSE res END"
@@ -151,7 +152,7 @@ rfd_sql = f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) WHEN {_in(_ARG_FD)} T
 #: | the attributes an update sets << 7 (fdattr.UPDATE_OWN),
 #: rfd = the record's descriptor, sfd = a dup's source descriptor.
 record_sql = (
-    f"CAST(coalesce({_KIND}, 0) + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
+    f"CAST(fc_kind + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
     f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 "
     f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
     f"{rfd_sql} AS rfd, "
