@@ -95,6 +95,9 @@ struct fcap_event {
 #define FCAP_SC_ADDR_OUT 0x2000    /* the sockaddr is an output (accept, recvfrom, recvmsg):
                                       read only on success; an input one (connect, bind,
                                       sendto, sendmsg) is read whatever the result */
+#define FCAP_SC_FDPAIR 0x4000      /* pipe/pipe2/socketpair: aux_arg points to the int[2] the
+                                      kernel filled; on success fd = [0] and flags_aux =
+                                      [1] | (inode of [0] & 0xffffffff) << 32 (0: unknown) */
 
 struct fcap_sc_desc {
     __u16 flags;

@@ -471,6 +471,21 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
         s->ev.fd = (__s32)s->ev.args[d->fd_arg & 7];
     if ((d->flags & FCAP_SC_RES_FD) && ret >= 0)
         s->ev.fd = ret;
+    if ((d->flags & FCAP_SC_FDPAIR) && ret == 0 && d->aux_arg < 6) {
+        /* pipe/pipe2/socketpair: the two descriptors the kernel wrote to the caller's
+         * int[2]; fd = the first, flags_aux = the second | the first's inode << 32
+         * (pipefs and sockfs inode numbers come from get_next_ino(): 32 bits) */
+        __s32 pfd[2] = {-1, -1};
+        if (bpf_probe_read_user(pfd, sizeof(pfd), (void *)s->ev.args[d->aux_arg & 7]) == 0 &&
+            pfd[0] >= 0 && pfd[1] >= 0) {
+            __u64 ino = 0;
+            __u64 f = fd_file(task, pfd[0]);
+            if (f)
+                ino = rdp(rdp(f + OFF_file_f_inode) + OFF_inode_i_ino);
+            s->ev.fd = pfd[0];
+            s->ev.flags_aux = (__s64)(((ino & 0xffffffffull) << 32) | (__u32)pfd[1]);
+        }
+    }
 
     /* first path */
     if (kind == FCAP_K_EXEC) {

@@ -76,6 +76,8 @@ MEMBERS: dict[str, str] = {
     "OFF_fdt_max_fds": "fdtable.max_fds",
     "OFF_file_f_path": "file.f_path",
     "OFF_file_private_data": "file.private_data",
+    "OFF_file_f_inode": "file.f_inode",
+    "OFF_inode_i_ino": "inode.i_ino",
     "OFF_socket_sk": "socket.sk",
     "OFF_skc_family": "sock_common.skc_family",
     "OFF_skc_num": "sock_common.skc_num",

@@ -31,6 +31,9 @@ ADDRLEN_PTR = 0x0400
 AUX_U64 = 0x0800
 DATA = 0x1000
 ADDR_OUT = 0x2000
+#: the kernel writes two descriptors to int[2] at aux (pipe, pipe2, socketpair): fd = the
+#: first, flags_aux = the second | the first's inode number << 32 (docs/capture-format.md)
+FDPAIR = 0x4000
 NOARG = 0xFF
 
 #: pseudo syscall name for sched_process_exit rows
@@ -168,9 +171,11 @@ DESCRIPTORS: dict[str, Desc] = {
     "readv": _D(0, fd=0),
     "writev": _D(0, fd=0),
     "sendfile": _D(0, fd=0),
+    "pipe": _D(FDPAIR, aux=0),
+    "pipe2": _D(FDPAIR, aux=0),
     # sockets
     "socket": _D(RES_FD | SOCK),
-    "socketpair": _D(),
+    "socketpair": _D(FDPAIR, aux=3),
     "connect": _D(SOCK, fd=0, addr=1, addrlen=2),
     "accept": _D(RES_FD | SOCK | ADDRLEN_PTR | ADDR_OUT, addr=1, addrlen=2),
     "accept4": _D(RES_FD | SOCK | ADDRLEN_PTR | ADDR_OUT, addr=1, addrlen=2),
@@ -193,7 +198,7 @@ DEFAULT_SYSCALLS: tuple[str, ...] = (
     "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "fchmodat2",
     "chown", "lchown", "fchown", "fchownat", "chdir", "fchdir",
     "socket", "connect", "accept", "accept4", "bind", "listen",
-    "sendto", "sendmsg", "recvfrom", "recvmsg",
+    "sendto", "sendmsg", "recvfrom", "recvmsg", "pipe", "pipe2", "socketpair",
     "ptrace", "setns", "unshare", "setuid", "setgid", "setresuid", "setresgid",
     "setreuid", "setregid", "setsid",
     "mount", "umount2", "init_module", "finit_module", "bpf", "memfd_create",

@@ -37,6 +37,7 @@ CONSTANTS = {
     "FCAP_SC_P2_RAW": syscalls.P2_RAW, "FCAP_SC_ADDR_MSGHDR": syscalls.ADDR_MSGHDR,
     "FCAP_SC_ADDRLEN_PTR": syscalls.ADDRLEN_PTR, "FCAP_SC_AUX_U64": syscalls.AUX_U64,
     "FCAP_SC_DATA": syscalls.DATA, "FCAP_SC_ADDR_OUT": syscalls.ADDR_OUT,
+    "FCAP_SC_FDPAIR": syscalls.FDPAIR,
 }  # fmt: skip
 
 
