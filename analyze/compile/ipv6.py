@@ -1,4 +1,5 @@
-"""IPv6 network membership of address text, as DuckDB SQL (``ipnet`` checks).
+"""IPv6 address text compared as addresses, as DuckDB SQL (``ipnet`` checks, and
+``ipaddr`` checks with IPv6 values).
 
 libsinsp (tuples.cpp ``ipv6net::in_cidr``) compares the first prefix-length bits of the
 16 address bytes; an address of the other family never matches (filter_compare.cpp
@@ -53,10 +54,9 @@ def ipv6_hex_sql(x: str, body: str | None = None) -> str:
 
 def ipv6_range(net: ipaddress.IPv6Network) -> tuple[str, str]:
     """The network's first and last address as 32 hex digits."""
-    if net.prefixlen == 0:  # libsinsp ipv6net::init: "invalid v6 netmask"
-        raise V.ValueError_(
-            f"invalid v6 netmask 0 in {net} (Falco rejects IPv6 networks of prefix length 0; "
-            "'::/1' and '8000::/1' together cover every IPv6 address)")
+    if net.prefixlen == 0:  # libsinsp ipv6net::init; values.parse_net rejects it first
+        raise V.ValueError_("invalid v6 netmask 0",
+                            hint="'::/1' and '8000::/1' together cover every IPv6 address")
     return (f"{int(net.network_address):032x}", f"{int(net.broadcast_address):032x}")
 
 
@@ -72,3 +72,22 @@ def ipv6_test(h: str, net: ipaddress.IPv6Network) -> str:
     nibbles = ", ".join(V.sql_str(f"{lo[:whole]}{d:x}")
                         for d in range(int(lo[whole], 16), int(hi[whole], 16) + 1))
     return f"(left({h}, {whole + 1}) IN ({nibbles}))"
+
+
+def ipv6_hex(addr: ipaddress.IPv6Address) -> str:
+    """The address as 32 lower-case hex digits (what :func:`ipv6_hex_sql` gives)."""
+    return f"{int(addr):032x}"
+
+
+def ipv6_eq_sql(x: str, addrs: list[ipaddress.IPv6Address]) -> str:
+    """``x`` holds one of the IPv6 ``addrs``, compared as 16 bytes like libsinsp
+    (filter_compare.cpp ``flt_compare_ipv6addr``, ``ipv6addr::operator==``; ``in``
+    lists by ``memcmp`` of the parsed values): any spelling of the address matches.
+
+    The canonical spelling (what the recorder writes) is tested first; only other
+    text holding a ``:`` is expanded. False (not NULL) for NULL or IPv4 text.
+    """
+    canon = ", ".join(V.sql_str(str(a)) for a in addrs)
+    hexes = ", ".join(V.sql_str(ipv6_hex(a)) for a in addrs)
+    return (f"(CASE WHEN {x} IN ({canon}) THEN true WHEN contains({x}, ':') THEN "
+            f"coalesce({ipv6_hex_sql(x, f'__h IN ({hexes})')}, false) ELSE false END)")

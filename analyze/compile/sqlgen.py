@@ -33,7 +33,7 @@ from fcap.analyze.fields.types import FieldType
 
 from . import values as V
 from .diagnostics import LOAD_ERR_COMPILE_CONDITION, CompileIssue
-from .ipv6 import ipv6_hex_sql, ipv6_test
+from .ipv6 import ipv6_eq_sql, ipv6_hex_sql, ipv6_test
 from .typecheck import Operand, Typed
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -229,6 +229,27 @@ def _nets_sql(x: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network])
     return "(" + " OR ".join(terms) + ")"
 
 
+def _ips_sql(x: str, addrs: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
+             negate: bool = False) -> str:
+    """``x = a`` / ``x in (addrs)`` (``negate``: ``!=``) for an ``ipaddr`` field, as
+    libsinsp compares the binary addresses (filter_compare.cpp ``PT_IPADDR``): an
+    address of the other family is unequal, IPv6 text in any spelling is its 16 bytes
+    (:func:`.ipv6.ipv6_eq_sql`); IPv4 text is compared as written (the recorder and
+    the snapshot write dotted decimal without leading zeros, the one text of an IPv4
+    address). ``!=`` is false for a missing address, like every check."""
+    v4 = list(dict.fromkeys(V.sql_str(str(a)) for a in addrs
+                            if isinstance(a, ipaddress.IPv4Address)))
+    v6 = list(dict.fromkeys(a for a in addrs if isinstance(a, ipaddress.IPv6Address)))
+    if not v6:  # IPv4 only: the text test (NULL for a missing address)
+        if len(v4) == 1:
+            return f"({x} {'<>' if negate else '='} {v4[0]})"
+        return f"({'NOT ' if negate else ''}{x} IN ({', '.join(v4)}))"
+    eq = ipv6_eq_sql(x, v6)  # false, not NULL, for a missing address
+    if v4:
+        eq = f"({x} IN ({', '.join(v4)}) OR {eq})"
+    return f"({x} IS NOT NULL AND NOT {eq})" if negate else eq
+
+
 class SqlGenerator:
     """Emit SQL for a condition checked by :class:`TypeChecker`."""
 
@@ -278,7 +299,7 @@ class SqlGenerator:
         op = "=" if c.op == "==" else c.op
         if lhs.multi:
             if (isinstance(rhs, list) and op in ("in", "intersects") and c.modifier is None
-                    and lhs.type is not FieldType.IPNET):
+                    and lhs.type not in (FieldType.IPNET, FieldType.IPADDR)):
                 items = ", ".join(self._value(v, lhs.type) for v in rhs)
                 return f"list_has_any({lhs.sql}, [{items}])" if rhs else "false"
             cols = _fixed_list_columns(lhs.sql)
@@ -297,7 +318,7 @@ class SqlGenerator:
                     f"coalesce({self._scalar(Operand(col, lhs.type), op, rhs, c.modifier)}, "
                     "false)" for col in cols) + ")"
             if (isinstance(rhs, list) and op == "=" and c.modifier is None and len(rhs) == 1
-                    and lhs.type not in (FieldType.IPNET, FieldType.BYTES)):
+                    and lhs.type not in (FieldType.IPNET, FieldType.IPADDR, FieldType.BYTES)):
                 # any element equal: no lambda per row
                 return f"list_contains({lhs.sql}, {self._value(rhs[0], lhs.type)})"
             inner = Operand("__v", lhs.type)
@@ -327,6 +348,8 @@ class SqlGenerator:
                 return "false"
             if lhs.type is FieldType.IPNET:
                 return _nets_sql(x, rhs)  # type: ignore[arg-type]
+            if lhs.type is FieldType.IPADDR:
+                return _ips_sql(x, rhs)  # type: ignore[arg-type]
             if lhs.type is FieldType.BYTES:
                 return "(" + " OR ".join(self._one(x, lhs.type, "=", v) for v in rhs) + ")"
             uniq = list(dict.fromkeys(self._value(v, lhs.type) for v in rhs))
@@ -353,6 +376,8 @@ class SqlGenerator:
             if op not in ("=", "!="):
                 raise V.ValueError_(f"'{op}' operator not supported for ip address and network filters")
             return _net_sql(x, v, op == "!=")  # type: ignore[arg-type]
+        if t is FieldType.IPADDR and op in ("=", "!=", "in", "intersects"):
+            return _ips_sql(x, [v], op == "!=")  # type: ignore[list-item]
         if t is FieldType.BYTES:
             hx = self._value(v if isinstance(v, bytes) else str(v).encode(), t)
             hex_x = f"hex({x})"
