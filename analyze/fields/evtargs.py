@@ -80,6 +80,17 @@ _CREATES_FD = {
     "io_uring_setup", "open_by_handle_at", "userfaultfd", "fsopen", "fspick", "open_tree",
 }
 
+#: pipe/pipe2/socketpair rows: fd = the first descriptor, flags_aux = the second | the
+#: first's inode << 32 (docs/capture-format.md); NULL when the call failed.
+_FDPAIR = {"pipe", "pipe2", "socketpair"}
+_PAIR_SQL = {
+    "fd1": "e.fd",
+    "fd2": "(CASE WHEN e.fd IS NOT NULL THEN e.flags_aux & 4294967295 END)",
+    "ino": "(CASE WHEN e.fd IS NOT NULL THEN (e.flags_aux >> 32) & 4294967295 END)",
+}
+#: pipe2 flags as the driver keeps them (pipe2_flags_to_scap), in file_flags order.
+_PIPE2_FLAGS = (("O_DIRECT", 0o40000), ("O_NONBLOCK", 0o4000), ("O_CLOEXEC", 0o2000000))
+
 _PATH_TYPES = {"FSPATH", "FSRELPATH"}
 _PATH_CHARBUF = {"target", "linkpath", "dev", "dir", "name"}  # CHARBUF params that are paths
 _NON_PATH_SYSCALLS = {"memfd_create", "prctl", "init_module", "finit_module", "mount"}
@@ -232,6 +243,8 @@ def param_sql(syscall: str, index: int, rendered: bool = True, lookups: bool = T
         # the thread's sets at the exit (schema 2; null in older captures); PF_HEX
         sql = f"e.{pname}"
         return f"upper(hex({sql}))" if rendered else sql
+    elif syscall in _FDPAIR and pname in _PAIR_SQL:
+        sql = _PAIR_SQL[pname]
     elif pname in ("fd", "oldfd", "newfd") and raw is None:
         sql = "e.fd"
     elif raw is not None:
@@ -248,6 +261,10 @@ def param_sql(syscall: str, index: int, rendered: bool = True, lookups: bool = T
 def _render(syscall: str, pname: str, ptype: str, sql: str, lookups: bool = True) -> str:
     if pname == "flags" and syscall in ("open", "openat", "openat2", "creat"):
         return open_flags_sql(sql)
+    if pname == "flags" and syscall == "pipe2":
+        # libsinsp renders 0 as O_NONE (the driver keeps O_DIRECT, O_NONBLOCK, O_CLOEXEC)
+        return (f"CASE WHEN {sql} IS NULL THEN NULL WHEN ({sql} & 2147483648) <> 0 THEN 'O_NONE' "
+                f"ELSE coalesce({_flags_sql(f'({sql} & 542720)', _PIPE2_FLAGS)}, 'O_NONE') END")
     if pname == "flags" and syscall in ("clone", "clone3", "unshare"):
         return _flags_sql(sql, _CLONE_FLAGS)
     if pname == "nstype" and syscall == "setns":
@@ -294,7 +311,7 @@ def arg_sql(name: str, *, rendered: bool = True, syscalls: tuple[str, ...] | Non
         return "NULL"
     numeric = not rendered and all(
         sql.startswith("e.a") or sql in ("e.res", "e.fd", "e.flags_aux", "NULL", "e.tid", "e.pid", "e.ppid")
-        or sql.startswith("e.cap_")
+        or sql.startswith("e.cap_") or sql in _PAIR_SQL.values()
         for _, sql in pairs
     )
     cast = "BIGINT" if numeric else "VARCHAR"

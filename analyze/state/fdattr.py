@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from fcap.analyze.state.fdstream import PAIR_BASE
 
 O_CLOEXEC = 0o2000000
 #: Descriptor-creating syscalls other than the open family, and their fd.type.
@@ -23,7 +24,7 @@ CREATES = {
     "epoll_create": "eventpoll", "epoll_create1": "eventpoll", "inotify_init": "inotify",
     "inotify_init1": "inotify", "timerfd_create": "timerfd", "bpf": "bpf",
     "userfaultfd": "userfaultfd", "io_uring_setup": "io_uring", "pidfd_open": "pidfd",
-    "memfd_create": "memfd", "pipe": "pipe", "pipe2": "pipe",
+    "memfd_create": "memfd", "pipe": "pipe", "pipe2": "pipe", "socketpair": "unix",
 }
 #: The time of snapshot records (before every event).
 TS_MIN = -(2**62)
@@ -92,10 +93,13 @@ _VALUES: dict[str, dict[str, str]] = {
         create="CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') "
                "ELSE '' END"),
     "name_raw": dict(open="coalesce(path_raw, path)", socket="''"),
-    "flags": dict(open=_F, socket="a1"),
+    "flags": dict(open=_F, socket="a1",
+                  create="CASE syscall WHEN 'pipe2' THEN a1 WHEN 'pipe' THEN 0 END"),
+    # libsinsp: pipe2's O_CLOEXEC (parse_pipe_exit); socketpair sets no open flags
     "cloexec": dict(
         open=f"({_F} & {O_CLOEXEC}) <> 0", socket=f"(a1 & {O_CLOEXEC}) <> 0",
-        accept=f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0", create="false",
+        accept=f"syscall = 'accept4' AND (a3 & {O_CLOEXEC}) <> 0",
+        create=f"CASE WHEN syscall = 'pipe2' THEN (a1 & {O_CLOEXEC}) <> 0 ELSE false END",
         dup=f"(syscall = 'dup3' AND (a2 & {O_CLOEXEC}) <> 0) "
             "OR (syscall = 'fcntl' AND a1 = 1030)"),
     "l4proto": dict(
@@ -106,7 +110,8 @@ _VALUES: dict[str, dict[str, str]] = {
                 f"THEN {_l4('coalesce(sock_type, 0)', 'l4proto')} END"),
     "family": dict(
         socket="CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END",
-        accept=_IP_FAMILY, connect=_IP_FAMILY),
+        accept=_IP_FAMILY, connect=_IP_FAMILY,
+        create="CASE WHEN syscall = 'socketpair' THEN 'unix' END"),
     "lip": dict(accept="laddr", connect="laddr",
                 bindlisten="CASE WHEN syscall = 'bind' THEN laddr END"),
     "lport": dict(accept="lport", connect="lport",
@@ -117,6 +122,9 @@ _VALUES: dict[str, dict[str, str]] = {
                  bindlisten="CASE WHEN syscall = 'listen' THEN 'server' END"),
     "connected": dict(open="false", socket="false", accept="true",
                       connect="syscall = 'connect'", create="false"),
+    # a pipe's inode (flags_aux >> 32; 0 when the recorder could not read it, as libsinsp)
+    "ino": dict(create="CASE WHEN syscall IN ('pipe', 'pipe2') "
+                       "THEN CAST((flags_aux >> 32) & 4294967295 AS UBIGINT) END"),
 }
 #: (column, expression over the inner select) of the event records, in fc_fdrec order.
 _EVENT_COLUMNS = (
@@ -125,7 +133,6 @@ _EVENT_COLUMNS = (
     ("ev_tid", "tid"),
     ("changed", "c = 3 OR c = 4"),
     *((a, _by_class(**v)) for a, v in _VALUES.items()),
-    ("ino", "CAST(NULL AS UBIGINT)"),
 )
 #: The attributes an update (connect, sendto, sendmsg, bind, listen) may set, other than
 #: the family, in the order of their "set" bits in :func:`update_own_sql`.
@@ -228,30 +235,46 @@ def snapshot(con: Any) -> None:
     )
 
 
-def register_kinds(con: Any, kind: np.ndarray, rn: np.ndarray | None = None) -> None:
+def register_kinds(con: Any, kind: np.ndarray, rn: np.ndarray | None = None,
+                   pair: np.ndarray | None = None) -> bool:
     """``fc_fdkind``: per raw row (scan order, ``rowid``) its record kind if 1, 3 or 4, else 0.
 
     With ``rn`` (the scan positions of the rows ``kind`` is about, a subset):
     ``fc_fdkind(rn, k)`` for the record rows only.
     A DuckDB table, not a registered Arrow table: scanning Python objects takes
     the GIL, which :func:`build` must not need while it runs beside numpy.
+    ``pair`` (per row): the rows that also make a second record (pipe/socketpair);
+    they go to ``fc_fdpair(rid)`` when there are any. Returns whether there are.
     """
     rec = (kind == 1) | (kind == 3) | (kind == 4)
     if rn is None:
         t = pa.table({"k": pa.array(np.where(rec, kind, 0).astype(np.int8))})
     else:
         t = pa.table({"rn": pa.array(rn[rec]), "k": pa.array(kind[rec].astype(np.int8))})
-    con.register("fc_kind_arrow", t)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdkind AS SELECT * FROM fc_kind_arrow")
-    finally:
-        con.unregister("fc_kind_arrow")
+    pos = np.flatnonzero(pair) if pair is not None else np.zeros(0, np.int64)
+    tables = [("fc_fdkind", t)]
+    if len(pos):
+        tables.append(("fc_fdpair", pa.table({"rid": pa.array(pos if rn is None else rn[pos])})))
+    for name, table in tables:
+        con.register("fc_kind_arrow", table)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM fc_kind_arrow")
+        finally:
+            con.unregister("fc_kind_arrow")
+    return bool(len(pos))
 
 
-def build(con: Any, subset: bool = False) -> None:
+def build(con: Any, subset: bool = False, pairs: bool = False) -> None:
     """``fc_fdatt``: every record's own attributes (needs ``fc_snapfd`` and ``fc_fdkind``;
-    ``subset``: as :func:`register_kinds` made it with ``rn``)."""
+    ``subset``: as :func:`register_kinds` made it with ``rn``; ``pairs``: ``fc_fdpair``
+    exists: the second records of pipe/socketpair rows, with the first one's attributes
+    and id :data:`PAIR_BASE` + the row's)."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE fc_fdatt AS {_SNAPSHOT} UNION ALL "
         f"{_events_select(subset)}; DROP TABLE fc_fdkind"
     )
+    if pairs:
+        con.execute(
+            f"INSERT INTO fc_fdatt SELECT * REPLACE (rid + {PAIR_BASE} AS rid) FROM fc_fdatt "
+            "WHERE rid IN (SELECT rid FROM fc_fdpair); DROP TABLE fc_fdpair"
+        )

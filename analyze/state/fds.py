@@ -83,12 +83,15 @@ def _in(values: str, x: str = "syscall") -> str:
     return f"(CASE {x} " + " ".join(f"WHEN {n} THEN true" for n in names) + " ELSE false END)"
 
 
+#: Rows with two descriptors (fd = the first, flags_aux = the second | inode << 32): each
+#: makes two final records, the second one in fdstream.PAIR_BASE's id space.
+_PAIRS = "('pipe', 'pipe2', 'socketpair')"
 # record kinds (fdstream.OPEN ...) per raw row; NULL = the row makes no record
 _KIND = f"""CASE
   WHEN {_in(_OPENS)} OR {_in("('socket', 'accept', 'accept4')")}
     THEN CASE WHEN res >= 0 THEN 1 END
   WHEN {_in(_CREATES_IN)}
-    THEN CASE WHEN res >= 0 AND (NOT {_in("('pipe', 'pipe2')")} OR fd IS NOT NULL) THEN 1 END
+    THEN CASE WHEN res >= 0 AND (NOT {_in(_PAIRS)} OR fd IS NOT NULL) THEN 1 END
   WHEN {_is('close')} THEN CASE WHEN res = 0 THEN 2 END
   WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
     THEN CASE WHEN res >= 0 AND (NOT {_is('fcntl')} OR a1 = 0 OR a1 = 1030)
@@ -122,19 +125,22 @@ _CL = f"""CASE
   WHEN {_in("('accept', 'accept4')")} THEN {_tri(f"{_is('accept4')} AND (a3 & {O_CLOEXEC}) <> 0")}
   WHEN {_in("('dup', 'dup2', 'dup3', 'fcntl')")}
     THEN {_tri(f"({_is('dup3')} AND (a2 & {O_CLOEXEC}) <> 0) OR ({_is('fcntl')} AND a1 = 1030)")}
+  WHEN {_is('pipe2')} THEN {_tri(f"(a1 & {O_CLOEXEC}) <> 0")}
   WHEN {_in(_CREATES_IN)} THEN 0
   ELSE 2 END"""
 _FAM = f"""CASE
   WHEN {_is('socket')} THEN {_in("(1, 2, 10)", "a0")}
+  WHEN {_is('socketpair')} THEN true
   WHEN {_in("('accept', 'accept4', 'connect', 'sendto', 'sendmsg')")}
     THEN {_in("(1, 2, 10)", "sock_family")}
   END"""
 _FTS = f"""CASE
   WHEN {_is('socket')} THEN {_in("(1, 2, 10, 16)", "a0")}
+  WHEN {_is('socketpair')} THEN true
   WHEN {_in("('accept', 'accept4')")} THEN {_in("(1, 2, 10, 16)", "sock_family")}
   END"""
 
-_ARG_FD = "('pipe', 'pipe2', 'connect', 'sendto', 'sendmsg', 'bind', 'listen')"
+_ARG_FD = "('pipe', 'pipe2', 'socketpair', 'connect', 'sendto', 'sendmsg', 'bind', 'listen')"
 _DUPS = "('dup', 'dup2', 'dup3', 'fcntl')"
 
 def _any_of(names: tuple[str, ...]) -> str:
@@ -150,13 +156,15 @@ rfd_sql = f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) WHEN {_in(_ARG_FD)} T
 
 #: Per raw row: rk = kind | cloexec << 3 | family-not-null << 5 | socket-type << 6
 #: | the attributes an update sets << 7 (fdattr.UPDATE_OWN),
-#: rfd = the record's descriptor, sfd = a dup's source descriptor.
+#: rfd = the record's descriptor, sfd = a dup's source descriptor, or the second descriptor
+#: of a pipe/socketpair row (fdstream.pair_rows).
 record_sql = (
     f"CAST(fc_kind + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
     f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 "
     f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
     f"{rfd_sql} AS rfd, "
-    f"CASE WHEN {_in(_DUPS)} THEN a0 END AS sfd"
+    f"CASE WHEN {_in(_DUPS)} THEN a0 "
+    f"WHEN {_in(_PAIRS)} AND fd IS NOT NULL THEN flags_aux & 4294967295 END AS sfd"
 )
 
 
@@ -217,11 +225,11 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None,
     """
     t = _Timer(timings)
     fdattr.snapshot(con)
-    fdattr.register_kinds(con, ev.rec["rk"] & 7, ev.rn)
+    pairs = fdattr.register_kinds(con, ev.rec["rk"] & 7, ev.rn, fdstream.pair_rows(ev))
     snap, inst = _snapshot(con), _instances(con)
     t("fds.inputs")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(fdattr.build, con, ev.rn is not None)
+        job = pool.submit(fdattr.build, con, ev.rn is not None, pairs)
         try:
             rec, st = fdresolve.prepare(ev, snap)
             t("fds.stream")
@@ -265,12 +273,17 @@ class _Timer:
 
 
 def _to_rn(a: np.ndarray, rn: np.ndarray | None) -> np.ndarray:
-    """Record ids of a subset's rows (ranks, >= 0) as scan positions (others unchanged)."""
+    """Record ids of a subset's rows (ranks, >= 0; second records of pipe/socketpair rows:
+    ``PAIR_BASE`` + rank) as scan positions (``PAIR_BASE`` + scan position; others
+    unchanged)."""
     if rn is None:
         return a
     out = a.copy()
-    m = a >= 0
+    m = (a >= 0) & (a < fdstream.PAIR_BASE)
     out[m] = rn[a[m]]
+    m = a >= fdstream.PAIR_BASE
+    if m.any():
+        out[m] = rn[a[m] - fdstream.PAIR_BASE] + fdstream.PAIR_BASE
     return out
 
 

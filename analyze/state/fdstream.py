@@ -31,6 +31,9 @@ A_CL, A_FAM, A_FT = ATTRS.index("cloexec"), ATTRS.index("family"), ATTRS.index("
 OPEN, CLOSE, DUP, UPDATE, EXEC = 1, 2, 3, 4, 5
 NO_RID = np.int64(-(2**62))
 TS_MIN = -(2**62)
+#: Record id of the second descriptor of a pipe/pipe2/socketpair row: ``PAIR_BASE`` + the
+#: row's scan position (above every scan position; snapshot ids are negative).
+PAIR_BASE = 2**48
 
 
 @dataclass
@@ -65,8 +68,16 @@ def _filled(parts: list[np.ndarray], last: object, dtype: type) -> np.ndarray:
     return out
 
 
+def pair_rows(ev: Events) -> np.ndarray:
+    """Per raw row: it makes a second final record (pipe/pipe2/socketpair: its second
+    descriptor is ``sfd``, see ``fds.record_sql``)."""
+    return ((ev.rec["rk"] & 7) == OPEN) & (ev.rec["sfd"] != keys.NONE)
+
+
 class Records:
-    """Every record (event records, then snapshot ones, then a dummy) as parallel arrays.
+    """Every record as parallel arrays: event records (in scan order), snapshot ones, the
+    second records of pipe/socketpair rows (``rid`` = :data:`PAIR_BASE` + the row's id),
+    then a dummy.
 
     The dummy last record (kind 0, never in the stream) makes index -1 a valid
     "no record" in gathers.
@@ -78,21 +89,25 @@ class Records:
         self.kind_ev = kind
         self.mask = (kind >= OPEN) & (kind <= UPDATE) & (ev.pkey > 0) & (
             ev.rec["rfd"] != keys.NONE)  # per raw row: it makes a record
+        self.pair = self.mask & pair_rows(ev)  # ... and a second one
         pos = np.flatnonzero(self.mask)
-        ns = len(snap.rid)
+        pos2 = np.flatnonzero(self.pair)
+        ns, n2 = len(snap.rid), len(pos2)
         self.pos = pos
-        self.ne = len(pos)
-        self.rid = _filled([pos, snap.rid], NO_RID, np.int64)
-        self.pkey = _filled([ev.pkey[pos], snap.pkey], 0, np.int64)
-        self.fd = _filled([ev.rec["rfd"][pos], snap.fd], keys.NONE, np.int64)
-        self.ts = _filled([ev.ts[pos], np.full(ns, TS_MIN, np.int64)], TS_MIN, np.int64)
-        self.kind = _filled([kind[pos], np.full(ns, OPEN, np.int8)], 0, np.int8)
-        rkp = rk[pos]
-        self.rk = _filled([rkp, np.zeros(ns, np.int16)], 0, np.int16)
-        self.cl = _filled([(rkp >> 3) & 3, snap.cl], 2, np.int8)
-        self.fam = _filled([(rkp & 32) != 0, snap.fam], False, bool)
-        self.fts = _filled([(rkp & 64) != 0, snap.fts], False, bool)
-        self.sfd = _filled([ev.rec["sfd"][pos], np.full(ns, keys.NONE)], keys.NONE, np.int64)
+        self.ne, self.ns, self.n2 = len(pos), ns, n2
+        sfd = ev.rec["sfd"]
+        self.rid = _filled([pos, snap.rid, pos2 + PAIR_BASE], NO_RID, np.int64)
+        self.pkey = _filled([ev.pkey[pos], snap.pkey, ev.pkey[pos2]], 0, np.int64)
+        self.fd = _filled([ev.rec["rfd"][pos], snap.fd, sfd[pos2]], keys.NONE, np.int64)
+        self.ts = _filled([ev.ts[pos], np.full(ns, TS_MIN, np.int64), ev.ts[pos2]], TS_MIN,
+                          np.int64)
+        self.kind = _filled([kind[pos], np.full(ns, OPEN, np.int8), kind[pos2]], 0, np.int8)
+        rkp, rk2 = rk[pos], rk[pos2]
+        self.rk = _filled([rkp, np.zeros(ns, np.int16), rk2], 0, np.int16)
+        self.cl = _filled([(rkp >> 3) & 3, snap.cl, (rk2 >> 3) & 3], 2, np.int8)
+        self.fam = _filled([(rkp & 32) != 0, snap.fam, (rk2 & 32) != 0], False, bool)
+        self.fts = _filled([(rkp & 64) != 0, snap.fts, (rk2 & 64) != 0], False, bool)
+        self.sfd = _filled([sfd[pos], np.full(ns + n2, keys.NONE)], keys.NONE, np.int64)
         self.n = len(self.rid)
         # resolved close-on-exec and "is a socket" (chained rows filled while resolving)
         self.cl_res = self.cl.copy()
@@ -110,7 +125,7 @@ class Stream:
 
     def __init__(self, ev: Events, rec: Records) -> None:
         n, ne = len(ev.ts), rec.ne
-        self.nsnap = nsnap = rec.n - 1 - ne
+        self.nsnap = nsnap = rec.ns
         real = rec.fd[:-1]
         lo, hi = (int(real.min()), int(real.max())) if len(real) else (0, -1)
         fd, rfd, sfd = ev.fd, ev.rec["rfd"], ev.rec["sfd"]
@@ -122,7 +137,8 @@ class Stream:
         lone = rec.mask & ~merged
         lclose = lone & (rec.kind_ev == CLOSE)
         dq = rec.mask & (rec.kind_ev == DUP) & (sfd >= lo) & (sfd <= hi)
-        cnt = qm.view(np.int8) + lone.view(np.int8) + dq.view(np.int8)
+        pr = rec.pair  # a pipe/socketpair row's second record: its last entry
+        cnt = qm.view(np.int8) + lone.view(np.int8) + dq.view(np.int8) + pr.view(np.int8)
         g = ev.g
         ident = len(g) == 0 or (g[0] == 0 and g[-1] == n - 1 and bool((np.diff(g) == 1).all()))
         if not ident:
@@ -151,7 +167,11 @@ class Stream:
         dpos = np.flatnonzero(dq)
         dslot = first[dpos]
         dslot += (qm.view(np.int8) + (lone & ~lclose).view(np.int8))[dpos]
-        del first, lone, lclose, dq
+        ppos = np.flatnonzero(pr)
+        pslot = first[ppos]
+        pslot += qm[ppos].view(np.int8) + lone[ppos].view(np.int8)
+        pidx = np.arange(ne + nsnap, ne + nsnap + rec.n2, dtype=np.int64)
+        del first, lone, lclose, dq, ppos
         # the stream in time order: packed keys and the record of each entry
         kev = self.key(ev.pkey, fd, check=False)
         p = np.empty(nn, np.int64)
@@ -161,12 +181,14 @@ class Stream:
         p[lslot] = self.key(rec.pkey[lrec], rec.fd[lrec])
         drec = recidx[dpos]
         p[dslot] = self.key(rec.pkey[drec], rec.sfd[drec])
+        p[pslot] = self.key(rec.pkey[pidx], rec.fd[pidx])
         del kev
         rec_r = np.full(nn, -1, recidx.dtype)
         rec_r[:nsnap] = np.arange(ne, ne + nsnap)
         rec_r[qslot] = np.where(merged[qpos], recidx[qpos], -1)
         rec_r[lslot] = lrec
-        del recidx, merged
+        rec_r[pslot] = pidx
+        del recidx, merged, pslot, pidx
         p <<= self.pb
         p |= np.arange(nn, dtype=np.int64)
         p.sort()
