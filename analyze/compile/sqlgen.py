@@ -286,7 +286,8 @@ class SqlGenerator:
                 sql = self._compare(e)
             except V.ValueError_ as err:
                 self.issues.append(
-                    CompileIssue("error", LOAD_ERR_COMPILE_CONDITION, str(err), e.span)
+                    CompileIssue("error", LOAD_ERR_COMPILE_CONDITION, str(err), e.span,
+                                 getattr(err, "hint", None))
                 )
                 return "false"
             return f"coalesce({sql}, false)" if negated else sql
