@@ -52,7 +52,8 @@ ATTRS = fdstream.ATTRS
 #: Small codes of the syscalls the record class tests (0: any other).
 _CODE = {n: i + 1 for i, n in enumerate(dict.fromkeys((
     *OPENS, "socket", "accept", "accept4", *CREATES, "close", "dup", "dup2", "dup3", "fcntl",
-    "connect", "sendto", "sendmsg", "bind", "listen", "execve", "execveat")))}
+    "connect", "sendto", "sendmsg", "bind", "listen", "execve", "execveat", "clone", "clone3",
+    "fork")))}
 assert len(_CODE) < 63
 #: The row's syscall code (column ``fc_sc``, see :func:`with_code`): the record class tests
 #: it with bit masks instead of comparing strings in every test (~4x faster).
@@ -86,6 +87,13 @@ def _in(values: str, x: str = "syscall") -> str:
 #: Rows with two descriptors (fd = the first, flags_aux = the second | inode << 32): each
 #: makes two final records, the second one in fdstream.PAIR_BASE's id space.
 _PAIRS = "('pipe', 'pipe2', 'socketpair')"
+#: The caller side of a fork (kind 6, sfd = the child's pid): libsinsp copies the parent's
+#: descriptors into the child at the first of the two clone exits, the caller's only when
+#: the caller is in the host pid namespace (tid = vtid) and none of CLONE_NEWPID,
+#: CLONE_PARENT, CLONE_VFORK (vfork) and CLONE_THREAD is set (parse_clone_exit_caller).
+_CLONE_FLAGS = (f"CASE WHEN fc_sc = {_CODE['clone']} THEN a0 WHEN fc_sc = {_CODE['clone3']} "
+                "THEN coalesce(flags_aux, 0) ELSE 0 END")
+_NO_CALLER_COPY = 0x20000000 | 0x8000 | 0x4000 | 0x10000
 # record kinds (fdstream.OPEN ...) per raw row; NULL = the row makes no record
 _KIND = f"""CASE
   WHEN {_in(_OPENS)} OR {_in("('socket', 'accept', 'accept4')")}
@@ -101,6 +109,9 @@ _KIND = f"""CASE
     THEN CASE WHEN fd IS NOT NULL AND res >= 0 AND raddr IS NOT NULL THEN 4 END
   WHEN {_in("('bind', 'listen')")} THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
   WHEN {_in("('execve', 'execveat')")} THEN CASE WHEN res = 0 THEN 5 END
+  WHEN {_in("('clone', 'clone3', 'fork')")}
+    THEN CASE WHEN res > 0 AND tid = vtid AND ({_CLONE_FLAGS} & {_NO_CALLER_COPY}) = 0
+    THEN {fdstream.FORK} END
 END"""
 
 
@@ -164,7 +175,8 @@ record_sql = (
     f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
     f"{rfd_sql} AS rfd, "
     f"CASE WHEN {_in(_DUPS)} THEN a0 "
-    f"WHEN {_in(_PAIRS)} AND fd IS NOT NULL THEN flags_aux & 4294967295 END AS sfd"
+    f"WHEN {_in(_PAIRS)} AND fd IS NOT NULL THEN flags_aux & 4294967295 "
+    f"WHEN fc_kind = {fdstream.FORK} THEN res END AS sfd"
 )
 
 
@@ -188,10 +200,12 @@ def _snapshot(con: Any) -> fdstream.Snapshot:
     )
 
 
-def _instances(con: Any) -> fdstream.Instances:
+def _instances(con: Any, ev: Events) -> fdstream.Instances:
+    """The fork tree, with the time each child got its parent's descriptors (see
+    :func:`_caller_forks`)."""
     t = con.sql(
         """
-        SELECT i.pkey, coalesce(f.src_pkey, 0) AS parent, coalesce(f.ts, 0) AS fork_ts
+        SELECT i.pkey, i.pid, coalesce(f.src_pkey, 0) AS parent, coalesce(f.ts, 0) AS fork_ts
         FROM fc_pinst i
         LEFT JOIN (SELECT pkey, any_value(src_pkey) AS src_pkey, any_value(ts) AS ts FROM fc_seg
                    WHERE src_pkey IS NOT NULL AND kind = 'start' GROUP BY pkey) f
@@ -205,7 +219,36 @@ def _instances(con: Any) -> fdstream.Instances:
     fork_ts = np.zeros(size, np.int64)
     parent[pk] = t.column("parent").to_numpy().astype(np.int64)
     fork_ts[pk] = t.column("fork_ts").to_numpy().astype(np.int64)
+    pid = np.zeros(size, np.int64)
+    pid[pk] = t.column("pid").to_numpy().astype(np.int64)
+    _caller_forks(ev, parent, fork_ts, pid)
     return fdstream.Instances(parent=parent, fork_ts=fork_ts)
+
+
+#: How long before a child's first row its caller's fork exit may be (as fc_pinst's
+#: parent-side starts).
+_FORK_WINDOW_NS = 5_000_000_000
+
+
+def _caller_forks(ev: Events, parent: np.ndarray, fork_ts: np.ndarray, pid: np.ndarray) -> None:
+    """Move each child's fork time (its first row) back to its caller's fork exit when that
+    came first: libsinsp copies the descriptor table at the first of the two clone exits
+    (the caller's only in the cases of :data:`_CLONE_FLAGS`: the rows of kind FORK), so
+    a pipe end the parent closes right after forking is still the child's."""
+    rows = np.flatnonzero((ev.rec["rk"] & 7) == fdstream.FORK)
+    rows = rows[ev.pkey[rows] > 0]
+    child = np.flatnonzero(parent > 0)
+    if not len(rows) or not len(child):
+        return
+    rkey = (ev.pkey[rows] << 32) | (ev.rec["sfd"][rows] & 0xFFFFFFFF)
+    rts = ev.ts[rows]
+    order = np.lexsort((rts, rkey))
+    rkey, rts = rkey[order], rts[order]
+    qts = fork_ts[child]
+    i = keys.asof(rkey, rts, (parent[child] << 32) | pid[child], qts)
+    ok = i >= 0
+    ok[ok] = qts[ok] - rts[i[ok]] < _FORK_WINDOW_NS
+    fork_ts[child[ok]] = rts[i[ok]]
 
 
 def build(con: Any, ev: Events, timings: dict[str, float] | None = None,
@@ -226,7 +269,7 @@ def build(con: Any, ev: Events, timings: dict[str, float] | None = None,
     t = _Timer(timings)
     fdattr.snapshot(con)
     pairs = fdattr.register_kinds(con, ev.rec["rk"] & 7, ev.rn, fdstream.pair_rows(ev))
-    snap, inst = _snapshot(con), _instances(con)
+    snap, inst = _snapshot(con), _instances(con, ev)
     t("fds.inputs")
     with ThreadPoolExecutor(max_workers=1) as pool:
         job = pool.submit(fdattr.build, con, ev.rn is not None, pairs)

@@ -28,7 +28,7 @@ from fcap.analyze.state.positions import Events
 ATTRS = ("fd_type", "name", "name_raw", "flags", "cloexec", "l4proto", "family", "lip",
          "lport", "rip", "rport", "role", "connected", "ino")
 A_CL, A_FAM, A_FT = ATTRS.index("cloexec"), ATTRS.index("family"), ATTRS.index("fd_type")
-OPEN, CLOSE, DUP, UPDATE, EXEC = 1, 2, 3, 4, 5
+OPEN, CLOSE, DUP, UPDATE, EXEC, FORK = 1, 2, 3, 4, 5, 6
 NO_RID = np.int64(-(2**62))
 TS_MIN = -(2**62)
 #: Record id of the second descriptor of a pipe/pipe2/socketpair row: ``PAIR_BASE`` + the
