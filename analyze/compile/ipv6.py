@@ -84,10 +84,16 @@ def ipv6_eq_sql(x: str, addrs: list[ipaddress.IPv6Address]) -> str:
     (filter_compare.cpp ``flt_compare_ipv6addr``, ``ipv6addr::operator==``; ``in``
     lists by ``memcmp`` of the parsed values): any spelling of the address matches.
 
-    The canonical spelling (what the recorder writes) is tested first; only other
-    text holding a ``:`` is expanded. False (not NULL) for NULL or IPv4 text.
+    The canonical spelling (what the recorder writes) is tested first. Other text is
+    expanded only when it can be a spelling of an address: a dotted tail, or its hex
+    digits other than ``0`` (lower case, ``:`` dropped) those of the address -- a
+    spelling only pads groups with zeros or leaves zero groups out, so this is
+    necessary. False (not NULL) for NULL or IPv4 text.
     """
     canon = ", ".join(V.sql_str(str(a)) for a in addrs)
     hexes = ", ".join(V.sql_str(ipv6_hex(a)) for a in addrs)
-    return (f"(CASE WHEN {x} IN ({canon}) THEN true WHEN contains({x}, ':') THEN "
+    digits = ", ".join(dict.fromkeys(V.sql_str(ipv6_hex(a).replace("0", "")) for a in addrs))
+    gate = (f"contains({x}, ':') AND (contains({x}, '.') OR "
+            f"replace(replace(lower({x}), ':', ''), '0', '') IN ({digits}))")
+    return (f"(CASE WHEN {x} IN ({canon}) THEN true WHEN {gate} THEN "
             f"coalesce({ipv6_hex_sql(x, f'__h IN ({hexes})')}, false) ELSE false END)")
