@@ -14,6 +14,7 @@ number of matches, not by the capture; per-alert Python only formats alerts.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import socket
@@ -198,10 +199,21 @@ def replay(
     relaxations keep (:mod:`fcap.analyze.prefilter`) -- True always, False never
     (every event of the rules' types), None for captures of at least
     ``prefilter.MIN_EVENTS`` events. The alerts are the same.
+
+    Captures of several hosts (``raw_meta.host``) are replayed one host at a
+    time, since process and descriptor state is keyed by pid, and their alerts
+    merged in event-time order (ties: hosts in input order); each alert's
+    ``hostname`` is its host's unless ``hostname``/``FALCO_HOSTNAME`` is given.
     """
     check_matching(rule_matching)
+    parts = _host_parts(capture)
+    if len(parts) > 1:
+        yield from _replay_hosts(parts, compiled, stats=stats, rule_matching=rule_matching,
+                                 threads=threads, hostname=hostname, batch_rows=batch_rows,
+                                 prefilter_scan=prefilter_scan)
+        return
     rules = _rule_list(compiled)
-    con = _connect(capture, threads)
+    con = _connect(parts[0], threads)
     host = hostname or _hostname(con)
     if stats is not None:
         stats.events = count_events(con)
@@ -238,6 +250,39 @@ def replay(
             con.execute(f"DROP VIEW IF EXISTS {relation}")
         if staged is not None:
             staged.drop(con)
+
+
+def _host_parts(capture: Any) -> list[Any]:
+    """``capture`` as one part per host (a connection is one part as it is)."""
+    import duckdb
+
+    if isinstance(capture, duckdb.DuckDBPyConnection):
+        return [capture]
+    from fcap.capture.reader import Capture, open_capture
+
+    cap = capture if isinstance(capture, Capture) else open_capture(capture)
+    return cap.by_host() or [cap]
+
+
+def _replay_hosts(parts: Sequence[Any], compiled: CompiledRuleset | Sequence[CompiledRule], *,
+                  stats: ReplayStats | None, **kw: Any) -> Iterator[Alert]:
+    """Replay each host's capture on its own connection (one at a time: memory is the
+    largest host's), then merge their alerts by event time, hosts in input order on ties
+    (each host's alerts keep their order)."""
+    runs: list[list[tuple[tuple[int, int], Alert]]] = []
+    events = 0
+    for i, part in enumerate(parts):
+        st = ReplayStats()
+        runs.append([((a.ts, i), a) for a in replay(part, compiled, stats=st, **kw)])
+        events += st.events
+    if stats is not None:
+        stats.events = events
+    for _, alert in heapq.merge(*runs, key=lambda x: x[0]):
+        if stats is not None:
+            stats.alerts += 1
+            stats.by_rule[alert.rule] += 1
+            stats.by_priority[alert.priority_name] += 1
+        yield alert
 
 
 def _one_scan_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: str,

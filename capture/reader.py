@@ -251,6 +251,18 @@ class Capture:
         """Distinct host names, in input order."""
         return list(dict.fromkeys(f.host or "" for f in self.files))
 
+    def by_host(self) -> list[Capture]:
+        """One capture per host, hosts in input order (each keeps its files' order).
+
+        Process and descriptor state is keyed by pid, which only identifies a
+        process within one host: analyses that rebuild it (the replay) work on
+        one host's files at a time.
+        """
+        groups: dict[str, list[CaptureFile]] = {}
+        for f in self.files:
+            groups.setdefault(f.host or "", []).append(f)
+        return [Capture(fs) for fs in groups.values()]
+
     def side_table(self, name: str) -> pa.Table:
         """Side table ``name`` over all files, with a ``host`` column, duplicates removed."""
         if name not in SIDE_TABLES:

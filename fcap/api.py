@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,12 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True) -> Captur
     """
     _check_paths(paths)
     raw = _open_capture(paths)
+    if len(raw.hosts) > 1:
+        warnings.warn(
+            f"captures of {len(raw.hosts)} hosts ({', '.join(h or '?' for h in raw.hosts)}): "
+            "the events view rebuilds process and descriptor state by pid, which mixes "
+            "hosts; open one host at a time for proc.* and fd.* fields (fcap replay "
+            "separates hosts itself)", UserWarning, stacklevel=2)
     con = duckdb.connect()
     try:
         raw.attach(con)

@@ -75,9 +75,11 @@ LIST expressions: a comparison is true when any element matches, as in libsinsp.
   container id recorded per event (or the cgroup table) and the recorded OCI state and
   CRI annotations. Host events have `container.id = host`.
 * **Times** render in UTC.
-* **Several hosts.** Lineage and descriptor state are keyed by pid: open captures of one
-  host at a time (rotated segments of one recording are fine); pids of different hosts
-  opened together would be mixed.
+* **Several hosts.** Lineage and descriptor state are keyed by pid, which names a
+  process within one host. `fcap replay` rebuilds them per host (docs/replay.md,
+  "Several hosts"); in hunting, open one host's captures at a time for these fields
+  (`fcap.open` warns when the captures come from several hosts): opened together,
+  processes of different hosts with the same pid would be mixed.
 """
 
 

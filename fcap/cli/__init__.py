@@ -37,8 +37,17 @@ def _register() -> None:
             importlib.import_module(f"{__name__}.{mod.name}")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Library warnings on the command line: one line, no source location."""
+    print(f"fcap: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fcap`` console script."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     _register()
     try:
         app(args=argv, standalone_mode=True)

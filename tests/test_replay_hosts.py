@@ -1,0 +1,126 @@
+"""Captures of several hosts: the replay rebuilds process and descriptor state per host.
+
+Pids only identify a process within one host, so two nodes' captures opened
+together must not share lineage or descriptor state. The bundled samples are
+copied under hive ``host=`` folders to make "two nodes" whose pids collide.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+from fcap.analyze.compile.load import load_and_compile
+from fcap.analyze.engine import ReplayStats, replay
+from fcap.analyze.regress.runner import bundled_rule_files, bundled_samples_dir
+from fcap.capture.reader import open_capture
+
+SAMPLES = bundled_samples_dir()
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return load_and_compile(bundled_rule_files())[1]
+
+
+def _node(tmp: Path, host: str, sample: str) -> Path:
+    d = tmp / f"host={host}"
+    d.mkdir(parents=True)
+    return Path(shutil.copy(SAMPLES / sample / "capture.parquet", d / "capture.parquet"))
+
+
+def _key(a):
+    return (a.ts, a.evt_num, a.rule, a.message, a.output_fields)
+
+
+def test_by_host_groups_files_in_input_order(tmp_path: Path) -> None:
+    b = _node(tmp_path, "node-b", "reverse-shell")
+    a = _node(tmp_path, "node-a", "benign-admin")
+    parts = open_capture([b, a]).by_host()
+    assert [p.hosts for p in parts] == [["node-b"], ["node-a"]]
+    assert [p.paths for p in parts] == [(b,), (a,)]
+    assert len(open_capture(b).by_host()) == 1
+
+
+def test_same_capture_on_two_hosts_gives_each_hosts_alerts(tmp_path: Path, compiled) -> None:
+    one = list(replay(SAMPLES / "reverse-shell" / "capture.parquet", compiled))
+    assert one, "the sample should raise alerts with the bundled rules"
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "reverse-shell")
+    stats = ReplayStats()
+    both = list(replay([a, b], compiled, stats=stats))
+    # every pid collides between the two copies: a shared state would mix them
+    assert [_key(x) for x in both if x.hostname == "node-a"] == [_key(x) for x in one]
+    assert [_key(x) for x in both if x.hostname == "node-b"] == [_key(x) for x in one]
+    assert len(both) == 2 * len(one)
+    # event-time order, node-a first on equal times (input order)
+    assert [(x.ts, x.hostname) for x in both] == sorted(
+        (x.ts, x.hostname) for x in both)
+    n = open_capture(a).num_events
+    assert stats.events == 2 * n
+    assert stats.alerts == len(both)
+    assert sum(stats.by_rule.values()) == len(both)
+
+
+def test_two_different_hosts_merge_by_time(tmp_path: Path, compiled) -> None:
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "container-shell")
+    ra, rb = list(replay(a, compiled)), list(replay(b, compiled))
+    assert ra and rb
+    both = list(replay([b, a], compiled))
+    assert {x.hostname for x in ra} == {"node-a"} and {x.hostname for x in rb} == {"node-b"}
+    merged = sorted([(x.ts, 0, i, _key(x)) for i, x in enumerate(rb)]
+                    + [(x.ts, 1, i, _key(x)) for i, x in enumerate(ra)])
+    assert [_key(x) for x in both] == [m[3] for m in merged]
+
+
+def test_falco_hostname_overrides_every_host(tmp_path: Path, compiled, monkeypatch) -> None:
+    monkeypatch.setenv("FALCO_HOSTNAME", "test-falco-hostname")
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "reverse-shell")
+    assert {x.hostname for x in replay([a, b], compiled)} == {"test-falco-hostname"}
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    from fcap.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_replay_json_has_each_hosts_name(tmp_path: Path, capsys) -> None:
+    import json
+
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "reverse-shell")
+    code, out, err = _cli(capsys, "replay", "--json", str(a), str(b))
+    assert code == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    hosts = [x["hostname"] for x in lines]
+    assert hosts.count("node-a") == hosts.count("node-b") == len(lines) // 2 > 0
+    n = open_capture(a).num_events
+    assert f"Events processed: {2 * n}" in err
+
+
+def test_hunting_several_hosts_warns(tmp_path: Path, capsys) -> None:
+    import fcap.api
+
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "benign-admin")
+    with pytest.warns(UserWarning, match=r"2 hosts \(node-a, node-b\).*one host at a time"):
+        fcap.api.open([a, b], prepare=False).close()
+    with warnings.catch_warnings():  # the CLI shows the warning itself, on one line
+        warnings.simplefilter("always")
+        code, out, err = _cli(capsys, "sql", str(a), str(b), "SELECT count(*) AS n FROM raw_events")
+    assert code == 0, err
+    n = open_capture(a).num_events + open_capture(b).num_events
+    assert str(n) in out  # raw rows of both hosts are there, as recorded
+    assert [x for x in err.splitlines() if x.startswith("fcap: warning: captures of 2 hosts")]
+    assert "warnings.warn" not in err
