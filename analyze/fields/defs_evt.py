@@ -115,9 +115,10 @@ FD_FIELDS = (
         "eventpoll, inotify, timerfd, netlink, bpf, userfaultfd, io_uring, memfd, pidfd"),
     sup("fd.typechar", S, "fd_typechar", "one-letter fd type (f d 4 6 u p e s l i t n b r m P o)"),
     part("fd.name", S, "fd_name", "file path, or socket tuple (cip:cport->sip:sport), as libsinsp",
-         "state is rebuilt from the capture: opens, sockets, dup/dup2/dup3, fork inheritance, "
-         "close and the start snapshot; unix sockets show their path; fds created by syscalls "
-         "not recorded are unknown (null)"),
+         "state is rebuilt from the capture: opens, sockets, pipe/pipe2/socketpair (both ends, "
+         "empty name as libsinsp), dup/dup2/dup3, fork inheritance, close and the start "
+         "snapshot; unix sockets show their path; fds created by syscalls not recorded are "
+         "unknown (null)"),
     sup("fd.directory", S, "fd_directory", "directory part of fd.name for files"),
     sup("fd.filename", S, "fd_filename", "file name part of fd.name for files"),
     sup("fd.ip", IP, None, "client or server ip (a filter matches either)"),
@@ -159,7 +160,7 @@ FD_FIELDS = (
     unsup("fd.dev", U, "open's dev parameter is not recorded"),
     unsup("fd.dev.major", U, "open's dev parameter is not recorded"),
     unsup("fd.dev.minor", U, "open's dev parameter is not recorded"),
-    part("fd.ino", U, "fd_ino", "inode number", "snapshot fds only"),
+    part("fd.ino", U, "fd_ino", "inode number", "snapshot fds and pipe ends (pipe/pipe2) only"),
     sup("fd.nameraw", S, "fd_nameraw", "fd.name as passed to the syscall (not made absolute)"),
     unsup("fd.types", S, "needs the whole fd table per event; not computed", arg=ArgKind.OPTIONAL_INDEX),
     unsup("fd.is_upper_layer", B, "overlayfs layer of files is not recorded"),

@@ -67,9 +67,14 @@ LIST expressions: a comparison is true when any element matches, as in libsinsp.
 * **Descriptors.** Per process and descriptor number: the snapshot's open fds, every
   descriptor-creating syscall, socket updates (connect, bind, listen, sendto with an
   address), dup/dup2/dup3/fcntl(F_DUPFD) copying the source descriptor, fork (the child
-  gets the parent's table at the fork), execve closing close-on-exec descriptors, and
-  close (the close event still sees what it closes). Descriptors created by syscalls the
-  capture did not record are unknown (fd.* NULL).
+  gets the parent's table at the first of the two clone exits: the parent's, when it
+  came first and the parent is not in a pid namespace, as libsinsp), execve closing
+  close-on-exec descriptors, and close (the close event still sees what it closes).
+  `pipe`/`pipe2` make two `pipe` descriptors (empty name, the pipe's inode, pipe2's
+  O_CLOEXEC) and `socketpair` two `unix` ones (empty name; never close-on-exec, as
+  libsinsp, which keeps no open flags for them); the syscall's own row shows the
+  first one's fields (libsinsp: the second's for a pipe; both ends have the same). Descriptors created
+  by syscalls the capture did not record are unknown (fd.* NULL).
 * **Users, containers.** `user.*` uses the effective uid and the capture's user table of
   the event's container (the host's for host processes); `container.*` / `k8s.*` use the
   container id recorded per event (or the cgroup table) and the recorded OCI state and
