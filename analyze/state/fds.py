@@ -7,6 +7,9 @@ Records come from:
 * the start snapshot (``raw_fds``), valid from the beginning (``rid`` < 0);
 * syscalls that create descriptors (open family, socket, accept, memfd_create,
   eventfd ...): final records (``rid`` = the raw row's scan position);
+  ``pipe``/``pipe2``/``socketpair`` rows make two (the first descriptor's,
+  ``rid`` = the row's; the second's, ``rid`` = ``fdstream.PAIR_BASE`` + the
+  row's, with the same attributes);
 * ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD*)``, which copy the state of the
   source descriptor at that moment (a close or nothing there: ``unknown``);
 * updates of sockets (connect, bind, listen, sendto/sendmsg with an address),
@@ -14,8 +17,9 @@ Records come from:
 * ``close``, effective just after the close event (the close event itself
   still sees the descriptor, as in libsinsp); a close is a record meaning "no
   descriptor";
-* fork: the child sees every descriptor its parent had open at the fork, and
-  execve ends the close-on-exec ones.
+* fork: the child sees every descriptor its parent had open at the fork (the
+  first of the two clone exits, see :func:`_caller_forks`), and execve ends
+  the close-on-exec ones.
 
 Fork inheritance is lazy: nothing is copied. A lookup that finds no record of
 its own instance falls back to the parent instance at the fork time (and so

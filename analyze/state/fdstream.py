@@ -5,7 +5,8 @@ the rows that read or write descriptor state, in time order:
 
 * every event with an fd (a query: "which record is valid here?"), merged with
   the record the event itself makes when it is about the same fd;
-* the other records (snapshot ones first, a close just after its event);
+* the other records (snapshot ones first, a close just after its event, the
+  second record of a pipe/socketpair row after the row's other entries);
 * a query per dup for its source fd.
 
 The stream is laid out in time order directly (every event's entries are
