@@ -31,6 +31,7 @@ import re
 from fcap.analyze.condition import ast
 from fcap.analyze.fields.types import FieldType
 
+from . import regex
 from . import values as V
 from .diagnostics import LOAD_ERR_COMPILE_CONDITION, CompileIssue
 from .ipv6 import ipv6_eq_sql, ipv6_hex_sql, ipv6_test
@@ -403,7 +404,7 @@ class SqlGenerator:
         if op in ("glob", "iglob"):
             return glob_sql(x, s, casefold=op == "iglob")
         if op == "regex":
-            return f"regexp_full_match({x}, {V.sql_str(s)})"
+            return f"regexp_full_match({x}, {V.sql_str(regex.to_duckdb(s))})"
         if op == "pmatch":
             return pmatch_sql(x, [s])
         if op in ("in", "intersects"):

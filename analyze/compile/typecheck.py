@@ -19,6 +19,7 @@ from fcap.analyze.condition import ast
 from fcap.analyze.condition.parser import TRANSFORMERS
 from fcap.analyze.fields.types import FieldRef, FieldType
 
+from . import regex
 from . import values as V
 from .diagnostics import (
     EVT_DIR_DEPRECATION,
@@ -373,9 +374,8 @@ class TypeChecker:
 
 
 def _check_regex(pattern: str) -> None:
-    import duckdb
-
+    """libsinsp's check: RE2 in POSIX syntax (see :mod:`.regex`)."""
     try:
-        duckdb.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
-    except duckdb.Error as err:
-        raise V.ValueError_(f"invalid regex pattern: {err}") from None
+        regex.check(pattern)
+    except regex.RegexError as err:
+        raise V.ValueError_(str(err)) from None
