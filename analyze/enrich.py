@@ -40,7 +40,16 @@ from typing import Any
 
 import numpy as np
 from fcap.analyze.fields.columns import columns
-from fcap.analyze.state import containers, fdattr, fds, keys, positions, processes, users
+from fcap.analyze.state import (
+    containers,
+    fdattr,
+    fds,
+    keys,
+    memory,
+    positions,
+    processes,
+    users,
+)
 
 from fcap.schema import EVENTS
 
@@ -137,8 +146,9 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None,
     partial = False
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
-        t0 = time.perf_counter()
         partial = bool(rows) and num_sql is not None
+        memory.check(int(con.execute("SELECT count(*) FROM raw_events").fetchone()[0]))
+        t0 = time.perf_counter()
         with keys.small_pages():
             if partial:
                 ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.subset(rows),

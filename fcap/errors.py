@@ -40,6 +40,12 @@ class CaptureError(FcapError):
     exit_code = 2
 
 
+class ResourceError(FcapError):
+    """The machine lacks the memory an analysis needs (raised before it starts)."""
+
+    exit_code = 2
+
+
 class UsageError(FcapError):
     """The command line asked for something impossible."""
 

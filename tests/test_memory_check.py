@@ -1,0 +1,50 @@
+"""The descriptor state is not started when it cannot fit in memory: one clear error."""
+
+from __future__ import annotations
+
+import pytest
+from fcap.analyze.compile.load import load_and_compile
+from fcap.analyze.engine import replay
+from fcap.analyze.regress.runner import bundled_rule_files, bundled_samples_dir
+from fcap.analyze.state import memory
+
+from fcap.errors import ResourceError
+
+SAMPLE = bundled_samples_dir() / "reverse-shell" / "capture.parquet"
+
+
+def test_available_memory_reads_the_kernels_figure() -> None:
+    avail = memory.available_memory()
+    assert avail is not None and avail > 0
+
+
+def test_too_little_memory_is_an_error_before_the_state(monkeypatch) -> None:
+    compiled = load_and_compile(bundled_rule_files())[1]
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    with pytest.raises(ResourceError) as info:
+        list(replay(SAMPLE, compiled))
+    msg = str(info.value)
+    assert "needs about" in msg and "1 MiB" not in msg and "FCAP_NO_MEMORY_CHECK=1" in msg
+    assert "0.0 GiB are available" in msg
+    monkeypatch.setenv("FCAP_NO_MEMORY_CHECK", "1")
+    assert list(replay(SAMPLE, compiled))  # the check skipped, the replay runs
+
+
+def test_rules_without_fd_fields_do_not_need_it(monkeypatch, tmp_path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("- rule: execs\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n"
+                     "  output: '%proc.name'\n  priority: INFO\n")
+    compiled = load_and_compile([rules])[1]
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    list(replay(SAMPLE, compiled))  # no descriptor state, no check
+
+
+def test_cli_prints_one_line(monkeypatch, capsys) -> None:
+    from fcap.cli import main
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    with pytest.raises(SystemExit) as info:
+        main(["replay", str(SAMPLE)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fcap: the descriptor state (fd.* fields) of ")
