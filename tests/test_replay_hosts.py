@@ -16,6 +16,7 @@ from fcap.analyze.compile.load import load_and_compile
 from fcap.analyze.engine import ReplayStats, replay
 from fcap.analyze.regress.runner import bundled_rule_files, bundled_samples_dir
 from fcap.capture.reader import open_capture
+from test_sql_cli import fcap_cli as _cli
 
 SAMPLES = bundled_samples_dir()
 
@@ -81,18 +82,6 @@ def test_falco_hostname_overrides_every_host(tmp_path: Path, compiled, monkeypat
     a = _node(tmp_path, "node-a", "reverse-shell")
     b = _node(tmp_path, "node-b", "reverse-shell")
     assert {x.hostname for x in replay([a, b], compiled)} == {"test-falco-hostname"}
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    from fcap.cli import main
-
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_replay_json_has_each_hosts_name(tmp_path: Path, capsys) -> None:
