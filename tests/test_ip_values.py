@@ -31,6 +31,7 @@ import duckdb
 import pytest
 from fcap.analyze.compile import ConditionCompileError
 from fcap.analyze.compile import values as V
+from fcap.analyze.compile.ipv6 import _IPV6_TEXT
 from fcap.analyze.compile.ruleset import compile_condition, compile_ruleset
 from fcap.analyze.regress.runner import bundled_samples_dir
 from fcap.analyze.rules import load_rules
@@ -477,3 +478,34 @@ def test_recorded_sample_ipv6_spellings(tmp_path: Path) -> None:
                      "fd.lip = '0:0::0'\n  output: l %fd.lip\n  priority: NOTICE\n")
     alerts = fcap.open(path, rules=rules).con.execute("SELECT rule FROM alerts").fetchall()
     assert alerts and {a[0] for a in alerts} == {"any v6 listen"}
+
+
+def test_ipv6_text_pattern_is_exactly_inet_pton() -> None:
+    """The SQL's gate for IPv6 text (:data:`_IPV6_TEXT`, on lower-cased text) accepts what
+    the C library's inet_pton reads and nothing else (group counts included: 'a::' with
+    8 groups around it is not an address)."""
+    import socket
+
+    rng = random.Random(7)
+    pieces = ["", "0", "1", "ffff", "ABCD", "00000", "1.2.3.4", "256.1.1.1", "01.2.3.4", "g"]
+    texts = {":".join(rng.choice(pieces) for _ in range(rng.randint(1, 10)))
+             for _ in range(20000)}
+    texts |= {"fdff:ffff:ffff:ffff:ffff:ffff::255.255.255.255", "1:2:3:4:5:6::1.2.3.4",
+              "1:2:3:4:5::1.2.3.4", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8::",
+              "::1:2:3:4:5:6:7:8", "1:2:3:4:5:6:1.2.3.4", "::", "::1.2.3.4"}
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (s VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[t] for t in texts])
+    got = dict(con.execute("SELECT s, regexp_full_match(lower(s), ?) FROM t",
+                           [_IPV6_TEXT]).fetchall())
+
+    def libc(t: str) -> bool:
+        try:
+            socket.inet_pton(socket.AF_INET6, t)
+        except OSError:
+            return False
+        return True
+
+    wrong = [t for t in texts if got[t] != libc(t)]
+    assert not wrong, wrong[:5]
+    assert 100 < sum(got.values()) < len(texts) - 100

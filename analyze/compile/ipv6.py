@@ -21,10 +21,25 @@ from . import values as V
 _H16 = "[0-9a-f]{1,4}"
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _V4TAIL = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
-#: lower-cased IPv6 text: 8 groups or '::' with groups around it (at most 7: checked after
-#: expansion), the last two groups possibly a dotted IPv4 tail
-_IPV6_TEXT = (rf"(?:{_H16}:){{7}}{_H16}|(?:{_H16}(?::{_H16})*)?::(?:(?:{_H16}:)*{_H16})?"
-              rf"|(?:(?:{_H16}:){{6}}|(?:{_H16}(?::{_H16})*)?::(?:{_H16}:)*){_V4TAIL}")
+
+
+def _ipv6_text() -> str:
+    """An RE2 pattern for exactly the lower-cased texts ``inet_pton(AF_INET6)`` reads:
+    8 groups, or ``::`` for at least one zero group with at most 7 groups around it; a
+    dotted IPv4 tail counts as two groups."""
+    alts = [rf"(?:{_H16}:){{7}}{_H16}", rf"(?:{_H16}:){{6}}{_V4TAIL}"]
+    for a in range(8):  # a groups before '::'
+        left = rf"(?:{_H16}:){{{a - 1}}}{_H16}" if a else ""
+        if a < 7:
+            alts.append(rf"{left}::(?:{_H16}(?::{_H16}){{0,{6 - a}}})?")
+        else:
+            alts.append(f"{left}::")
+        if a <= 5:
+            alts.append(rf"{left}::(?:{_H16}:){{0,{5 - a}}}{_V4TAIL}")
+    return "|".join(alts)
+
+
+_IPV6_TEXT = _ipv6_text()
 
 
 def ipv6_hex_sql(x: str, body: str | None = None) -> str:
@@ -97,3 +112,40 @@ def ipv6_eq_sql(x: str, addrs: list[ipaddress.IPv6Address]) -> str:
             f"replace(replace(lower({x}), ':', ''), '0', '') IN ({digits}))")
     return (f"(CASE WHEN {x} IN ({canon}) THEN true WHEN {gate} THEN "
             f"coalesce({ipv6_hex_sql(x, f'__h IN ({hexes})')}, false) ELSE false END)")
+
+
+def _first_group_sql(x: str) -> str:
+    """The first 16-bit group of IPv6 text ``x`` known to be valid (``::`` first: 0)."""
+    return (f"CASE WHEN starts_with({x}, '::') THEN 0 "
+            f"ELSE TRY_CAST('0x' || split_part({x}, ':', 1) AS INTEGER) END")
+
+
+def ipv6_nets_sql(x: str, nets: list[ipaddress.IPv6Network]) -> str:
+    """``x`` (address text) in any of the IPv6 ``nets`` (libsinsp ``ipv6net::in_cidr``):
+    true or false for IPv6 text, NULL for NULL or other text.
+
+    Three shapes, cheapest first: a ``/128`` network is its address
+    (:func:`ipv6_eq_sql`); a prefix of at most 16 bits tests the first group only
+    (the text before the first ``:``, 0 when it starts with ``::``); the others share
+    one expansion to 32 hex digits (:func:`ipv6_test`).
+    """
+    for n in nets:
+        ipv6_range(n)  # rejects ::/0
+    hosts = [n.network_address for n in nets if n.prefixlen == 128]
+    short = [n for n in nets if n.prefixlen <= 16]
+    other = [n for n in nets if 16 < n.prefixlen < 128]
+    gate = f"regexp_full_match(lower({x}), {V.sql_str(_IPV6_TEXT)})"
+    terms = []
+    if hosts:  # false for other text: NULL keeps the '!=' of the other family true
+        terms.append(f"CASE WHEN contains({x}, ':') THEN {ipv6_eq_sql(x, hosts)} END")
+    if short:
+        g = _first_group_sql(x)
+        tests = " OR ".join(
+            f"(({g}) BETWEEN {int(n.network_address) >> 112} AND "
+            f"{int(n.broadcast_address) >> 112})" for n in short)
+        terms.append(f"CASE WHEN {gate} THEN {tests} END")
+    if len(other) == 1:
+        terms.append(ipv6_test(ipv6_hex_sql(x), other[0]))
+    elif other:
+        terms.append(ipv6_hex_sql(x, " OR ".join(ipv6_test("__h", n) for n in other)))
+    return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"

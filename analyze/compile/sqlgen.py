@@ -34,7 +34,7 @@ from fcap.analyze.fields.types import FieldType
 from . import regex
 from . import values as V
 from .diagnostics import LOAD_ERR_COMPILE_CONDITION, CompileIssue
-from .ipv6 import ipv6_eq_sql, ipv6_hex_sql, ipv6_test
+from .ipv6 import ipv6_eq_sql, ipv6_nets_sql
 from .typecheck import Operand, Typed
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -200,10 +200,10 @@ def _fixed_list_columns(lhs_sql: str) -> list[str] | None:
 
 def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate: bool) -> str:
     if isinstance(net, ipaddress.IPv6Network):
-        sql = ipv6_test(ipv6_hex_sql(x), net)  # see .ipv6 (libsinsp ipv6net::in_cidr)
+        sql = ipv6_nets_sql(x, [net])  # see .ipv6 (libsinsp ipv6net::in_cidr)
         # '!=': true for an address outside the network or of the other family
         # (filter_compare.cpp), false only for a missing one
-        return f"(NOT coalesce({sql}, {x} IS NULL))" if negate else sql
+        return f"({x} IS NOT NULL AND NOT coalesce({sql}, false))" if negate else sql
     else:
         lo, hi = int(net.network_address), int(net.broadcast_address)
         octets = str(net.network_address).split(".")
@@ -220,13 +220,12 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
 
 
 def _nets_sql(x: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """``x in (nets)``: any network; the IPv6 ones share one expansion of ``x``."""
+    """``x in (nets)``: any network; the IPv6 ones share one expansion of ``x``
+    (:func:`.ipv6.ipv6_nets_sql`)."""
     v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
     terms = [_net_sql(x, n, False) for n in nets if not isinstance(n, ipaddress.IPv6Network)]
-    if len(v6) == 1:
-        terms.append(_net_sql(x, v6[0], False))
-    elif v6:
-        terms.append(ipv6_hex_sql(x, " OR ".join(ipv6_test("__h", n) for n in v6)))
+    if v6:
+        terms.append(ipv6_nets_sql(x, v6))
     return "(" + " OR ".join(terms) + ")"
 
 
