@@ -113,3 +113,27 @@ def test_hunting_several_hosts_warns(tmp_path: Path, capsys) -> None:
     assert str(n) in out  # raw rows of both hosts are there, as recorded
     assert [x for x in err.splitlines() if x.startswith("fcap: warning: captures of 2 hosts")]
     assert "warnings.warn" not in err
+
+
+def test_hunting_alerts_of_several_hosts_are_per_host(tmp_path: Path, compiled) -> None:
+    import fcap.api
+
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "container-shell")
+    want = {h: sorted((x.ts, x.rule, x.message) for x in replay(p, compiled))
+            for h, p in (("node-a", a), ("node-b", b))}
+    with pytest.warns(UserWarning, match="2 hosts"):
+        cap = fcap.api.open([b, a], rules=bundled_rule_files())
+    try:
+        rows = cap.sql("SELECT hostname, ts, rule, output, evt_num FROM alerts").fetchall()
+        for h in want:
+            assert sorted((r[1], r[2], r[3]) for r in rows if r[0] == h) == want[h]
+        # every alert's evt_num is its event's number in this session (same host, same time)
+        bad = cap.sql(
+            "SELECT count(*) FROM alerts a LEFT JOIN events v ON v.evt_num = a.evt_num "
+            "WHERE v.host IS DISTINCT FROM a.hostname OR v.ts IS DISTINCT FROM a.ts"
+        ).fetchall()[0][0]
+        assert bad == 0
+        assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+    finally:
+        cap.close()
