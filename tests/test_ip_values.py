@@ -509,3 +509,35 @@ def test_ipv6_text_pattern_is_exactly_inet_pton() -> None:
     wrong = [t for t in texts if got[t] != libc(t)]
     assert not wrong, wrong[:5]
     assert 100 < sum(got.values()) < len(texts) - 100
+
+
+def test_ipv4_networks_every_prefix_against_ipaddress() -> None:
+    """IPv4 networks of every prefix length 0-32 (octet prefixes, a partial octet, the
+    integer test for /0) on IPv4 text near the network's edges, IPv6 text and NULL:
+    flt_compare_ipv4net masks both sides; the other family is '!=' (filter_compare.cpp)."""
+    rng = random.Random(32)
+    nets = [ipaddress.IPv4Network((rng.getrandbits(32), p), strict=False) for p in range(33)]
+    nets += [ipaddress.ip_network(n) for n in ("172.16.0.0/12", "10.0.0.0/8", "0.0.0.0/0")]
+    texts: list[str | None] = [None, "::1", "::ffff:172.16.0.1", "2001:db8::1"]
+    for n in nets:
+        lo, hi = int(n.network_address), int(n.broadcast_address)
+        for v in (lo, hi, lo - 1, hi + 1, rng.randint(lo, hi), rng.getrandbits(32)):
+            texts.append(str(ipaddress.IPv4Address(v % (1 << 32))))
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, fd_sip VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+    addrs = [column_addr(t) for t in texts]
+    inside = {str(n): [isinstance(a, ipaddress.IPv4Address) and a in n for a in addrs]
+              for n in nets}
+    for n in nets:
+        want = inside[str(n)]
+        for cond, exp in ((f"fd.snet = {n}", want),
+                          (f"fd.snet != {n}", [a is not None and not w
+                                               for a, w in zip(addrs, want, strict=True)]),
+                          (f"fd.snet in ({n}, 192.0.2.0/24)",
+                           [w or (isinstance(a, ipaddress.IPv4Address)
+                                  and a in ipaddress.ip_network("192.0.2.0/24"))
+                            for a, w in zip(addrs, want, strict=True)])):
+            got = [bool(r[0]) for r in con.execute(
+                f"SELECT {compile_condition(cond)} FROM t e ORDER BY i").fetchall()]
+            assert got == exp, cond

@@ -212,6 +212,18 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
         elif net.prefixlen in (8, 16, 24):  # a dotted prefix: no conversion to an integer
             prefix = ".".join(octets[: net.prefixlen // 8]) + "."
             sql = f"starts_with({x}, {V.sql_str(prefix)})"
+        elif net.prefixlen > 0:
+            # the whole octets as a dotted prefix, then the one partial octet as a number
+            # (one split_part instead of four): 172.16.0.0/12 is '172.' and 16-31; NULL
+            # outside the prefix like the integer test (IPv6 text never starts so)
+            k = net.prefixlen // 8
+            part = f"TRY_CAST(split_part({x}, '.', {k + 1}) AS INTEGER)"
+            test = f"{part} BETWEEN {(lo >> (24 - 8 * k)) & 255} AND {(hi >> (24 - 8 * k)) & 255}"
+            if k:
+                prefix = V.sql_str(".".join(octets[:k]) + ".")
+                sql = f"(CASE WHEN starts_with({x}, {prefix}) THEN {test} END)"
+            else:
+                sql = f"({test})"
         else:
             sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
     # '!=': true for an address outside the network or of the other family (the integer
