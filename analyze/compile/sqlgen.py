@@ -121,11 +121,6 @@ def pmatch_sql(x: str, items: list[str]) -> str:
     return "(" + " OR ".join(terms) + ")" if terms else "false"
 
 
-def _ipv4_int(x: str) -> str:
-    parts = [f"TRY_CAST(split_part({x}, '.', {k}) AS UBIGINT)" for k in (1, 2, 3, 4)]
-    return f"({parts[0]} * 16777216 + {parts[1]} * 65536 + {parts[2]} * 256 + {parts[3]})"
-
-
 _COSTLY = (("lambda", 4000), ("regexp", 1500), ("split_part", 300), ("list_", 300),
            ("map_contains", 200), ("like", 100), ("lower(", 100))
 
@@ -212,7 +207,7 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
         elif net.prefixlen in (8, 16, 24):  # a dotted prefix: no conversion to an integer
             prefix = ".".join(octets[: net.prefixlen // 8]) + "."
             sql = f"starts_with({x}, {V.sql_str(prefix)})"
-        elif net.prefixlen > 0:
+        else:
             # the whole octets as a dotted prefix, then the one partial octet as a number
             # (one split_part instead of four): 172.16.0.0/12 is '172.' and 16-31; NULL
             # outside the prefix like the integer test (IPv6 text never starts so)
@@ -224,10 +219,8 @@ def _net_sql(x: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, negate:
                 sql = f"(CASE WHEN starts_with({x}, {prefix}) THEN {test} END)"
             else:
                 sql = f"({test})"
-        else:
-            sql = f"({_ipv4_int(x)} BETWEEN {lo} AND {hi})"
-    # '!=': true for an address outside the network or of the other family (the integer
-    # test is NULL for IPv6 text), false only for a missing one (filter_compare.cpp)
+    # '!=': true for an address outside the network or of the other family (the tests are
+    # false or NULL for IPv6 text), false only for a missing one (filter_compare.cpp)
     return f"(NOT coalesce({sql}, {x} IS NULL))" if negate else sql
 
 
