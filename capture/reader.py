@@ -263,6 +263,20 @@ class Capture:
             groups.setdefault(f.host or "", []).append(f)
         return [Capture(fs) for fs in groups.values()]
 
+    def select_hosts(self, names: Sequence[str]) -> Capture:
+        """The files of the hosts ``names`` (the ``host`` column's values).
+
+        Raises :class:`fcap.errors.CaptureError` naming the hosts there are when
+        one of ``names`` has no file.
+        """
+        have = self.hosts
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise CaptureError(
+                f"no capture of host {', '.join(map(repr, missing))}",
+                hint=f"the captures are of {', '.join(repr(h) for h in have)}")
+        return Capture([f for f in self.files if (f.host or "") in set(names)])
+
     def side_table(self, name: str) -> pa.Table:
         """Side table ``name`` over all files, with a ``host`` column, duplicates removed."""
         if name not in SIDE_TABLES:

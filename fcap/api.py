@@ -169,7 +169,8 @@ def _check_paths(paths: PathsLike) -> None:
         raise CaptureError(f"{text}: no such file or directory")
 
 
-def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True) -> Capture:
+def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True,
+         host: str | Sequence[str] | None = None) -> Capture:
     """Open captures for hunting.
 
     ``paths``: a capture file, a directory of segments, a hive tree, a glob, or
@@ -179,10 +180,16 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True) -> Captur
     users, containers: their size follows the processes, not the events; ~1-2 s
     on 10 million events), so that the first query over ``events`` does not
     wait for them; False builds them on first use (``fcap sql`` runs one query).
-    Raises :class:`fcap.errors.CaptureError` naming a missing or foreign file.
+    ``host``: only the captures of this host (or these hosts; the ``host`` column's
+    values: the ``host=`` folder, else the recorded hostname), e.g. one node of a hive
+    tree: process and descriptor state is per host (see docs/hunting.md).
+    Raises :class:`fcap.errors.CaptureError` naming a missing or foreign file, or a
+    host with no capture.
     """
     _check_paths(paths)
     raw = _open_capture(paths)
+    if host is not None:
+        raw = raw.select_hosts([host] if isinstance(host, str) else list(host))
     if len(raw.hosts) > 1:
         warnings.warn(
             f"captures of {len(raw.hosts)} hosts ({', '.join(h or '?' for h in raw.hosts)}): "

@@ -137,3 +137,33 @@ def test_hunting_alerts_of_several_hosts_are_per_host(tmp_path: Path, compiled) 
         assert [r[1] for r in rows] == sorted(r[1] for r in rows)
     finally:
         cap.close()
+
+
+def test_one_host_of_several(tmp_path: Path, capsys, compiled) -> None:
+    import json
+
+    import fcap.api
+    from fcap.errors import CaptureError
+
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "container-shell")
+    both = open_capture([a, b])
+    assert both.select_hosts(["node-b"]).paths == (b,)
+    with pytest.raises(CaptureError, match=r"no capture of host 'node-c'.*'node-a', 'node-b'"):
+        both.select_hosts(["node-c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one host: no warning
+        cap = fcap.api.open([a, b], host="node-a", prepare=False)
+    try:
+        assert cap.sql("SELECT DISTINCT host FROM raw_events").fetchall() == [("node-a",)]
+    finally:
+        cap.close()
+    code, out, err = _cli(capsys, "replay", "--json", "--host", "node-b", str(a), str(b))
+    assert code == 0, err
+    got = [json.loads(x) for x in out.splitlines()]
+    assert {x["hostname"] for x in got} == {"node-b"}
+    assert len(got) == len(list(replay(b, compiled)))
+    code, out, err = _cli(capsys, "sql", "--host", "node-c", str(a), str(b), "SELECT 1")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "fcap: no capture of host 'node-c' (the captures are of 'node-a', 'node-b')"]

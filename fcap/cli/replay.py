@@ -70,6 +70,10 @@ def replay_cmd(
     ),
     threads: int = typer.Option(None, "--threads", help="DuckDB threads (default: all cores)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary on stderr."),
+    host: list[str] = typer.Option(
+        [], "--host", help="Only the captures of this host (repeatable; default: every host, "
+        "each replayed on its own)."
+    ),
 ) -> None:
     """Replay captures through Falco rules: one line per alert, a summary on stderr.
 
@@ -90,7 +94,11 @@ def replay_cmd(
             prio = Priority.parse(min_priority)
         except Exception as err:
             raise UsageError(f"unknown priority {min_priority!r}", hint=str(err)) from None
-    paths = list(captures) if captures else default_captures()
+    paths: object = list(captures) if captures else default_captures()
+    if host:
+        from fcap.capture.reader import open_capture
+
+        paths = open_capture(paths).select_hosts(host)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     ruleset, compiled = load_and_compile(list(rules) or [bundled_rules_dir()])
     if not quiet:  # as Falco >= 0.37 (load_rules_files.cpp): every warning, at load time

@@ -41,6 +41,10 @@ def _emit(result: object, fmt: str, output: Path | None, max_rows: int) -> None:
     formats.write(rel, fmt, output=output, stdout=sys.stdout, max_rows=max_rows)
 
 
+_HOST_HELP = ("only the captures of this host (repeatable; the host= folder or the recorded "
+              "hostname): process and descriptor state is per host")
+
+
 @app.command("sql")
 def sql_cmd(
     args: list[str] = typer.Argument(..., metavar="CAPTURE... [QUERY]",
@@ -52,6 +56,7 @@ def sql_cmd(
                                             help="rules file or directory (repeatable): adds the alerts view"),
     max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
     schema: bool = typer.Option(False, "--schema", help="list the views and their columns, then exit"),
+    host: list[str] | None = typer.Option(None, "--host", help=_HOST_HELP),
 ) -> None:
     """Run DuckDB SQL over captures (views: events, processes, file_events, socket_events ...).
 
@@ -64,7 +69,7 @@ def sql_cmd(
         _print_schema(args)
         return
     captures, query, source = _split(args, file, "sql")
-    cap = fcap.api.open(captures, rules=rules or None, prepare=False)
+    cap = fcap.api.open(captures, rules=rules or None, prepare=False, host=host or None)
     try:
         try:
             result = cap.sql(query)
@@ -114,6 +119,7 @@ def hunt_cmd(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
     output: Path | None = typer.Option(None, "-o", "--output", help="write to this file"),
     max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
+    host: list[str] | None = typer.Option(None, "--host", help=_HOST_HELP),
 ) -> None:
     """Events matching a Falco condition (compiled as `fcap replay` compiles rules).
 
@@ -123,7 +129,7 @@ def hunt_cmd(
 
     captures, condition, _ = _split(args, None, "hunt")
     fields = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    cap = fcap.api.open(captures, prepare=False)
+    cap = fcap.api.open(captures, prepare=False, host=host or None)
     try:
         result = cap.filter(condition, fields or list(fcap.api.DEFAULT_HUNT_FIELDS))
         _emit(result, fmt, output, max_rows)
