@@ -194,8 +194,9 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True,
         warnings.warn(
             f"captures of {len(raw.hosts)} hosts ({', '.join(h or '?' for h in raw.hosts)}): "
             "the events view rebuilds process and descriptor state by pid, which mixes "
-            "hosts; open one host at a time for proc.* and fd.* fields (fcap replay and "
-            "the alerts view separate hosts themselves)", UserWarning, stacklevel=2)
+            "hosts; open one host at a time (host=, --host) for proc.* and fd.* fields "
+            "(fcap replay and the alerts view separate hosts themselves)", UserWarning,
+            stacklevel=2)
     con = duckdb.connect()
     try:
         raw.attach(con)
