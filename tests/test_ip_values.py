@@ -541,3 +541,33 @@ def test_ipv4_networks_every_prefix_against_ipaddress() -> None:
             got = [bool(r[0]) for r in con.execute(
                 f"SELECT {compile_condition(cond)} FROM t e ORDER BY i").fetchall()]
             assert got == exp, cond
+
+
+@pytest.mark.parametrize(
+    ("cond", "message"),
+    # sinsp_filter_check::add_filter_value(rhs_chk) and check_rhs_field_type_consistency;
+    # EPF_NO_RHS on fd.ip, fd.net and the *net fields (sinsp_filtercheck_fd.cpp)
+    [("fd.snet = val(fd.cip)", "field type 'IPNET' doesn't support right-hand side fields"),
+     ("fd.net != val(fd.sip)", "field type 'IPNET' doesn't support right-hand side fields"),
+     ("fd.ip = val(fd.cip)", "field 'fd.ip' doesn't support right-hand side fields"),
+     ("fd.sip = val(fd.ip)", "field 'fd.ip' can't be used as a right-hand side field"),
+     ("fd.sip = val(fd.snet)", "field 'fd.snet' can't be used as a right-hand side field"),
+     ("fd.sip = val(proc.name)", "field 'fd.sip' has type 'ipaddr' while the right-hand "
+                                 "side field 'proc.name' has incompatible type 'string'"),
+     ("proc.name = val(fd.rip)", "field 'proc.name' has type 'string' while the right-hand "
+                                 "side field 'fd.rip' has incompatible type 'ipaddr'")],
+)
+def test_ip_right_hand_side_fields_like_libsinsp(cond: str, message: str) -> None:
+    with pytest.raises(ConditionCompileError) as info:
+        compile_condition(f"evt.type = connect and {cond}")
+    assert info.value.message == message
+    assert info.value.hint
+    assert info.value.location.col == len("evt.type = connect and ") + 1
+
+
+def test_ip_right_hand_side_field_allowed() -> None:
+    """Two address fields (PT_IPADDR both): allowed, compared as the recorded texts."""
+    assert _pair("fd.sip = val(fd.lip)", None, "10.0.0.1", "10.0.0.1", None)
+    assert not _pair("fd.sip = val(fd.lip)", None, "10.0.0.1", "10.0.0.2", None)
+    assert _pair("fd.cip != val(fd.sip)", "::1", "10.0.0.1")
+    assert not _pair("fd.cip != val(fd.sip)", None, "10.0.0.1")  # a missing side: false

@@ -255,6 +255,37 @@ def _ips_sql(x: str, addrs: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
     return f"({x} IS NOT NULL AND NOT {eq})" if negate else eq
 
 
+#: IP fields libsinsp flags EPF_NO_RHS (sinsp_filtercheck_fd.cpp): no val() on either side
+_IP_NO_RHS = frozenset({"fd.ip", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet"})
+
+
+def _check_ip_rhs_field(lhs: Operand, rhs: Operand) -> None:
+    """libsinsp ``sinsp_filter_check::add_filter_value`` for a right-hand side field
+    (``val(...)``) where an IP field takes part, in libs' order and words: an ``ipnet``
+    field takes none; ``fd.ip``, ``fd.net`` and the ``*net`` fields are EPF_NO_RHS on
+    either side; the two types must be equal (``check_rhs_field_type_consistency``)."""
+    ip = (FieldType.IPADDR, FieldType.IPNET)
+    if lhs.type not in ip and rhs.type not in ip:
+        return
+    lname = lhs.fields[0] if lhs.fields else "the field"
+    rname = rhs.fields[0] if rhs.fields else "the field"
+    hint = "compare an IP field with literal addresses or networks"
+    if lhs.type is FieldType.IPNET:
+        raise V.ValueError_("field type 'IPNET' doesn't support right-hand side fields",
+                            hint=hint)
+    if lname in _IP_NO_RHS:
+        raise V.ValueError_(f"field '{lname}' doesn't support right-hand side fields",
+                            hint=hint)
+    if rname in _IP_NO_RHS:
+        raise V.ValueError_(f"field '{rname}' can't be used as a right-hand side field",
+                            hint="compare with fd.cip, fd.sip, fd.lip or fd.rip")
+    if lhs.type is not rhs.type:
+        raise V.ValueError_(
+            f"field '{lname}' has type '{lhs.type.value}' while the right-hand side field "
+            f"'{rname}' has incompatible type '{rhs.type.value}'",
+            hint="an IP address field compares only with another IP address field")
+
+
 class SqlGenerator:
     """Emit SQL for a condition checked by :class:`TypeChecker`."""
 
@@ -303,6 +334,8 @@ class SqlGenerator:
         lhs = self.typed.lhs[id(c)]
         rhs = self.typed.rhs[id(c)]
         op = "=" if c.op == "==" else c.op
+        if isinstance(rhs, Operand):
+            _check_ip_rhs_field(lhs, rhs)
         if lhs.multi:
             if (isinstance(rhs, list) and op in ("in", "intersects") and c.modifier is None
                     and lhs.type not in (FieldType.IPNET, FieldType.IPADDR)):
