@@ -571,3 +571,13 @@ def test_ip_right_hand_side_field_allowed() -> None:
     assert not _pair("fd.sip = val(fd.lip)", None, "10.0.0.1", "10.0.0.2", None)
     assert _pair("fd.cip != val(fd.sip)", "::1", "10.0.0.1")
     assert not _pair("fd.cip != val(fd.sip)", None, "10.0.0.1")  # a missing side: false
+
+
+def test_value_errors_carry_their_hint() -> None:
+    """The type pass passes libsinsp-style value errors on with their hint."""
+    from fcap.analyze.compile import ConditionCompileError, compile_condition
+
+    with pytest.raises(ConditionCompileError) as info:
+        compile_condition("fd.snet = 10.0.0.1")
+    assert info.value.message == "unrecognized IP network 10.0.0.1"
+    assert info.value.hint is not None and "10.0.0.1/32" in info.value.hint

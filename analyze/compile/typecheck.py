@@ -333,7 +333,7 @@ class TypeChecker:
             try:
                 converted.append(self._convert(item.value, lhs.type, op))
             except V.ValueError_ as err:
-                self._error(str(err), item.span)
+                self._error(str(err), item.span, hint=getattr(err, "hint", None))
         self.out.rhs[id(c)] = converted
 
     def _value_warnings(self, item: ast.Literal) -> None:
