@@ -76,20 +76,43 @@ def _by_class(**values: str) -> str:
 
 
 _IP_FAMILY = "CASE WHEN sock_family IN (2, 10) THEN 'ip' WHEN sock_family = 1 THEN 'unix' END"
+# IPv4-mapped IPv6 (libsinsp sinsp_utils::is_ipv4_mapped_ipv6: ::ffff:a.b.c.d, and '::'): the
+# recorder writes a mapped address as IPv4 text. When both ends of an AF_INET6 tuple are
+# mapped, libsinsp makes the descriptor an IPv4 one (parse_accept_exit, parse_connect_exit,
+# update_fd: SCAP_FD_IPV4_SOCK, the mapped addresses, '::' as 0.0.0.0); otherwise it keeps
+# IPv6 addresses, a mapped one printed as ::ffff:a.b.c.d.
+_V4PAIR = ("(sock_family = 10 AND (contains(laddr, '.') OR laddr = '::') "
+           "AND (contains(raddr, '.') OR raddr = '::'))")
+
+
+def _addr(x: str) -> str:
+    """Address ``x`` of a socket tuple as libsinsp keeps it (see ``_V4PAIR``)."""
+    return (f"CASE WHEN sock_family <> 10 THEN {x} "
+            f"WHEN {_V4PAIR} THEN CASE WHEN {x} = '::' THEN '0.0.0.0' ELSE {x} END "
+            f"WHEN contains({x}, '.') THEN '::ffff:' || {x} ELSE {x} END")
+
+
+_TUPLE_TYPE = f"CASE WHEN sock_family = 2 OR {_V4PAIR} THEN 'ipv4' WHEN sock_family = 10 THEN 'ipv6' END"
 _F = "f"  # the open flags, computed once in the inner select
 #: Per attribute, its value per syscall class (NULL for the classes not given).
 _VALUES: dict[str, dict[str, str]] = {
     "fd_type": dict(
         open=f"CASE WHEN ({_F} & 65536) <> 0 THEN 'directory' ELSE 'file' END",
-        socket=_family_type("a0"), accept=_family_type("sock_family"),
+        socket=_family_type("a0"),
+        accept=f"CASE WHEN sock_family IN (2, 10) THEN {_TUPLE_TYPE} "
+               f"ELSE {_family_type('sock_family')} END",
+        # libsinsp sets the type from the tuple at connect/sendto (update_fd): ipv4 for a
+        # mapped pair on an AF_INET6 socket; the other cases keep the socket's own type
+        # (and a descriptor libsinsp does not know is left alone: nothing is set then)
+        connect=f"CASE WHEN {_V4PAIR} THEN 'ipv4' END",
         create="CASE syscall " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in CREATES.items())
         + " END"),
     "name": dict(
         open="path", socket="''",
         accept="CASE WHEN sock_family = 1 THEN unix_path "
-               "ELSE concat(raddr, ':', rport, '->', laddr, ':', lport) END",
+               f"ELSE concat({_addr('raddr')}, ':', rport, '->', {_addr('laddr')}, ':', lport) END",
         connect="CASE WHEN sock_family = 1 THEN unix_path "
-                "ELSE concat(laddr, ':', lport, '->', raddr, ':', rport) END",
+                f"ELSE concat({_addr('laddr')}, ':', lport, '->', {_addr('raddr')}, ':', rport) END",
         create="CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') "
                "ELSE '' END"),
     "name_raw": dict(open="coalesce(path_raw, path)", socket="''"),
@@ -112,11 +135,11 @@ _VALUES: dict[str, dict[str, str]] = {
         socket="CASE WHEN a0 IN (2, 10) THEN 'ip' WHEN a0 = 1 THEN 'unix' END",
         accept=_IP_FAMILY, connect=_IP_FAMILY,
         create="CASE WHEN syscall = 'socketpair' THEN 'unix' END"),
-    "lip": dict(accept="laddr", connect="laddr",
+    "lip": dict(accept=_addr("laddr"), connect=_addr("laddr"),
                 bindlisten="CASE WHEN syscall = 'bind' THEN laddr END"),
     "lport": dict(accept="lport", connect="lport",
                   bindlisten="CASE WHEN syscall = 'bind' THEN lport END"),
-    "rip": dict(accept="raddr", connect="raddr"),
+    "rip": dict(accept=_addr("raddr"), connect=_addr("raddr")),
     "rport": dict(accept="rport", connect="rport"),
     "role": dict(accept="'server'", connect="'client'",
                  bindlisten="CASE WHEN syscall = 'listen' THEN 'server' END"),
@@ -136,7 +159,7 @@ _EVENT_COLUMNS = (
 )
 #: The attributes an update (connect, sendto, sendmsg, bind, listen) may set, other than
 #: the family, in the order of their "set" bits in :func:`update_own_sql`.
-UPDATE_OWN = ("name", "l4proto", "lip", "lport", "rip", "rport", "role", "connected")
+UPDATE_OWN = ("name", "l4proto", "lip", "lport", "rip", "rport", "role", "connected", "fd_type")
 
 
 def update_own_sql(when: Any) -> str:

@@ -176,7 +176,7 @@ rfd_sql = f"CASE WHEN {_is('close')} THEN coalesce(fd, a0) WHEN {_in(_ARG_FD)} T
 record_sql = (
     f"CAST(fc_kind + {_CL} * 8 + coalesce(CAST({_FAM} AS INTEGER), 0) * 32 "
     f"+ coalesce(CAST({_FTS} AS INTEGER), 0) * 64 "
-    f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS SMALLINT) AS rk, "
+    f"+ ({fdattr.update_own_sql(_any_of)}) * 128 AS INTEGER) AS rk, "
     f"{rfd_sql} AS rfd, "
     f"CASE WHEN {_in(_DUPS)} THEN a0 "
     f"WHEN {_in(_PAIRS)} AND fd IS NOT NULL THEN flags_aux & 4294967295 "

@@ -104,7 +104,7 @@ class Records:
                           np.int64)
         self.kind = _filled([kind[pos], np.full(ns, OPEN, np.int8), kind[pos2]], 0, np.int8)
         rkp, rk2 = rk[pos], rk[pos2]
-        self.rk = _filled([rkp, np.zeros(ns, np.int16), rk2], 0, np.int16)
+        self.rk = _filled([rkp, np.zeros(ns, np.int32), rk2], 0, np.int32)
         self.cl = _filled([(rkp >> 3) & 3, snap.cl, (rk2 >> 3) & 3], 2, np.int8)
         self.fam = _filled([(rkp & 32) != 0, snap.fam, (rk2 & 32) != 0], False, bool)
         self.fts = _filled([(rkp & 64) != 0, snap.fts, (rk2 & 64) != 0], False, bool)

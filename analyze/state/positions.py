@@ -169,7 +169,7 @@ def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Event
 
 def _rec(t: pa.Table, rn: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The record class columns of ``t`` (``fds.record_sql``), in scan order."""
-    return {"rk": _scan_order(t, rn, "rk", np.int16),
+    return {"rk": _scan_order(t, rn, "rk", np.int32),
             "rfd": _scan_order(t, rn, "rfd", np.int64, keys.NONE),
             "sfd": _scan_order(t, rn, "sfd", np.int64, keys.NONE)}
 
