@@ -135,10 +135,17 @@ def _colliding(a: Path, b: Path, pin: dict[int, int] | None = None) -> dict[int,
     return {k: v for k, v in mapping.items() if k in _pids(b) or k in (0, 1)}
 
 
-def _view(paths: list[Path]) -> duckdb.DuckDBPyConnection:
+def _view(paths: list[Path], lazy: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection with the ``events`` view of ``paths``: the full view (``enrich.build``,
+    per-row keys from ``fc_pos``), or with ``lazy`` every column but ``evt.deltatime``
+    (``build_view``: the keys are computed in the view by hash joins)."""
     con = duckdb.connect()
     open_capture(paths).attach(con)
-    enrich.build(con)
+    if lazy:
+        fields = [f for f in enrich.field_columns() if not f.startswith("evt_deltatime")]
+        enrich.build_view(con, "events", sorted(fields))
+    else:
+        enrich.build(con)
     return con
 
 
@@ -146,9 +153,8 @@ def _diff(both: duckdb.DuckDBPyConnection, alone: duckdb.DuckDBPyConnection,
           host: str) -> dict[str, int]:
     """Columns (other than _SESSION) where ``host``'s rows of ``both`` differ from ``alone``,
     rows paired by their order (evt_num)."""
-    t = alone.execute("SELECT * FROM events ORDER BY evt_num").to_arrow_table()
-    u = both.execute("SELECT * FROM events WHERE host = ? ORDER BY evt_num",
-                     [host]).to_arrow_table()
+    t = alone.sql("SELECT * FROM events ORDER BY evt_num").to_arrow_table()
+    u = both.sql(f"SELECT * FROM events WHERE host = '{host}' ORDER BY evt_num").to_arrow_table()
     assert t.num_rows == u.num_rows
     con = duckdb.connect()
     con.register("ta", t)
@@ -207,12 +213,13 @@ def test_pids_collide(nodes) -> None:
     assert len(common) > 20
 
 
-def test_each_hosts_rows_equal_the_host_alone(nodes) -> None:
+@pytest.mark.parametrize("lazy", [False, True], ids=["full", "lazy"])
+def test_each_hosts_rows_equal_the_host_alone(nodes, lazy: bool) -> None:
     a, b = nodes
-    both = _view([a, b])
-    assert both.execute("SELECT count(DISTINCT host) FROM events").fetchone()[0] == 2
+    both = _view([a, b], lazy)
+    assert both.execute("SELECT count(DISTINCT host) FROM events").fetchall()[0][0] == 2
     for path, host in ((a, "node-a"), (b, "node-b")):
-        assert _diff(both, _view([path]), host) == {}, host
+        assert _diff(both, _view([path], lazy), host) == {}, host
 
 
 def test_descriptor_of_the_same_pid_on_another_host(nodes) -> None:
@@ -253,3 +260,18 @@ def test_one_host_has_no_remap(nodes) -> None:
     con = _view([a])
     assert hosts.names(con) is None
     assert hosts.rel(con, "raw_events") == "raw_events"
+
+
+def test_uid_arguments_name_the_hosts_users(nodes) -> None:
+    """``evt.arg.uid`` of setuid renders the uid with the user table of the event's host."""
+    from fcap.analyze.fields.catalog import lookup
+
+    a, b = nodes
+    sql = lookup("evt.arg", "uid").sql
+    q = f"SELECT {sql} FROM events e WHERE e.evt_type = 'setuid' ORDER BY e.evt_num"
+    both = _view([a, b])
+    for path, host in ((a, "node-a"), (b, "node-b")):
+        got = both.execute(q.replace("ORDER BY", f"AND e.host = '{host}' ORDER BY")).fetchall()
+        assert got and got == _view([path]).execute(q).fetchall(), host
+    names = [r[0] for r in both.execute(q).fetchall()]
+    assert any(n.endswith("-b") for n in names) and not all(n.endswith("-b") for n in names)
