@@ -43,12 +43,11 @@ def build(con: Any) -> None:
     """``fc_hosts(host, hk)`` when the capture holds 2 to :data:`MAX_HOSTS` - 1 hosts
     (``host`` = coalesce(host, ''), hosts in the order of their first file); else none."""
     con.execute("DROP TABLE IF EXISTS fc_hosts")
-    try:
-        rows = con.execute(
-            "SELECT coalesce(host, '') AS h FROM raw_meta GROUP BY h ORDER BY min(rowid)"
-        ).fetchall()
-    except Exception:  # raw_meta absent: bare tables (tests), one host
+    if not _exists(con, "raw_meta"):  # bare tables (tests): one host
         return
+    rows = con.execute(
+        "SELECT coalesce(host, '') AS h FROM raw_meta GROUP BY h ORDER BY min(rowid)"
+    ).fetchall()
     if not 1 < len(rows) < MAX_HOSTS:
         return
     values = ", ".join(f"({_sql_str(h)}, {i})" for i, (h,) in enumerate(rows))
@@ -57,11 +56,14 @@ def build(con: Any) -> None:
 
 def names(con: Any) -> list[str] | None:
     """The hosts in index order when the state is per host (:func:`build`), else None."""
-    try:
-        rows = con.execute("SELECT host FROM fc_hosts ORDER BY hk").fetchall()
-    except Exception:  # no fc_hosts: one host
+    if not _exists(con, "fc_hosts"):
         return None
-    return [r[0] for r in rows]
+    return [r[0] for r in con.execute("SELECT host FROM fc_hosts ORDER BY hk").fetchall()]
+
+
+def _exists(con: Any, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?",
+                            [name]).fetchall())
 
 
 def index(con: Any, col: str = "host") -> str | None:
