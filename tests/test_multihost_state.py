@@ -135,12 +135,16 @@ def _colliding(a: Path, b: Path, pin: dict[int, int] | None = None) -> dict[int,
     return {k: v for k, v in mapping.items() if k in _pids(b) or k in (0, 1)}
 
 
-def _view(paths: list[Path], lazy: bool = False) -> duckdb.DuckDBPyConnection:
+def _view(paths: list[Path], lazy: bool = False, scan: bool = True
+          ) -> duckdb.DuckDBPyConnection:
     """A connection with the ``events`` view of ``paths``: the full view (``enrich.build``,
     per-row keys from ``fc_pos``), or with ``lazy`` every column but ``evt.deltatime``
-    (``build_view``: the keys are computed in the view by hash joins)."""
+    (``build_view``: the keys are computed in the view by hash joins). ``scan=False``:
+    as a capture without a scan position (journals): every per-row key from numpy."""
     con = duckdb.connect()
     open_capture(paths).attach(con)
+    if not scan:
+        con.execute("DROP VIEW raw_events_rn")
     if lazy:
         fields = [f for f in enrich.field_columns() if not f.startswith("evt_deltatime")]
         enrich.build_view(con, "events", sorted(fields))
@@ -213,13 +217,14 @@ def test_pids_collide(nodes) -> None:
     assert len(common) > 20
 
 
-@pytest.mark.parametrize("lazy", [False, True], ids=["full", "lazy"])
-def test_each_hosts_rows_equal_the_host_alone(nodes, lazy: bool) -> None:
+@pytest.mark.parametrize(("lazy", "scan"), [(False, True), (True, True), (True, False)],
+                         ids=["full", "lazy", "no-scan-position"])
+def test_each_hosts_rows_equal_the_host_alone(nodes, lazy: bool, scan: bool) -> None:
     a, b = nodes
-    both = _view([a, b], lazy)
+    both = _view([a, b], lazy, scan)
     assert both.execute("SELECT count(DISTINCT host) FROM events").fetchall()[0][0] == 2
     for path, host in ((a, "node-a"), (b, "node-b")):
-        assert _diff(both, _view([path], lazy), host) == {}, host
+        assert _diff(both, _view([path], lazy, scan), host) == {}, host
 
 
 def test_descriptor_of_the_same_pid_on_another_host(nodes) -> None:
