@@ -44,6 +44,7 @@ from fcap.analyze.state import (
     containers,
     fdattr,
     fds,
+    hosts,
     keys,
     memory,
     positions,
@@ -68,8 +69,13 @@ def prepare(con: Any, *, timings: dict[str, float] | None = None) -> None:
         num = "NULL" if breaks is None else "'" + positions.evt_num_sql(breaks, "x._rn") + "'"
         c.execute(f"CREATE OR REPLACE TEMP TABLE fc_viewmeta AS SELECT {int(first)}::BIGINT "
                   f"AS first_ts, {num}::VARCHAR AS evt_num_sql")
+        hk = hosts.index(c)
+        if hk is not None:  # several hosts: evt.reltime counts from the host's first event
+            c.execute(f"CREATE OR REPLACE TEMP TABLE fc_hostfirst AS SELECT {hk} AS hk, "
+                      "min(ts) AS first_ts FROM raw_events GROUP BY ALL ORDER BY hk")
 
     _stages(con, timings, (
+        ("hosts", hosts.build),
         ("processes", processes.build),
         ("users", users.build),
         ("containers", containers.build),
@@ -188,6 +194,17 @@ def drop_partial(con: Any) -> None:
                     "DROP TABLE fc_fdpartial")
 
 
+def _first_ts(con: Any, first_ts: int) -> int | str:
+    """The capture's first time (``evt.reltime``'s origin); several hosts: SQL of the
+    first time of the row's host (``e.host``)."""
+    hk = hosts.index(con, "e.host")
+    if hk is None:
+        return int(first_ts)
+    whens = " ".join(f"WHEN {int(h)} THEN {int(t)}" for h, t in con.execute(
+        "SELECT hk, first_ts FROM fc_hostfirst").fetchall())
+    return f"(CASE {hk} {whens} END)"
+
+
 def _hostname(con: Any) -> str | None:
     try:
         rows = con.execute("SELECT hostname FROM raw_meta LIMIT 1").fetchall()
@@ -236,7 +253,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     rn = num_sql is not None
     if (rows or with_rn) and not rn:
         raise ValueError("rows= and with_rn= need a capture with a scan position")
-    cols = columns(int(first_ts), _hostname(con))
+    cols = columns(_first_ts(con, first_ts), _hostname(con))
     full = fields is None
     if not full:
         wanted = list(dict.fromkeys(f for f in fields if f != "cfull"))
@@ -262,6 +279,13 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
     src = "raw_events_rn"
     if rows:
         src = f"(SELECT * FROM raw_events_rn WHERE _rn IN (SELECT rn FROM {rows}))"
+    # several hosts: the state is keyed by host pids (fc_hpid) and host index (fc_hk)
+    hk = hosts.index(con)
+    host = (lambda rel: rel) if hk is None else (
+        lambda rel: f"(SELECT *, pid + fc_hk * {hosts.PID_SPAN} AS fc_hpid "
+                    f"FROM (SELECT *, {hk} AS fc_hk FROM {rel}))")
+    hpid = "x.pid" if hk is None else "x.fc_hpid"
+    src = host(src)
     if fd and not pos:
         src = f"(SELECT *, {fds.own_sql} AS fc_own FROM {fds.with_code(src)})"
     if pos and rn and (fd or len(cols) >= _HASH_MIN_FIELDS or rows or with_rn):
@@ -271,7 +295,7 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
         # pays for views of a few cheap columns (see docs/architecture.md)
         from_ = [f"{src} x", "JOIN fc_pos k ON k.rn = x._rn"]
     elif pos:
-        from_ = ["fc_raw x", "POSITIONAL JOIN fc_pos k"]
+        from_ = [f"{host('fc_raw')} x", "POSITIONAL JOIN fc_pos k"]
     else:
         from_ = [f"{src} x"]
     if pos:
@@ -288,19 +312,23 @@ def build_view(con: Any, name: str = "events", fields: Iterable[str] | None = No
         inner.append("ck.cfull")
         from_.append("LEFT JOIN fc_ckey ck ON ck.ckey = k.ckey")
     elif ckey:
-        inner += ["coalesce(ck.ckey, cg0.ckey, 0) AS ckey",
+        inner += [f"coalesce(ck.ckey, cg0.ckey, {'0' if hk is None else '-x.fc_hk'}) AS ckey",
                   "coalesce(CAST(x.container_id AS VARCHAR), cg0.cfull) AS cfull"]
         from_ += ["LEFT JOIN fc_ckey ck ON ck.cfull = CAST(x.container_id AS VARCHAR)",
-                  "LEFT JOIN fc_cgck cg0 ON cg0.id = x.cgroup_id"]
+                  "LEFT JOIN fc_cgck cg0 ON cg0.id = x.cgroup_id"
+                  + ("" if hk is None else " AND cg0.hk = x.fc_hk")]
     if with_rn:
         inner.append("x._rn")
     if "c" in used and not pos:
-        cid_sql, chain_from = positions.chain_join(con)
+        cid_sql, chain_from = positions.chain_join(con, hpid)
         inner.append(f"{cid_sql} AS cid")
         from_ += chain_from
     joins = [j for a, j in _JOINS.items() if a in used]
+    if "cg" in used and hk is not None:  # cgroup ids are per host
+        inner.append("x.fc_hk")
+        joins = [j + " AND cg.hk = e.fc_hk" if j == _JOINS["cg"] else j for j in joins]
     if "w" in used:
-        wid_sql, cwd_from = positions.interval_join(con, "fc_pcwd", "wid", "wh")
+        wid_sql, cwd_from = positions.interval_join(con, "fc_pcwd", "wid", "wh", hpid)
         inner.append(f"{wid_sql} AS wid")
         from_ += cwd_from
     raw = ", ".join(f'e."{c}"' for c in _RAW)
@@ -334,7 +362,7 @@ def row_relation(con: Any, fields: Iterable[str]) -> str:
     first_ts, num_sql = con.execute("SELECT first_ts, evt_num_sql FROM fc_viewmeta").fetchall()[0]
     if num_sql is None:
         raise ValueError("row_relation() needs a capture with a scan position")
-    cols = columns(int(first_ts), _hostname(con))
+    cols = columns(_first_ts(con, first_ts), _hostname(con))
     used = sorted(dict.fromkeys(fields))
     joined = [c for c in used if "join" in needs()[c]]
     if joined:

@@ -36,6 +36,7 @@ from fcap.analyze.hunt import contract
 from fcap.analyze.hunt.errors import QueryError, translate, user_relations
 from fcap.analyze.hunt.result import Result
 from fcap.analyze.hunt.views import create_views
+from fcap.analyze.state.hosts import MAX_HOSTS
 from fcap.errors import CaptureError, FcapError, UsageError
 
 PathsLike = str | Path | Sequence[str | Path]
@@ -182,7 +183,8 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True,
     wait for them; False builds them on first use (``fcap sql`` runs one query).
     ``host``: only the captures of this host (or these hosts; the ``host`` column's
     values: the ``host=`` folder, else the recorded hostname), e.g. one node of a hive
-    tree: process and descriptor state is per host (see docs/hunting.md).
+    tree. Captures of several hosts are fine together: the events view keeps each
+    host's process and descriptor state apart (see docs/hunting.md).
     Raises :class:`fcap.errors.CaptureError` naming a missing or foreign file, or a
     host with no capture.
     """
@@ -190,13 +192,12 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True,
     raw = _open_capture(paths)
     if host is not None:
         raw = raw.select_hosts([host] if isinstance(host, str) else list(host))
-    if len(raw.hosts) > 1:
+    if len(raw.hosts) >= MAX_HOSTS:  # the events view keeps up to 511 hosts apart
         warnings.warn(
-            f"captures of {len(raw.hosts)} hosts ({', '.join(h or '?' for h in raw.hosts)}): "
-            "the events view rebuilds process and descriptor state by pid, which mixes "
-            "hosts; open one host at a time (host=, --host) for proc.* and fd.* fields "
-            "(fcap replay and the alerts view separate hosts themselves)", UserWarning,
-            stacklevel=2)
+            f"captures of {len(raw.hosts)} hosts: the events view keeps the process and "
+            f"descriptor state of at most {MAX_HOSTS - 1} hosts apart, beyond that it "
+            "mixes hosts whose pids collide; open fewer hosts at a time (host=, --host) "
+            "for proc.* and fd.* fields", UserWarning, stacklevel=2)
     con = duckdb.connect()
     try:
         raw.attach(con)

@@ -96,8 +96,11 @@ _IS_FILE = f"(r.fd_type = 'file' OR (r.fd_type IS NULL AND {_isin(_OPENS)}))"
 _FDNAME = f"coalesce(r.name, {_FILE_NAME})"
 
 
-def columns(first_ts: int, hostname: str | None) -> dict[str, str]:
-    """Column name -> SQL expression of the ``events`` view."""
+def columns(first_ts: int | str, hostname: str | None) -> dict[str, str]:
+    """Column name -> SQL expression of the ``events`` view.
+
+    ``first_ts``: ``evt.reltime``'s origin, an integer or SQL (per host, see
+    :mod:`fcap.analyze.state.hosts`)."""
     host = "NULL" if hostname is None else "'" + hostname.replace("'", "''") + "'"
     sid_i = _LEADER.format(x="e.sid")
     pg_i = _LEADER.format(x="e.pgid")

@@ -80,11 +80,16 @@ LIST expressions: a comparison is true when any element matches, as in libsinsp.
   container id recorded per event (or the cgroup table) and the recorded OCI state and
   CRI annotations. Host events have `container.id = host`.
 * **Times** render in UTC.
-* **Several hosts.** Lineage and descriptor state are keyed by pid, which names a
-  process within one host. `fcap replay` rebuilds them per host (docs/replay.md,
-  "Several hosts"); in hunting, open one host's captures at a time for these fields
-  (`fcap.open` warns when the captures come from several hosts): opened together,
-  processes of different hosts with the same pid would be mixed.
+* **Several hosts.** A pid names a process within one host only. Opened together
+  (a hive tree `host=*/`, or files recorded on different machines), the `events`
+  view keeps each host's lineage, descriptor state, host users/groups and cgroups
+  apart: a host's rows have the field values of that host's captures opened alone,
+  except `evt.num`, numbered in the session (time order over all hosts).
+  `evt.deltatime` is the time since the previous event of the same host and
+  `evt.reltime` counts from the host's first event, as in a replay of that host
+  (`fcap replay` replays each host on its own: docs/replay.md, "Several hosts").
+  Up to 511 hosts at once (pids are made unique per host as `pid + host index * 2^22`;
+  beyond that `fcap.open` warns and hosts whose pids collide are mixed).
 """
 
 

@@ -284,12 +284,16 @@ def _render(syscall: str, pname: str, ptype: str, sql: str, lookups: bool = True
     if ptype == "UID":
         return (
             f"coalesce((SELECT u.name FROM fc_users u WHERE u.uid = {sql} "
-            f"AND u.cid = coalesce(e.cfull, '') LIMIT 1), CAST({sql} AS VARCHAR))"
+            f"AND u.cid = coalesce(e.cfull, '') "
+            f"AND (u.cid <> '' OR u.host = coalesce(e.host, '')) LIMIT 1), "
+            f"CAST({sql} AS VARCHAR))"
         )
     if ptype == "GID":
         return (
             f"coalesce((SELECT g.name FROM fc_groups g WHERE g.gid = {sql} "
-            f"AND g.cid = coalesce(e.cfull, '') LIMIT 1), CAST({sql} AS VARCHAR))"
+            f"AND g.cid = coalesce(e.cfull, '') "
+            f"AND (g.cid <> '' OR g.host = coalesce(e.host, '')) LIMIT 1), "
+            f"CAST({sql} AS VARCHAR))"
         )
     if ptype.startswith("FLAGS") or (ptype in ("UINT64", "UINT32") and pname in ("request",)):
         return f"'0x' || lower(hex({sql}))"

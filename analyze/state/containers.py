@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fcap.analyze.state import hosts
+
 #: image reference -> (repository, tag, digest), as the plugin splits it.
 _IMG_RE = r"^(.*?)(?::([^/:@]+))?(?:@([a-z0-9]+:[0-9a-fA-F]+))?$"
 
@@ -21,11 +23,19 @@ def _ann(key: str) -> str:
 
 
 def build(con: Any) -> None:
-    """``fc_cgroups(id, container_id)`` and ``fc_cont`` (one row per full container id)."""
+    """``fc_cgroups(id, path, container_id)`` and ``fc_cont`` (one row per full container id).
+
+    Several hosts: cgroup ids are per host, so ``fc_cgroups`` has one row per (host,
+    id) and a column ``hk``, the host index (:mod:`fcap.analyze.state.hosts`).
+    """
+    hk = hosts.index(con)
+    cg = ("SELECT DISTINCT ON (id) id, path, container_id FROM raw_cgroups ORDER BY id"
+          if hk is None else
+          f"SELECT DISTINCT ON (hk, id) id, path, container_id, hk FROM (SELECT *, {hk} AS hk "
+          "FROM raw_cgroups) ORDER BY hk, id")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE fc_cgroups AS
-        SELECT DISTINCT ON (id) id, path, container_id FROM raw_cgroups ORDER BY id;
+        CREATE OR REPLACE TEMP TABLE fc_cgroups AS {cg};
 
         CREATE OR REPLACE TEMP TABLE fc_cont AS
         SELECT DISTINCT ON (id) id AS full_id, left(id, 12) AS short_id, name, image, image_id,
@@ -60,22 +70,29 @@ def keys(con: Any) -> None:
     events view joins them on integers; ``fc_cgck(id, cfull, ckey)`` maps the cgroups
     of containers to their id (for events recorded without a ``container_id``).
     Needs :func:`build` and :func:`fcap.analyze.state.users.build`.
+
+    Several hosts: a host process's key is ``-hk`` (its host's users and groups), and
+    ``fc_cgck`` has the cgroup's host index ``hk``.
     """
+    hk = hosts.index(con)
+    host_key = "0" if hk is None else "-" + hosts.index(con, "u.host")
+    gkey = "0" if hk is None else "-" + hosts.index(con, "g.host")
+    cgk = "" if hk is None else ", g.hk"
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE fc_ckey AS
         SELECT CAST(row_number() OVER (ORDER BY cfull) AS INTEGER) AS ckey, cfull
         FROM (SELECT DISTINCT CAST(container_id AS VARCHAR) AS cfull FROM raw_events
               WHERE container_id IS NOT NULL
               UNION SELECT container_id FROM fc_cgroups WHERE container_id IS NOT NULL);
         CREATE OR REPLACE TEMP TABLE fc_cgck AS
-        SELECT g.id, g.container_id AS cfull, k.ckey
+        SELECT g.id, g.container_id AS cfull, k.ckey{cgk}
         FROM fc_cgroups g JOIN fc_ckey k ON k.cfull = g.container_id;
         CREATE OR REPLACE TEMP TABLE fc_users AS
-        SELECT u.*, CASE WHEN u.cid = '' THEN 0 ELSE k.ckey END AS ckey
+        SELECT u.*, CASE WHEN u.cid = '' THEN {host_key} ELSE k.ckey END AS ckey
         FROM fc_users u LEFT JOIN fc_ckey k ON k.cfull = u.cid;
         CREATE OR REPLACE TEMP TABLE fc_groups AS
-        SELECT g.*, CASE WHEN g.cid = '' THEN 0 ELSE k.ckey END AS ckey
+        SELECT g.*, CASE WHEN g.cid = '' THEN {gkey} ELSE k.ckey END AS ckey
         FROM fc_groups g LEFT JOIN fc_ckey k ON k.cfull = g.cid;
         CREATE OR REPLACE TEMP TABLE fc_cont AS
         SELECT c.*, k.ckey FROM fc_cont c LEFT JOIN fc_ckey k ON k.cfull = c.full_id;

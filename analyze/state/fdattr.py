@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from fcap.analyze.state import hosts
 from fcap.analyze.state.fdstream import PAIR_BASE
 
 O_CLOEXEC = 0o2000000
@@ -249,11 +250,12 @@ _KIND_SOURCE = {
 
 def snapshot(con: Any) -> None:
     """``fc_snapfd``: the snapshot's descriptors of the snapshot instances, ``rid`` < 0."""
+    fds = hosts.rel(con, "raw_fds", ("pid",), res=False)  # several hosts: host pids
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE fc_snapfd AS
         SELECT -row_number() OVER (ORDER BY i.pkey, f.fd, f.name) AS rid, i.pkey, f.*
-        FROM raw_fds f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap'
+        FROM {fds} f JOIN fc_pinst i ON i.pid = f.pid AND i.kind = 'snap'
         """
     )
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fcap.analyze.state import keys
+from fcap.analyze.state import hosts, keys
 from fcap.analyze.state.evtnum import MAX_BREAKS, breaks_of, evt_num_breaks, evt_num_sql
 from fcap.analyze.state.evtnum import column as _col
 
@@ -121,12 +121,13 @@ def build(con: Any, record_sql: str | None, wrap: Callable[[str], str] = str) ->
 
 def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Events | None:
     rec_cols = f", {record_sql}" if record_sql else ""
+    hk = ", fc_hk" if hosts.names(con) is not None else ""
     ck = con.execute("SELECT ckey, cfull FROM fc_ckey ORDER BY ckey").fetchall()
     whens = " ".join(f"WHEN {_sql_str(c)} THEN {k}" for k, c in ck)
     cc = f"CASE CAST(container_id AS VARCHAR) {whens} END" if ck else "NULL"
     t = con.sql(
         f"SELECT ts, cpu, tid, pid, fd, CASE WHEN container_id IS NULL THEN cgroup_id END AS cg, "
-        f"CAST({cc} AS INTEGER) AS cc{rec_cols} FROM {wrap('fc_raw')}"
+        f"CAST({cc} AS INTEGER) AS cc{hk}{rec_cols} FROM {wrap(hosts.rel(con, 'fc_raw', _KEYS))}"
     ).to_arrow_table()
     n = t.num_rows
     ts = _col(t, "ts", np.int64)
@@ -144,15 +145,18 @@ def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Event
         g = np.empty(n, np.int64)
         g[order] = np.arange(n, dtype=np.int64)
         ts_sorted = ts[order]
-    delta = np.empty(n, np.int64)
-    if n:
-        delta[0] = 0
-        np.subtract(ts_sorted[1:], ts_sorted[:-1], out=delta[1:])
-    dmask = np.zeros(n, bool)
-    if n:
-        dmask[0] = True
-    if order is not None:
-        delta, dmask = delta[g], dmask[g]
+    if "fc_hk" in t.column_names:  # several hosts: the previous event of the same host
+        delta, dmask = _host_deltas(ts, g, _col(t, "fc_hk", np.int64))
+    else:
+        delta = np.empty(n, np.int64)
+        if n:
+            delta[0] = 0
+            np.subtract(ts_sorted[1:], ts_sorted[:-1], out=delta[1:])
+        dmask = np.zeros(n, bool)
+        if n:
+            dmask[0] = True
+        if order is not None:
+            delta, dmask = delta[g], dmask[g]
     cid = _chains(con, pid, ts)
     pkey = _pkey_of(con, cid)
     pos = pa.table({"rn": pa.array(np.arange(n, dtype=np.int64)), "evt_num": pa.array(g + 1),
@@ -165,6 +169,25 @@ def _scan(con: Any, record_sql: str | None, wrap: Callable[[str], str]) -> Event
     del pos, delta, dmask
     return Events(ts=ts, fd=fd, pkey=pkey, g=g, ts_sorted=ts_sorted, tid=tid,
                   rec=_rec(t) if record_sql else {})
+
+
+def _host_deltas(ts: np.ndarray, g: np.ndarray, hk: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``evt_deltatime`` (and its null mask) per row when the rows are of several hosts:
+    the time since the previous event of the row's host, in event order (``g``)."""
+    n = len(ts)
+    idx = np.lexsort((g, hk))  # by host, then event order
+    d = np.zeros(n, np.int64)
+    first = np.ones(n, bool)
+    if n > 1:
+        ts_h, hk_h = ts[idx], hk[idx]
+        np.subtract(ts_h[1:], ts_h[:-1], out=d[1:])
+        first[1:] = hk_h[1:] != hk_h[:-1]
+    delta = np.empty(n, np.int64)
+    dmask = np.empty(n, bool)
+    delta[idx] = np.where(first, 0, d)
+    dmask[idx] = first
+    return delta, dmask
 
 
 def _rec(t: pa.Table, rn: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -210,7 +233,7 @@ def scan_rn(con: Any, record_sql: str, num_sql: str, wrap: Callable[[str], str] 
     cid_sql, chain = chain_join(con)
     t = con.sql(
         f"SELECT x._rn AS rn, {num_sql} AS evt_num, {cid_sql} AS cid, x.ts, x.tid, x.fd, "
-        f"{record_sql} FROM {wrap('raw_events_rn')} x {' '.join(chain)}"
+        f"{record_sql} FROM {wrap(hosts.rel(con, 'raw_events_rn', _KEYS))} x {' '.join(chain)}"
     ).to_arrow_table()
     rn = _col(t, "rn", np.int64)
     sub = None
@@ -250,17 +273,25 @@ def _scan_order(t: pa.Table, rn: np.ndarray | None, name: str, dtype: Any, null:
     return out
 
 
+#: The raw columns the positions scans read as keys (several hosts: made unique per host,
+#: :func:`fcap.analyze.state.hosts.rel`; with a fork caller's ``res``, ``fds.record_sql``'s
+#: child pid); ``tid`` stays real: it orders events.
+_KEYS = ("pid",)
+
 #: Pids with more intervals than this are joined on (pid, time bucket) instead of pid alone
 #: (a hash join on pid checks every interval of the pid).
 CHAIN_HASH_MAX = 16
 
 
-def chain_join(con: Any) -> tuple[str, list[str]]:
-    """The chain row of each raw row ``x`` (``fc_chain.cid``, NULL: none): its SQL and joins."""
-    return interval_join(con, "fc_chain", "cid", "h")
+def chain_join(con: Any, pid: str = "x.pid") -> tuple[str, list[str]]:
+    """The chain row of each raw row ``x`` (``fc_chain.cid``, NULL: none): its SQL and joins.
+
+    ``pid``: SQL of the row's pid as the state keys it (several hosts: the host pid)."""
+    return interval_join(con, "fc_chain", "cid", "h", pid)
 
 
-def interval_join(con: Any, table: str, key: str, alias: str) -> tuple[str, list[str]]:
+def interval_join(con: Any, table: str, key: str, alias: str, pid: str = "x.pid"
+                  ) -> tuple[str, list[str]]:
     """The row of ``table`` (per-pid intervals ``[s, e)``) holding each raw row ``x``.
 
     Returns the SQL of its ``key`` column (NULL: none) and the joins to add after
@@ -300,13 +331,13 @@ def interval_join(con: Any, table: str, key: str, alias: str) -> tuple[str, list
             """)
     many = con.execute(f"SELECT count(*) FROM {table}_sh").fetchall()[0][0]
     a = alias
-    hashed = [f"LEFT JOIN {table}_few {a} ON {a}.pid = x.pid AND x.ts >= {a}.s AND x.ts < {a}.e"]
+    hashed = [f"LEFT JOIN {table}_few {a} ON {a}.pid = {pid} AND x.ts >= {a}.s AND x.ts < {a}.e"]
     if not many:
         return f"{a}.{key}", hashed
     return f"coalesce({a}.{key}, {a}b.{key})", [
         *hashed,
-        f"LEFT JOIN {table}_sh {a}s ON {a}s.pid = x.pid",
-        f"LEFT JOIN {table}_mb {a}b ON {a}b.pid = x.pid AND {a}b.b = (x.ts >> {a}s.shift) "
+        f"LEFT JOIN {table}_sh {a}s ON {a}s.pid = {pid}",
+        f"LEFT JOIN {table}_mb {a}b ON {a}b.pid = {pid} AND {a}b.b = (x.ts >> {a}s.shift) "
         f"AND x.ts >= {a}b.s AND x.ts < {a}b.e"]
 
 
@@ -315,21 +346,33 @@ def _sql_str(s: str) -> str:
 
 
 def _ckeys(con: Any, t: pa.Table) -> np.ndarray:
-    """Container key per row (``fc_ckey``, 0 = host): the row's own id, else its cgroup's."""
+    """Container key per row (``fc_ckey``, 0 = host): the row's own id, else its cgroup's.
+
+    Several hosts (``t`` has ``fc_hk``): cgroups are looked up among the row's host's,
+    and a host process's key is ``-hk`` (:mod:`fcap.analyze.state.hosts`)."""
     cc = _col(t, "cc", np.int32).copy()
+    multi = "fc_hk" in t.column_names
+    hk = _col(t, "fc_hk", np.int32) if multi else np.zeros(len(cc), np.int32)
     cg_rows = con.execute(
-        "SELECT id, ckey FROM fc_cgck ORDER BY id"
+        f"SELECT id, ckey, {'hk' if multi else '0'} AS hk FROM fc_cgck ORDER BY id"
     ).fetchall()
     if cg_rows:
-        cg_ids = np.array([r[0] for r in cg_rows], np.uint64)
-        cg_key = np.array([r[1] for r in cg_rows], np.int32)
+        cg_hk = np.array([r[2] for r in cg_rows], np.int32)
         cg = t.column("cg")
-        need = np.flatnonzero((cc == 0) & ~cg.is_null().to_numpy(zero_copy_only=False))
-        if len(need):
-            v = cg.take(pa.array(need)).to_numpy().astype(np.uint64)
-            i = np.minimum(np.searchsorted(cg_ids, v), len(cg_ids) - 1)
-            hit = cg_ids[i] == v
-            cc[need[hit]] = cg_key[i[hit]]
+        none = (cc == 0) & ~cg.is_null().to_numpy(zero_copy_only=False)
+        for h in np.unique(cg_hk):  # one lookup per host
+            mine = cg_hk == h
+            cg_ids = np.array([r[0] for r, m in zip(cg_rows, mine, strict=True) if m], np.uint64)
+            cg_key = np.array([r[1] for r, m in zip(cg_rows, mine, strict=True) if m], np.int32)
+            need = np.flatnonzero(none & (hk == h))
+            if len(need):
+                v = cg.take(pa.array(need)).to_numpy().astype(np.uint64)
+                i = np.minimum(np.searchsorted(cg_ids, v), len(cg_ids) - 1)
+                hit = cg_ids[i] == v
+                cc[need[hit]] = cg_key[i[hit]]
+    if multi:
+        host = cc == 0
+        cc[host] = -hk[host]
     return cc
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fcap.analyze.state import proc_segments
+from fcap.analyze.state import hosts, proc_segments
 
 #: "Since before the capture": start time of snapshot instances and records.
 TS_MIN = -(2**62)
@@ -66,31 +66,34 @@ def read_events(con: Any) -> None:
     ``fc_pidppid(pid, ppid, first_ts, comm)``: every (pid, ppid) pair seen and
     when first; ``fc_plife``: the rows of the syscalls that change process
     state (fork/clone, exec, chdir), the only raw rows the later steps read.
+    Several hosts: pids unique per host (:func:`fcap.analyze.state.hosts.rel`).
     """
+    raw = hosts.rel(con, "raw_events")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_pidppid AS
         SELECT pid, ppid, min(ts) AS first_ts, arg_min(CAST(comm AS VARCHAR), ts) AS comm
-        FROM raw_events GROUP BY pid, ppid;
+        FROM {raw} GROUP BY pid, ppid;
 
         CREATE OR REPLACE TEMP TABLE fc_plife AS
         SELECT CAST(syscall AS VARCHAR) AS syscall, pid, tid, vpid, ppid, ts, res, a0, flags_aux,
                CAST(comm AS VARCHAR) AS comm, CAST(exe AS VARCHAR) AS exe, argv,
                CAST(cwd AS VARCHAR) AS cwd, CAST(path AS VARCHAR) AS path
-        FROM raw_events WHERE syscall IN {_LIFE};
+        FROM {raw} WHERE syscall IN {_LIFE};
         """
     )
 
 
 def build_instances(con: Any) -> None:
     """``fc_pinst(pkey, pid, ts, start_ts, kind, ppid, comm)`` from ``fc_plife``/``fc_pidppid``."""
+    snap = hosts.rel(con, "raw_processes")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_pinst AS
         WITH known AS (
           -- snapshot processes and the child side of fork/clone (new thread groups)
           SELECT pid, {TS_MIN}::BIGINT AS ts, start_ts, 'snap' AS kind, ppid, comm
-          FROM raw_processes
+          FROM {snap}
           UNION ALL
           SELECT pid, ts, ts, 'fork', ppid, comm
           FROM fc_plife WHERE syscall IN {_FORKS} AND res = 0 AND pid = tid
@@ -123,6 +126,7 @@ def build_instances(con: Any) -> None:
 
 def build_images(con: Any) -> None:
     """``fc_img``: snapshot images and exec images."""
+    snap = hosts.rel(con, "raw_processes")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fc_img AS
@@ -130,7 +134,7 @@ def build_images(con: Any) -> None:
           SELECT pid, {TS_MIN + 1}::BIGINT AS ts, comm AS name,
                  coalesce(exe, argv[1]) AS exe, exepath, argv, env, exe_ino, exe_writable,
                  exe_upper_layer, exe_from_memfd, cwd
-          FROM raw_processes
+          FROM {snap}
           UNION ALL
           SELECT pid, ts, comm, coalesce(argv[1], exe), exe, argv,
                  CAST(NULL AS VARCHAR[]), CAST(NULL AS UBIGINT), CAST(NULL AS BOOLEAN),
@@ -240,7 +244,8 @@ def _build_chain_table(con: Any) -> None:
     end[:-1][same] = start[1:][same]
     attrs = con.sql(
         f"""
-        SELECT l.lid, l.name, l.exe, l.exepath, {_cmdline('l')} AS cmdline, l.pid,
+        SELECT l.lid, l.name, l.exe, l.exepath, {_cmdline('l')} AS cmdline,
+               {hosts.real_sql(con, 'l.pid')} AS pid,
                array_to_string(l.argv_tail, ' ') AS args, l.env, l.start_ts,
                i.argv AS iargv, i.env AS ienv, i.exe_ino, i.exe_writable, i.exe_upper_layer,
                i.exe_from_memfd

@@ -42,7 +42,7 @@ def _emit(result: object, fmt: str, output: Path | None, max_rows: int) -> None:
 
 
 _HOST_HELP = ("only the captures of this host (repeatable; the host= folder or the recorded "
-              "hostname): process and descriptor state is per host")
+              "hostname)")
 
 
 @app.command("sql")
