@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 from pathlib import Path
@@ -168,13 +169,26 @@ def drops_warning(s: dict[str, Any]) -> str | None:
             "this capture is missing activity")
 
 
+def _relative(path: str, base: Path) -> str:
+    """``path`` below ``base`` (its name when it is directly there)."""
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:  # pragma: no cover - commonpath makes base a parent
+        return Path(path).name
+
+
 def render(s: dict[str, Any]) -> str:
     """The human-readable ``fcap info`` text."""
     lines = []
     nfiles = len(s["files"])
     total_bytes = sum(f["bytes"] or 0 for f in s["files"])
     first = s["files"][0]["path"] if s["files"] else "-"
-    where = first if nfiles == 1 else f"{Path(first).parent} ({nfiles} files)"
+    # several files: their common folder (a rotated directory, a hive tree's root)
+    base = Path(os.path.commonpath([str(Path(f["path"]).parent) for f in s["files"]])) \
+        if nfiles > 1 else Path(first).parent
+    nhosts = len(s["hosts"])
+    where = first if nfiles == 1 else (
+        f"{base} ({nfiles} files" + (f", {nhosts} hosts)" if nhosts > 1 else ")"))
     lines.append(f"capture     {where}, {_size(total_bytes)}")
     for h in s["hosts"]:
         lines.append(f"host        {h['host'] or '?'} (kernel {h['kernel'] or '?'}, {h['machine'] or '?'})")
@@ -194,7 +208,7 @@ def render(s: dict[str, Any]) -> str:
         lines.append(f"segments    {nfiles}")
         for f in s["files"]:
             seg = "" if f["segment"] is None else f" #{f['segment']}"
-            lines.append(f"  {Path(f['path']).name}{seg}  {f['events']:,} events  "
+            lines.append(f"  {_relative(f['path'], base)}{seg}  {f['events']:,} events  "
                          f"{_size(f['bytes'])}  {f['status']}")
     lines.append(f"events      {s['events']:,}")
     total = max(s["events"], 1)

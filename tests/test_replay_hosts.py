@@ -175,3 +175,14 @@ def test_one_host_of_several(tmp_path: Path, capsys, compiled) -> None:
     assert code == 2
     assert err.strip().splitlines() == [
         "fcap: no capture of host 'node-c' (the captures are of 'node-a', 'node-b')"]
+
+
+def test_info_names_each_hosts_file(tmp_path: Path, capsys) -> None:
+    a = _node(tmp_path, "node-a", "reverse-shell")
+    b = _node(tmp_path, "node-b", "container-shell")
+    code, out, err = _cli(capsys, "info", str(a), str(b))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"capture     {tmp_path} (2 files, 2 hosts), ")
+    assert [x.split()[0] for x in lines if x.startswith("  host=")] == [
+        "host=node-a/capture.parquet", "host=node-b/capture.parquet"]
