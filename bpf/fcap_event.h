@@ -66,8 +66,10 @@ struct fcap_event {
     __u16 lport, rport; /* host byte order */
     __u16 dflags;
     __u16 pad0;
-    __u8 laddr[16];    /* IPv4 in the first 4 bytes, or IPv6 */
-    __u8 raddr[16];
+    __u8 laddr[16];    /* IPv4 in the first 4 bytes, or IPv6; FCAP_K_EXEC records:
+                          u64 inode number and u64 ctime (ns since the epoch) of the
+                          new image's executable (mm->exe_file->f_inode), 0 = unknown */
+    __u8 raddr[16];    /* FCAP_K_EXEC records: u64 mtime of the executable (ns) */
     char comm[16];
     __u16 slen[FCAP_NSLOTS];
     __u16 pad1[2];

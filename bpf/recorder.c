@@ -520,8 +520,26 @@ static __always_inline int emit(void *ctx, __u16 kind, __u32 nr, __s64 ret,
     if (kind == FCAP_K_EXEC) {
         __u64 mm = rdp(task + OFF_task_mm);
         __u64 exe = rdp(mm + OFF_mm_exe_file);
-        if (exe)
+        if (exe) {
             req_path(s, 3, exe + OFF_file_f_path);
+#if OFF_inode_ctime_sec >= 0
+            /* the new image's inode number, ctime and mtime (ns since the epoch) in the
+             * socket address bytes, unused by exec records (bpf/fcap_event.h). The
+             * nanoseconds keep their low 30 bits: 6.13+ multigrain timestamps keep a
+             * flag in bit 31 of i_ctime_nsec (I_CTIME_QUERIED) */
+            __u64 ino = rdp(exe + OFF_file_f_inode);
+            if (ino) {
+                __u64 t[3];
+                t[0] = rdp(ino + OFF_inode_i_ino);
+                t[1] = rdp(ino + OFF_inode_ctime_sec) * 1000000000ull +
+                       (rd32(ino + OFF_inode_ctime_nsec) & 0x3fffffff);
+                t[2] = rdp(ino + OFF_inode_mtime_sec) * 1000000000ull +
+                       (rd32(ino + OFF_inode_mtime_nsec) & 0x3fffffff);
+                __builtin_memcpy(s->ev.laddr, t, 16);
+                __builtin_memcpy(s->ev.raddr, &t[2], 8);
+            }
+#endif
+        }
     }
     if (s->wreq[0][1] | s->wreq[1][1] | s->wreq[2][1] | s->wreq[3][1]) {
         s->off = off;

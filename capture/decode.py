@@ -198,8 +198,24 @@ def decode(
     cols["flags_aux"] = owned(fa, mask=fa == 0)
     for name in ("cap_permitted", "cap_inheritable", "cap_effective"):
         cols[name] = owned(hdr[name])
+    cols.update(_exe_inode_columns(hdr))
     arrays = [cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name] for f in EVENTS]
     return pa.RecordBatch.from_arrays(arrays, schema=EVENTS)
+
+
+def _exe_inode_columns(hdr: HeaderColumns) -> dict[str, pa.Array]:
+    """exe_ino, exe_ino_ctime, exe_ino_mtime: exec records carry them in the socket
+    address words (bpf/fcap_event.h); null elsewhere and where the kernel gave 0."""
+    n = hdr.n
+    names = (("exe_ino", np.uint64), ("exe_ino_ctime", np.int64), ("exe_ino_mtime", np.int64))
+    is_exec = hdr["kind"] == K_EXEC
+    if not is_exec.any():
+        return {name: pa.nulls(n, pa.from_numpy_dtype(dt)) for name, dt in names}
+    la = EVENT_DTYPE.fields["laddr"][1] // 8
+    ra = EVENT_DTYPE.fields["raddr"][1] // 8
+    words = (hdr.w64[la], hdr.w64[la + 1], hdr.w64[ra])
+    return {name: owned(w, mask=~is_exec | (w == 0), dtype=dt)
+            for (name, dt), w in zip(names, words, strict=True)}
 
 
 def _socket_columns(hdr: HeaderColumns, buf: np.ndarray, slen: np.ndarray, soff: np.ndarray,

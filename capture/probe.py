@@ -110,6 +110,35 @@ MEMBERS: dict[str, str] = {
 }
 SIZES: dict[str, str] = {"SZ_upid": "upid"}
 
+#: the executable's inode times (exec records): member paths of the seconds and
+#: nanoseconds of ctime and mtime, by kernel generation; the first one the BTF
+#: has wins. 6.11+: i_ctime_sec/i_ctime_nsec; 6.6-6.10: __i_ctime (and from 6.7
+#: __i_mtime) timespec64; older: i_ctime/i_mtime timespec64.
+INODE_TIMES: tuple[dict[str, str], ...] = (
+    {"OFF_inode_ctime_sec": "inode.i_ctime_sec", "OFF_inode_ctime_nsec": "inode.i_ctime_nsec",
+     "OFF_inode_mtime_sec": "inode.i_mtime_sec", "OFF_inode_mtime_nsec": "inode.i_mtime_nsec"},
+    {"OFF_inode_ctime_sec": "inode.__i_ctime.tv_sec",
+     "OFF_inode_ctime_nsec": "inode.__i_ctime.tv_nsec",
+     "OFF_inode_mtime_sec": "inode.__i_mtime.tv_sec",
+     "OFF_inode_mtime_nsec": "inode.__i_mtime.tv_nsec"},
+    {"OFF_inode_ctime_sec": "inode.__i_ctime.tv_sec",
+     "OFF_inode_ctime_nsec": "inode.__i_ctime.tv_nsec",
+     "OFF_inode_mtime_sec": "inode.i_mtime.tv_sec", "OFF_inode_mtime_nsec": "inode.i_mtime.tv_nsec"},
+    {"OFF_inode_ctime_sec": "inode.i_ctime.tv_sec", "OFF_inode_ctime_nsec": "inode.i_ctime.tv_nsec",
+     "OFF_inode_mtime_sec": "inode.i_mtime.tv_sec", "OFF_inode_mtime_nsec": "inode.i_mtime.tv_nsec"},
+)  # fmt: skip
+
+
+def inode_time_offsets() -> dict[str, int]:
+    """OFF_inode_{c,m}time_{sec,nsec} from the kernel's BTF, or -1 each when it has none
+    of the known layouts (exec rows then carry no executable inode times)."""
+    for members in INODE_TIMES:
+        try:
+            return btf.kernel_offsets(members, {})
+        except btf.BTFError:
+            continue
+    return dict.fromkeys(INODE_TIMES[0], -1)
+
 # fcap_config.filters bits (bpf/fcap_event.h)
 F_PID, F_COMM, F_XCOMM, F_CGROUP, F_PROCEXIT = 1, 2, 4, 8, 16
 CONFIG_DTYPE = np.dtype(
@@ -186,7 +215,7 @@ class Probe:
         check_prerequisites()
         from bcc import BPF
 
-        offs = btf.kernel_offsets(MEMBERS, SIZES)
+        offs = btf.kernel_offsets(MEMBERS, SIZES) | inode_time_offsets()
         nrings = cfg.rings or min(os.cpu_count() or 1, 16)
         per_ring = max(cfg.ring_mb * 256 // nrings, 256)  # 4 KiB pages, at least 1 MiB
         pages = 1 << (per_ring.bit_length() - 1)  # a power of 2

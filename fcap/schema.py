@@ -40,8 +40,8 @@ import pyarrow as pa
 
 #: Bump on any change to a table below; readers refuse newer versions and read
 #: older ones (columns added since read as null). 2: events.cap_permitted,
-#: cap_inheritable, cap_effective.
-SCHEMA_VERSION: Final[int] = 2
+#: cap_inheritable, cap_effective. 3: events.exe_ino, exe_ino_ctime, exe_ino_mtime.
+SCHEMA_VERSION: Final[int] = 3
 
 #: Footer metadata keys.
 META_KEY: Final[bytes] = b"fcap.meta"
@@ -115,6 +115,13 @@ EVENTS: Final[pa.Schema] = pa.schema(
         pa.field("cap_permitted", pa.uint64()),
         pa.field("cap_inheritable", pa.uint64()),
         pa.field("cap_effective", pa.uint64()),
+        # --- the new image's executable file (schema 3) --------------------------
+        # execve/execveat rows with res = 0: inode number, ctime and mtime (ns since
+        # the epoch) of mm->exe_file's inode at the exec; null on other rows, when
+        # the kernel's BTF has no known inode time layout, and in older captures
+        pa.field("exe_ino", pa.uint64()),
+        pa.field("exe_ino_ctime", pa.int64()),
+        pa.field("exe_ino_mtime", pa.int64()),
     ],
     metadata={b"fcap.table": b"events"},
 )

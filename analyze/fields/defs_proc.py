@@ -17,6 +17,11 @@ _CAPS = (
     "CLONE_NEWUSER sets all capabilities, inheritable included (the kernel leaves inheritable "
     "empty). Null (<NA>) in schema-1 captures and shell_line rows"
 )
+_EXE_TIMES = (
+    "exec'ed images only, from the execve/execveat exit (capture schema 3; null in older "
+    "captures, for snapshot processes, and when the kernel's BTF has no known inode time "
+    "layout); printed as a decimal number of ns like libsinsp (0 is null)"
+)
 _CAPS_AS = "as thread.cap_permitted: the thread's cred at every syscall exit"
 _ANC = (
     "ancestor n (0 = the process itself, 1 = parent ...); without an index a filter matches "
@@ -91,11 +96,24 @@ PROC_FIELDS = (
     sup("proc.is_vpgid_leader", B, "proc_is_vpgid_leader", "the process leads its process group"),
     sup("proc.is_pgid_leader", B, "proc_is_vpgid_leader", "the process leads its process group"),
     part("proc.exe_ino", U, "proc_exe_ino", "inode of the executable",
-         "snapshot processes only"),
-    unsup("proc.exe_ino.ctime", T, _NOT_RECORDED + " (executable inode ctime)"),
-    unsup("proc.exe_ino.mtime", T, _NOT_RECORDED + " (executable inode mtime)"),
-    unsup("proc.exe_ino.ctime_duration_proc_start", R, _NOT_RECORDED + " (executable inode ctime)"),
-    unsup("proc.exe_ino.ctime_duration_pidns_start", R, _NOT_RECORDED + " (executable inode ctime)"),
+         "exec'ed images: from the execve/execveat exit (mm->exe_file's inode; capture schema "
+         "3, null in older captures); snapshot processes: stat of /proc/PID/exe"),
+    part("proc.exe_ino.ctime", T, "proc_exe_ino_ctime",
+         "status change time (ctime) of the executable's inode, ns since the epoch",
+         _EXE_TIMES + "; the nanoseconds without the multigrain-timestamp flag the kernel "
+         "(6.13+) keeps in bit 31 of i_ctime_nsec once stat has read the ctime: Falco's "
+         "probes read the raw field and then report a ctime 2.147 s late"),
+    part("proc.exe_ino.mtime", T, "proc_exe_ino_mtime",
+         "modification time (mtime) of the executable's inode, ns since the epoch",
+         _EXE_TIMES),
+    part("proc.exe_ino.ctime_duration_proc_start", T, "proc_exe_ino_ctime_duration_proc_start",
+         "ns from the executable's ctime to the start (clone) of the process that exec'ed it",
+         "computed at the exec as libsinsp does (start - ctime; 0 is null, forked children "
+         "keep their parent's value); null for snapshot images and when the start of the "
+         "exec'ing process predates the capture and it is not in the snapshot. A negative "
+         "difference (ctime after the clone) stays negative; libsinsp wraps it as uint64"),
+    unsup("proc.exe_ino.ctime_duration_pidns_start", T,
+          _NOT_RECORDED + " (needs proc.pidns_init_start_ts)"),
     unsup("proc.pidns_init_start_ts", T, _NOT_RECORDED + " (pid namespace init start time)"),
     part("thread.cap_permitted", S, "thread_cap_permitted",
          "permitted capability set: CAP_* names in bit order, space separated", _CAPS),

@@ -78,7 +78,8 @@ def read_events(con: Any) -> None:
         CREATE OR REPLACE TEMP TABLE fc_plife AS
         SELECT CAST(syscall AS VARCHAR) AS syscall, pid, tid, vpid, ppid, ts, res, a0, flags_aux,
                CAST(comm AS VARCHAR) AS comm, CAST(exe AS VARCHAR) AS exe, argv,
-               CAST(cwd AS VARCHAR) AS cwd, CAST(path AS VARCHAR) AS path
+               CAST(cwd AS VARCHAR) AS cwd, CAST(path AS VARCHAR) AS path,
+               exe_ino, exe_ino_ctime, exe_ino_mtime
         FROM {raw} WHERE syscall IN {_LIFE};
         """
     )
@@ -125,7 +126,13 @@ def build_instances(con: Any) -> None:
 
 
 def build_images(con: Any) -> None:
-    """``fc_img``: snapshot images and exec images."""
+    """``fc_img``: snapshot images and exec images.
+
+    Exec images carry the executable's inode number, ctime and mtime from the
+    exec row (schema 3) and ``exe_ino_ctime_dur``: the start (clone) time of
+    the process that exec'd minus that ctime, as libsinsp computes
+    ``m_exe_ino_ctime_duration_clone_ts`` at the exec exit (0 -> null).
+    """
     snap = hosts.rel(con, "raw_processes")
     con.execute(
         f"""
@@ -133,14 +140,18 @@ def build_images(con: Any) -> None:
         SELECT row_number() OVER (ORDER BY ts, pid) AS img, * FROM (
           SELECT pid, {TS_MIN + 1}::BIGINT AS ts, comm AS name,
                  coalesce(exe, argv[1]) AS exe, exepath, argv, env, exe_ino, exe_writable,
-                 exe_upper_layer, exe_from_memfd, cwd
+                 exe_upper_layer, exe_from_memfd, cwd, CAST(NULL AS BIGINT) AS exe_ino_ctime,
+                 CAST(NULL AS BIGINT) AS exe_ino_mtime, CAST(NULL AS BIGINT) AS exe_ino_ctime_dur
           FROM {snap}
           UNION ALL
-          SELECT pid, ts, comm, coalesce(argv[1], exe), exe, argv,
-                 CAST(NULL AS VARCHAR[]), CAST(NULL AS UBIGINT), CAST(NULL AS BOOLEAN),
+          SELECT x.pid, x.ts, x.comm, coalesce(x.argv[1], x.exe), x.exe, x.argv,
+                 CAST(NULL AS VARCHAR[]), x.exe_ino, CAST(NULL AS BOOLEAN),
                  CAST(NULL AS BOOLEAN),
-                 CASE WHEN exe LIKE '/memfd:%' THEN true END, cwd
-          FROM fc_plife WHERE syscall IN {_EXECS} AND res = 0
+                 CASE WHEN x.exe LIKE '/memfd:%' THEN true END, x.cwd,
+                 x.exe_ino_ctime, x.exe_ino_mtime,
+                 nullif(i.start_ts - x.exe_ino_ctime, 0)
+          FROM (SELECT * FROM fc_plife WHERE syscall IN {_EXECS} AND res = 0) x
+          ASOF LEFT JOIN fc_pinst i ON i.pid = x.pid AND x.ts >= i.ts
         )
         """
     )
@@ -205,6 +216,7 @@ _CHAIN_COLS = (
     ("envs", "VARCHAR[][]"), ("starts", "BIGINT[]"), ("argv", "VARCHAR[]"),
     ("env", "VARCHAR[]"), ("exe_ino", "UBIGINT"), ("exe_writable", "BOOLEAN"),
     ("exe_upper_layer", "BOOLEAN"), ("exe_from_memfd", "BOOLEAN"), ("start_ts", "BIGINT"),
+    ("exe_ino_ctime", "BIGINT"), ("exe_ino_mtime", "BIGINT"), ("exe_ino_ctime_dur", "BIGINT"),
 )
 #: ``e`` of a pid's last chain interval (open-ended).
 E_MAX = 2**63 - 1
@@ -248,7 +260,7 @@ def _build_chain_table(con: Any) -> None:
                {hosts.real_sql(con, 'l.pid')} AS pid,
                array_to_string(l.argv_tail, ' ') AS args, l.env, l.start_ts,
                i.argv AS iargv, i.env AS ienv, i.exe_ino, i.exe_writable, i.exe_upper_layer,
-               i.exe_from_memfd
+               i.exe_from_memfd, i.exe_ino_ctime, i.exe_ino_mtime, i.exe_ino_ctime_dur
         FROM fc_lin l LEFT JOIN fc_img i ON i.img = l.img
         """
     ).to_arrow_table()
@@ -277,6 +289,8 @@ def _build_chain_table(con: Any) -> None:
         "argv": mine("iargv"), "env": mine("ienv"), "exe_ino": mine("exe_ino"),
         "exe_writable": mine("exe_writable"), "exe_upper_layer": mine("exe_upper_layer"),
         "exe_from_memfd": mine("exe_from_memfd"), "start_ts": mine("start_ts"),
+        "exe_ino_ctime": mine("exe_ino_ctime"), "exe_ino_mtime": mine("exe_ino_mtime"),
+        "exe_ino_ctime_dur": mine("exe_ino_ctime_dur"),
     })
 
 
