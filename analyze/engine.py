@@ -42,6 +42,7 @@ from fcap.analyze.compile.plan import (
 )
 from fcap.analyze.fields.columns import needs
 from fcap.analyze.output.format import apply_width, field_text, priority_name
+from fcap.analyze.state import hosts
 
 __all__ = ["NESTED_MAX_TYPES", "RULE_MATCHING", "Alert", "ReplayStats", "alerts_table",
            "build_sql", "count_events", "replay", "replay_paths", "select_rules",
@@ -215,6 +216,11 @@ def replay(
     rules = _rule_list(compiled)
     con = _connect(parts[0], threads)
     host = hostname or _hostname(con)
+    # a connection holding several hosts (their state kept apart, state.hosts): each
+    # alert names its event's host, unless a hostname is imposed
+    per_host = (hostname is None and not os.environ.get("FALCO_HOSTNAME")
+                and hosts.names(con) is not None)
+    extra = ["host"] if per_host else []
     if stats is not None:
         stats.events = count_events(con)
     table = f"fc_matches_{uuid.uuid4().hex[:12]}"
@@ -224,19 +230,21 @@ def replay(
     out_view = f"fc_ro_{table[11:]}"
     try:
         if out_fields is not None:
-            _two_step_matches(con, rules, rule_matching, relation, out_view, out_fields, table)
+            _two_step_matches(con, rules, rule_matching, relation, out_view, out_fields, table,
+                              extra)
         else:
-            _one_scan_matches(con, rules, rule_matching, relation, table)
+            _one_scan_matches(con, rules, rule_matching, relation, table, extra)
         matched = [int(r[0]) for r in con.execute(
             f"SELECT DISTINCT {RULE_COL} FROM {table}").fetchall()]
         # step 2: each matched rule's output values over its matches, in alert order
-        cur = con.execute(values_sql(rules, matched, table))
+        cur = con.execute(values_sql(rules, matched, table, host=per_host))
         while True:
             rows = cur.fetchmany(batch_rows)
             if not rows:
                 break
-            for ts, evt_num, idx, vals in rows:
-                alert = _alert(rules[idx], int(ts), int(evt_num), vals, host)
+            for ts, evt_num, idx, vals, *row_host in rows:
+                alert = _alert(rules[idx], int(ts), int(evt_num), vals,
+                               (row_host[0] or host) if row_host else host)
                 if stats is not None:
                     stats.alerts += 1
                     stats.by_rule[alert.rule] += 1
@@ -286,10 +294,11 @@ def _replay_hosts(parts: Sequence[Any], compiled: CompiledRuleset | Sequence[Com
 
 
 def _one_scan_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: str,
-                      relation: str, table: str) -> None:
-    """Matches with their output columns into ``table``, read by the one scan."""
+                      relation: str, table: str, extra: Sequence[str] = ()) -> None:
+    """Matches with their output columns (and ``extra`` columns) into ``table``, read by
+    the one scan."""
     available = _relation_columns(con, relation) if rules else set()
-    carry = output_columns(rules, available)
+    carry = list(dict.fromkeys([*output_columns(rules, available), *extra]))
     fetch: list[str] = []
     if carry and _is_table(con, relation):
         # a table is cheap to re-read by row id: the scan carries only the output
@@ -305,7 +314,8 @@ def _one_scan_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: st
 
 
 def _two_step_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: str,
-                      relation: str, out_view: str, out_fields: list[str], table: str) -> None:
+                      relation: str, out_view: str, out_fields: list[str], table: str,
+                      extra: Sequence[str] = ()) -> None:
     """Matches into ``table``: the scan of ``relation`` (the conditions' columns only)
     keeps each match's scan position; a view of the output columns restricted to
     those rows then gives their values (no output column is computed for the others)."""
@@ -315,7 +325,7 @@ def _two_step_matches(con: Any, rules: Sequence[CompiledRule], rule_matching: st
     con.execute(f"CREATE TEMP TABLE {table}_s AS {step1}")
     con.execute(f"CREATE TEMP TABLE {table}_r AS SELECT DISTINCT _rn AS rn FROM {table}_s")
     enrich.build_view(con, out_view, out_fields, rows=f"{table}_r", with_rn=True)
-    carry = output_columns(rules, _relation_columns(con, out_view))
+    carry = dict.fromkeys([*output_columns(rules, _relation_columns(con, out_view)), *extra])
     cols = "".join(f", e.{c}" for c in carry if c not in ("ts", "evt_num"))
     con.execute(f"CREATE TEMP TABLE {table} AS SELECT m.* EXCLUDE (_rn){cols} "
                 f"FROM {table}_s m JOIN {out_view} e ON e._rn = m._rn")

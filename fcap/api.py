@@ -110,51 +110,27 @@ def _field_sql(name: str) -> str:
     return lookup(base, arg).sql
 
 
-def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any, raw: Any = None) -> None:
+def _load_alerts(con: duckdb.DuckDBPyConnection, rules: Any) -> None:
     """Run Falco rules over the capture with the replay engine; create the ``alerts`` table.
 
-    Captures of several hosts (``raw``) are replayed one host at a time, as
-    ``fcap replay`` does (process and descriptor state is per host); each alert's
-    ``evt_num`` (numbered within its host) becomes the event's number in this
-    session: the k-th event of a host is the host's k-th smallest ``evt_num`` here
-    (both number by time, then scan position).
+    Over captures of several hosts each alert names its event's host (the
+    connection keeps the hosts' state apart, see :mod:`fcap.analyze.state.hosts`).
     """
     from fcap.analyze.compile.load import load_and_compile
     from fcap.analyze.engine import alerts_table, replay
-    from fcap.analyze.enrich import build_view, prepare
+    from fcap.analyze.enrich import prepare
 
     paths = [rules] if isinstance(rules, str | Path) else list(rules)
     _, compiled = load_and_compile(paths)
     prepare(con)
-    hosts = raw is not None and len(raw.hosts) > 1
-    if not hosts:
-        table = alerts_table(replay(con, compiled))
-        src, num, order = "_fcap_alerts_arrow a", "a.evt_num", ""
-    else:
-        import pyarrow as pa
-
-        parts = []
-        for part in raw.by_host():
-            t = alerts_table(replay(part, compiled))
-            parts.append(t.append_column("_host", pa.array([part.hosts[0]] * t.num_rows))
-                         .append_column("_i", pa.array(range(t.num_rows), pa.int64())))
-        table = pa.concat_tables(parts)
-        build_view(con, "_fcap_numbers", [])
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _fcap_host_num AS SELECT coalesce(host, '') AS host, "
-            "evt_num, row_number() OVER (PARTITION BY host ORDER BY evt_num) AS k "
-            "FROM _fcap_numbers")
-        src = "_fcap_alerts_arrow a JOIN _fcap_host_num n ON n.host = a._host AND n.k = a.evt_num"
-        num, order = "n.evt_num", " ORDER BY a.ts, n.evt_num, a._i"
+    table = alerts_table(replay(con, compiled))
     con.register("_fcap_alerts_arrow", table)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE alerts AS SELECT a.ts, make_timestamp_ns(a.ts) AS time, "
-        f"{num} AS evt_num, a.rule, a.priority, a.source, a.tags, a.output, a.hostname, "
-        f"CAST(a.output_fields AS JSON) AS output_fields FROM {src}{order}"
+        "CREATE OR REPLACE TEMP TABLE alerts AS SELECT ts, make_timestamp_ns(ts) AS time, "
+        "evt_num, rule, priority, source, tags, output, hostname, "
+        "CAST(output_fields AS JSON) AS output_fields FROM _fcap_alerts_arrow"
     )
     con.unregister("_fcap_alerts_arrow")
-    if hosts:
-        con.execute("DROP TABLE _fcap_host_num; DROP VIEW _fcap_numbers")
 
 
 def _check_paths(paths: PathsLike) -> None:
@@ -213,7 +189,7 @@ def open(paths: PathsLike, rules: Any = None, *, prepare: bool = True,
     cap = Capture(con, raw, rules)
     if rules is not None:
         try:
-            _load_alerts(con, rules, raw)
+            _load_alerts(con, rules)
         except BaseException:
             con.close()
             raise

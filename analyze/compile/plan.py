@@ -274,19 +274,22 @@ def match_sql(rules: Sequence[CompiledRule], rule_matching: str = "first",
             f"WHERE e.{RULE_COL} IS NOT NULL")
 
 
-def values_sql(rules: Sequence[CompiledRule], matched: Iterable[int], source: str) -> str:
+def values_sql(rules: Sequence[CompiledRule], matched: Iterable[int], source: str,
+               host: bool = False) -> str:
     """Over the match rows in ``source``: ``(ts, evt_num, rule_idx, vals)`` in alert order,
     ``vals`` the JSON texts of rule ``rule_idx``'s output values (:func:`rule_values`).
-    ``matched``: the rule indices present in ``source`` (one small SELECT per rule)."""
+    ``matched``: the rule indices present in ``source`` (one small SELECT per rule).
+    ``host``: a fifth column, the rows' ``host`` (``source`` carries it)."""
+    h = ", CAST(e.host AS VARCHAR) AS host" if host else ""
     parts = []
     for i in sorted(set(matched)):
         exprs = rule_values(rules[i])
         vals = f"[{', '.join(exprs)}]::VARCHAR[]" if exprs else "[]::VARCHAR[]"
         parts.append(f"SELECT e.ts AS ts, e.evt_num AS evt_num, e.{RULE_COL} AS rule_idx, "
-                     f"{vals} AS vals FROM {source} e WHERE e.{RULE_COL} = {i}")
+                     f"{vals} AS vals{h} FROM {source} e WHERE e.{RULE_COL} = {i}")
     if not parts:
         return ("SELECT NULL::BIGINT AS ts, NULL::BIGINT AS evt_num, NULL::INTEGER AS rule_idx, "
-                "NULL::VARCHAR[] AS vals WHERE false")
+                f"NULL::VARCHAR[] AS vals{', NULL::VARCHAR AS host' if host else ''} WHERE false")
     return " UNION ALL ".join(parts) + " ORDER BY ts, evt_num, rule_idx"
 
 
