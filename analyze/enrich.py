@@ -43,6 +43,7 @@ from fcap.analyze.fields.columns import columns
 from fcap.analyze.state import (
     containers,
     fdattr,
+    fdparts,
     fds,
     hosts,
     keys,
@@ -153,23 +154,29 @@ def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None,
     if "fd" in stages and not _exists(con, "fc_rid"):
         sub: dict[str, float] = {}
         partial = bool(rows) and num_sql is not None
-        memory.check(int(con.execute("SELECT count(*) FROM raw_events").fetchone()[0]))
+        nrows = int(con.execute("SELECT count(*) FROM raw_events").fetchone()[0])
+        n_parts = memory.parts(nrows) if num_sql is not None else 1
+        if num_sql is None:  # captures without a scan position: one piece
+            memory.check(nrows)
         t0 = time.perf_counter()
         with keys.small_pages():
-            if partial:
+            if n_parts > 1:
+                fdparts.build(con, num_sql, n_parts, rows if partial else None, sub)
+            elif partial:
                 ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.subset(rows),
                                        subset=True)
             elif num_sql is not None:
                 ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
             else:
                 ev = positions.build(con, fds.record_sql, fds.with_code)
-            sub["positions"] = time.perf_counter() - t0
-            keep = None
-            if partial:  # only the rows of ``rows`` read the state
-                want = con.execute(f"SELECT rn FROM {rows}").fetchnumpy()["rn"]
-                keep = np.isin(ev.rn, want.astype(np.int64))
-            fds.build(con, ev, sub, keep)
-            del ev, keep
+            if n_parts == 1:
+                sub["positions"] = time.perf_counter() - t0
+                keep = None
+                if partial:  # only the rows of ``rows`` read the state
+                    want = con.execute(f"SELECT rn FROM {rows}").fetchnumpy()["rn"]
+                    keep = np.isin(ev.rn, want.astype(np.int64))
+                fds.build(con, ev, sub, keep)
+                del ev, keep
         if partial:
             con.execute("CREATE OR REPLACE TEMP TABLE fc_fdpartial AS SELECT 1 AS partial")
         if timings is not None:

@@ -19,15 +19,35 @@ def test_available_memory_reads_the_kernels_figure() -> None:
 
 
 def test_too_little_memory_is_an_error_before_the_state(monkeypatch) -> None:
+    monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
     compiled = load_and_compile(bundled_rule_files())[1]
-    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    # 7577 events need ~2 MB: with 1 KiB, more than memory.MAX_PARTS parts
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 10)
     with pytest.raises(ResourceError) as info:
         list(replay(SAMPLE, compiled))
     msg = str(info.value)
-    assert "needs about" in msg and "1 MiB" not in msg and "FCAP_NO_MEMORY_CHECK=1" in msg
-    assert "0.0 GiB are available" in msg
+    assert "needs about" in msg and "1 KiB" not in msg and "FCAP_NO_MEMORY_CHECK=1" in msg
+    assert "0.0 GiB are available, too little even in 64 parts" in msg
+    assert "FCAP_FD_PARTS=N" in msg
     monkeypatch.setenv("FCAP_NO_MEMORY_CHECK", "1")
     assert list(replay(SAMPLE, compiled))  # the check skipped, the replay runs
+
+
+def test_too_little_memory_for_one_piece_builds_parts(monkeypatch) -> None:
+    """Between one piece and MAX_PARTS parts, the state is built in parts: same alerts."""
+    monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
+    compiled = load_and_compile(bundled_rule_files())[1]
+    whole = [(a.rule, a.evt_num, a.message) for a in replay(SAMPLE, compiled)]
+    need = 7577 * memory.STATE_BYTES_PER_EVENT
+    monkeypatch.setattr(memory, "available_memory", lambda: need // 2)
+    assert memory.parts(7577) == 4
+    from fcap.analyze.state import fdparts
+
+    seen = []
+    plan = fdparts.plan
+    monkeypatch.setattr(fdparts, "plan", lambda con, n: seen.append(n) or plan(con, n))
+    assert [(a.rule, a.evt_num, a.message) for a in replay(SAMPLE, compiled)] == whole
+    assert seen == [4]
 
 
 def test_rules_without_fd_fields_do_not_need_it(monkeypatch, tmp_path) -> None:
@@ -42,7 +62,8 @@ def test_rules_without_fd_fields_do_not_need_it(monkeypatch, tmp_path) -> None:
 def test_cli_prints_one_line(monkeypatch, capsys) -> None:
     from fcap.cli import main
 
-    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 10)
     with pytest.raises(SystemExit) as info:
         main(["replay", str(SAMPLE)])
     assert info.value.code == 2

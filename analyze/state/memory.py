@@ -7,6 +7,7 @@ killed by the kernel after minutes of work, with no message.
 
 from __future__ import annotations
 
+import math
 import os
 
 from fcap.errors import ResourceError
@@ -14,6 +15,11 @@ from fcap.errors import ResourceError
 #: Peak memory of the descriptor state per event read (numpy columns and the key stream):
 #: 220-260 bytes measured on 2M and 10M synthetic events (docs/performance.md).
 STATE_BYTES_PER_EVENT = 260
+#: Share of the available memory a part of the descriptor state may take (the rest: the
+#: DuckDB tables the parts append to, the other part's columns being freed).
+PART_SHARE = 0.6
+#: At most this many parts (each scans the capture twice).
+MAX_PARTS = 64
 
 
 def available_memory() -> int | None:
@@ -41,3 +47,35 @@ def check(events: int) -> None:
             hint="free memory or use a larger machine; rules and queries without fd.* "
                  "fields do not build it; captures of several hosts are replayed one host "
                  "at a time; FCAP_NO_MEMORY_CHECK=1 skips this check")
+
+
+def parts(events: int) -> int:
+    """How many parts the descriptor state of ``events`` rows is built in
+    (:mod:`.fdparts`): 1 when it fits in the available memory, else enough parts
+    for each to take :data:`PART_SHARE` of it.
+
+    ``FCAP_FD_PARTS=N`` forces N parts; ``FCAP_NO_MEMORY_CHECK=1`` always gives 1.
+    Raises :class:`fcap.errors.ResourceError` beyond :data:`MAX_PARTS` parts."""
+    forced = os.environ.get("FCAP_FD_PARTS")
+    if forced:
+        try:
+            return max(1, int(forced))
+        except ValueError:
+            raise ResourceError(f"FCAP_FD_PARTS={forced!r} is not a number of parts",
+                                hint="use a whole number, e.g. FCAP_FD_PARTS=4") from None
+    if os.environ.get("FCAP_NO_MEMORY_CHECK") == "1":
+        return 1
+    avail = available_memory()
+    need = events * STATE_BYTES_PER_EVENT
+    if avail is None or need <= avail:
+        return 1
+    n = math.ceil(need / (avail * PART_SHARE))
+    if n > MAX_PARTS:
+        raise ResourceError(
+            f"the descriptor state (fd.* fields) of {events:,} events needs about "
+            f"{need / 2**30:.1f} GiB of memory; {avail / 2**30:.1f} GiB are available, "
+            f"too little even in {MAX_PARTS} parts",
+            hint="free memory or use a larger machine; rules and queries without fd.* "
+                 "fields do not build it; FCAP_FD_PARTS=N forces N parts; "
+                 "FCAP_NO_MEMORY_CHECK=1 skips this check")
+    return n

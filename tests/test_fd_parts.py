@@ -1,0 +1,146 @@
+"""The descriptor state built in parts (``analyze/state/fdparts.py``) equals the one-piece one.
+
+``FCAP_FD_PARTS=N`` forces N parts (``memory.parts`` picks them when the whole
+state would not fit in memory). Every ``fd.*`` column of the events view, and
+every alert of a replay (whose pre-filter builds the state for some rows only),
+must be the same as when the state is built in one piece.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from fcap.analyze import enrich
+from fcap.analyze.compile.load import load_and_compile
+from fcap.analyze.engine import replay_paths
+from fcap.analyze.regress.runner import bundled_samples_dir
+from fcap.analyze.state import fdparts, memory
+from fcap.capture.reader import open_capture
+from fcap.capture.synth import generate
+
+from fcap.errors import ResourceError
+
+SAMPLES = bundled_samples_dir()
+SAMPLE_DIRS = sorted(p for p in SAMPLES.iterdir() if p.is_dir())
+#: Samples whose fd.* values depend on descriptors inherited from other processes (a part
+#: built without its ancestors' records gets some of them wrong).
+INHERITING = ("reverse-shell", "shell-session", "container-shell")
+SHARED_RULES = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "falco-rules"
+
+
+def _fd_view(paths: list[Path], monkeypatch: pytest.MonkeyPatch, parts: int | None
+             ) -> pa.Table:
+    if parts is None:
+        monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
+    else:
+        monkeypatch.setenv("FCAP_FD_PARTS", str(parts))
+    con = duckdb.connect()
+    open_capture(paths if len(paths) > 1 else paths[0]).attach(con)
+    enrich.build(con)
+    cols = [r[0] for r in con.execute("DESCRIBE events").fetchall()
+            if r[0].startswith("fd_") or r[0] in ("evt_num", "evt_type")]
+    return con.sql(f"SELECT {', '.join(cols)} FROM events ORDER BY evt_num").to_arrow_table()
+
+
+def _assert_same(a: pa.Table, b: pa.Table) -> None:
+    assert a.num_rows == b.num_rows
+    for name in a.column_names:
+        assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
+
+
+@pytest.mark.parametrize("sample", SAMPLE_DIRS, ids=lambda p: p.name)
+def test_events_fd_columns_equal_in_parts(sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = _fd_view([sample], monkeypatch, None)
+    _assert_same(one, _fd_view([sample], monkeypatch, 3))
+
+
+def test_parts_are_used_and_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forced parts run (one plan, one build per part) and each pid is in one part."""
+    calls: list[int] = []
+    plan = fdparts.plan
+
+    def spy(con, n):
+        calls.append(n)
+        out = plan(con, n)
+        t = con.execute("SELECT part, count(*) AS pids, count(DISTINCT pid) AS u FROM fc_fdpart "
+                        "GROUP BY part").fetchall()
+        assert len(t) == min(n, con.execute("SELECT count(DISTINCT pid) FROM raw_events "
+                                             "WHERE pid IS NOT NULL").fetchone()[0])
+        assert all(p == u for _, p, u in t)
+        return out
+
+    monkeypatch.setattr(fdparts, "plan", spy)
+    _fd_view([SAMPLES / "reverse-shell"], monkeypatch, 4)
+    assert calls == [4]
+
+
+def test_ancestors_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without its ancestors' records a part gets inherited descriptors wrong: the
+    equality above is not trivial."""
+    monkeypatch.setattr(fdparts, "_PART", fdparts._PART.split(" OR (fc_kind")[0] + ")")
+    wrong = 0
+    for name in INHERITING:
+        one = _fd_view([SAMPLES / name], monkeypatch, None)
+        parts = _fd_view([SAMPLES / name], monkeypatch, 3)
+        wrong += one.column("fd_name").to_pylist() != parts.column("fd_name").to_pylist()
+    assert wrong
+
+
+def test_synthetic_capture_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = generate(tmp_path / "s.parquet", 60_000, seed=7)
+    _assert_same(_fd_view([cap], monkeypatch, None), _fd_view([cap], monkeypatch, 5))
+
+
+def test_several_hosts_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Host pids (pid + host index * 2^22) are what parts are made of."""
+    for host, name in (("a", "reverse-shell"), ("b", "shell-session")):
+        shutil.copytree(SAMPLES / name, tmp_path / f"host=node-{host}")
+    paths = [tmp_path / "host=node-a", tmp_path / "host=node-b"]
+    _assert_same(_fd_view(paths, monkeypatch, None), _fd_view(paths, monkeypatch, 3))
+
+
+def _alerts(rules: list[str], cap: Path, monkeypatch: pytest.MonkeyPatch,
+            parts: int | None) -> list[tuple]:
+    if parts is None:
+        monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
+    else:
+        monkeypatch.setenv("FCAP_FD_PARTS", str(parts))
+    _, comp = load_and_compile(rules)
+    return [(a.rule, a.evt_num, a.message) for a in replay_paths([cap], comp,
+                                                                 rule_matching="all")]
+
+
+@pytest.mark.parametrize("sample", INHERITING)
+def test_replay_alerts_equal_in_parts(sample: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay's pre-filter builds the state for its kept rows only, here in parts."""
+    rules = [str(SHARED_RULES / f) for f in ("falco_rules.yaml", "falco-incubating_rules.yaml",
+                                             "falco-sandbox_rules.yaml")]
+    if not SHARED_RULES.is_dir():
+        rules = [str(Path(__file__).resolve().parents[1] / "rules")]
+    one = _alerts(rules, SAMPLES / sample, monkeypatch, None)
+    assert one
+    assert _alerts(rules, SAMPLES / sample, monkeypatch, 3) == one
+
+
+def test_memory_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
+    monkeypatch.delenv("FCAP_NO_MEMORY_CHECK", raising=False)
+    gib = 2**30
+    monkeypatch.setattr(memory, "available_memory", lambda: 10 * gib)
+    per = memory.STATE_BYTES_PER_EVENT
+    assert memory.parts(10 * gib // per) == 1  # fits
+    # 20 GiB needed, 6 GiB per part
+    assert memory.parts(20 * gib // per) == 4
+    with pytest.raises(ResourceError, match="too little even in 64 parts"):
+        memory.parts(10 * gib * 65 // per)
+    monkeypatch.setenv("FCAP_NO_MEMORY_CHECK", "1")
+    assert memory.parts(20 * gib // per) == 1
+    monkeypatch.setenv("FCAP_FD_PARTS", "7")
+    assert memory.parts(10) == 7
+    monkeypatch.setenv("FCAP_FD_PARTS", "many")
+    with pytest.raises(ResourceError, match="not a number"):
+        memory.parts(10)
