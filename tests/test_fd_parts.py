@@ -1,4 +1,5 @@
-"""The descriptor state built in parts (``analyze/state/fdparts.py``) equals the one-piece one.
+"""The descriptor state built in parts (``analyze/state/fdparts.py``, split by descriptor
+number) equals the one-piece one.
 
 ``FCAP_FD_PARTS=N`` forces N parts (``memory.parts`` picks them when the whole
 state would not fit in memory). Every ``fd.*`` column of the events view, and
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from fcap.analyze import enrich
@@ -26,8 +28,8 @@ from fcap.errors import ResourceError
 
 SAMPLES = bundled_samples_dir()
 SAMPLE_DIRS = sorted(p for p in SAMPLES.iterdir() if p.is_dir())
-#: Samples whose fd.* values depend on descriptors inherited from other processes (a part
-#: built without its ancestors' records gets some of them wrong).
+#: Samples with dups of inherited descriptors (shell redirections, a reverse shell's
+#: dup2 of its socket onto 0, 1 and 2).
 INHERITING = ("reverse-shell", "shell-session", "container-shell")
 SHARED_RULES = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "falco-rules"
 
@@ -59,18 +61,17 @@ def test_events_fd_columns_equal_in_parts(sample: Path, monkeypatch: pytest.Monk
 
 
 def test_parts_are_used_and_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The forced parts run (one plan, one build per part) and each pid is in one part."""
+    """The forced parts run (one plan) and each descriptor number is in one part."""
     calls: list[int] = []
     plan = fdparts.plan
 
     def spy(con, n):
         calls.append(n)
         out = plan(con, n)
-        t = con.execute("SELECT part, count(*) AS pids, count(DISTINCT pid) AS u FROM fc_fdpart "
+        t = con.execute("SELECT part, count(*), count(DISTINCT fd) FROM fc_fdpart "
                         "GROUP BY part").fetchall()
-        assert len(t) == min(n, con.execute("SELECT count(DISTINCT pid) FROM raw_events "
-                                             "WHERE pid IS NOT NULL").fetchone()[0])
-        assert all(p == u for _, p, u in t)
+        assert len(t) == n
+        assert all(c == u for _, c, u in t)
         return out
 
     monkeypatch.setattr(fdparts, "plan", spy)
@@ -78,16 +79,30 @@ def test_parts_are_used_and_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [4]
 
 
-def test_ancestors_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without its ancestors' records a part gets inherited descriptors wrong: the
-    equality above is not trivial."""
-    monkeypatch.setattr(fdparts, "_PART", fdparts._PART.split(" OR (fc_kind")[0] + ")")
+def test_dup_sources_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the dup closure (the records of each dup's source descriptor, for its pid
+    and its ancestors) a part gets dup'ed descriptors wrong: the equality above is not
+    trivial."""
+
+    def no_closure(con, src, n, fdn, part):
+        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdclos AS "
+                    "SELECT 0 AS part, 0::BIGINT AS k WHERE false")
+
     wrong = 0
     for name in INHERITING:
         one = _fd_view([SAMPLES / name], monkeypatch, None)
-        parts = _fd_view([SAMPLES / name], monkeypatch, 3)
+        with monkeypatch.context() as m:
+            m.setattr(fdparts, "_closure", no_closure)
+            parts = _fd_view([SAMPLES / name], m, 3)
         wrong += one.column("fd_name").to_pylist() != parts.column("fd_name").to_pylist()
     assert wrong
+
+
+def test_part_of() -> None:
+    fdn = np.array([0, 1, 3, 255])
+    part = np.array([2, 0, 1, 1], np.int32)
+    got = fdparts.part_of(np.array([3, 255, 0, 7, -(2**62)]), fdn, part)
+    assert got.tolist() == [1, 1, 2, -1, -1]
 
 
 def test_synthetic_capture_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,15 +39,28 @@ def test_too_little_memory_for_one_piece_builds_parts(monkeypatch) -> None:
     compiled = load_and_compile(bundled_rule_files())[1]
     whole = [(a.rule, a.evt_num, a.message) for a in replay(SAMPLE, compiled)]
     need = 7577 * memory.STATE_BYTES_PER_EVENT
-    monkeypatch.setattr(memory, "available_memory", lambda: need // 2)
-    assert memory.parts(7577) == 4
+    monkeypatch.setattr(memory, "available_memory", lambda: int(need * 0.7))
+    assert memory.parts(7577) == 3
     from fcap.analyze.state import fdparts
 
     seen = []
     plan = fdparts.plan
     monkeypatch.setattr(fdparts, "plan", lambda con, n: seen.append(n) or plan(con, n))
     assert [(a.rule, a.evt_num, a.message) for a in replay(SAMPLE, compiled)] == whole
-    assert seen == [4]
+    assert seen == [3]
+
+
+def test_parts_that_would_not_fit_either_are_an_error(monkeypatch) -> None:
+    """The parts' rows are counted first: reverse-shell's busiest descriptor (3, its
+    socket dup'ed onto 0, 1 and 2) keeps ~60% of the rows in one part."""
+    monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
+    compiled = load_and_compile(bundled_rule_files())[1]
+    monkeypatch.setattr(memory, "available_memory",
+                        lambda: 7577 * memory.STATE_BYTES_PER_EVENT // 2)
+    assert memory.parts(7577) == 4
+    with pytest.raises(ResourceError, match="does not fit in memory even in 4 parts: the "
+                                            "largest part reads 4,538 events"):
+        list(replay(SAMPLE, compiled))
 
 
 def test_rules_without_fd_fields_do_not_need_it(monkeypatch, tmp_path) -> None:

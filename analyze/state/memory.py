@@ -79,3 +79,21 @@ def parts(events: int) -> int:
                  "fields do not build it; FCAP_FD_PARTS=N forces N parts; "
                  "FCAP_NO_MEMORY_CHECK=1 skips this check")
     return n
+
+
+def check_part(rows: int, n: int) -> None:
+    """Raise :class:`fcap.errors.ResourceError` when the largest of ``n`` parts of the
+    descriptor state (``rows`` rows) would not fit in memory either (unless the parts
+    were forced with ``FCAP_FD_PARTS`` or ``FCAP_NO_MEMORY_CHECK=1``)."""
+    if os.environ.get("FCAP_FD_PARTS") or os.environ.get("FCAP_NO_MEMORY_CHECK") == "1":
+        return
+    avail = available_memory()
+    need = rows * STATE_BYTES_PER_EVENT
+    if avail is not None and need > avail:
+        raise ResourceError(
+            f"the descriptor state (fd.* fields) does not fit in memory even in {n} parts: "
+            f"the largest part reads {rows:,} events and needs about {need / 2**30:.1f} GiB; "
+            f"{avail / 2**30:.1f} GiB are available",
+            hint="a part holds whole descriptor numbers and the sources of their dups; "
+                 "free memory or use a larger machine; FCAP_FD_PARTS=N forces N parts; "
+                 "FCAP_NO_MEMORY_CHECK=1 skips this check")

@@ -277,6 +277,7 @@ def _scan_order(t: pa.Table, rn: np.ndarray | None, name: str, dtype: Any, null:
 #: :func:`fcap.analyze.state.hosts.rel`; with a fork caller's ``res``, ``fds.record_sql``'s
 #: child pid); ``tid`` stays real: it orders events.
 _KEYS = ("pid",)
+KEY_COLUMNS = _KEYS
 
 #: Pids with more intervals than this are joined on (pid, time bucket) instead of pid alone
 #: (a hash join on pid checks every interval of the pid).
