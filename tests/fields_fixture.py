@@ -92,3 +92,43 @@ def fields(con: duckdb.DuckDBPyConnection, names: list[str], where: str = "true"
         sel.append(ref.sql)
     q = f"SELECT {', '.join(sel)} FROM events e WHERE {where} ORDER BY e.evt_num"
     return con.execute(q).fetchall()
+
+
+def write_capture(raw: Raw, path: Any) -> Any:
+    """Write ``raw`` as a capture file (CaptureWriter: events, side tables, meta); returns
+    its path. For tests that open a capture (``fcap.open``) with hand-built rows."""
+    from fcap.capture.writer import CaptureWriter
+
+    ev = pa.Table.from_pylist(raw.events, schema=EVENTS)
+    side = {name: pa.Table.from_pylist(raw.side.get(name, []), schema=schema)
+            for name, schema in SIDE_TABLES.items()}
+    w = CaptureWriter(path, meta={"hostname": "h"}, side_tables=side)
+    for b in ev.to_batches():
+        w.write(b)
+    end = max((e["ts"] for e in raw.events), default=T0) + 1
+    w.set_stats(events_written=len(ev), drops_per_cpu=[0], end_ns=end)
+    return w.close()[0]
+
+
+def ipv6_server_world() -> Raw:
+    """:func:`bash_world` plus IPv6 sockets of pid 100: a server bound to ::1 port 8080
+    (fd 3: a server socket at bind, libsinsp's parse_bind_exit) that listens and accepts
+    a client from ::1 (fd 4), a client connected from fd00::5 to fd00::80 port 443 (fd 5),
+    and sshd-like dual stack, bound to '::' port 22 (fd 6: an IPv4 server socket)."""
+    r = bash_world()
+    v6 = dict(ppid=1, sock_family=10, sock_type=1, l4proto=6)
+    r.ev("socket", 100, res=3, ppid=1, a0=10, a1=1, a2=6, fd=3)
+    r.ev("bind", 100, res=0, fd=3, a0=3, laddr="::1", lport=8080, **v6)
+    r.ev("listen", 100, res=0, fd=3, a0=3, a1=5, laddr="::1", lport=8080, **v6)
+    r.ev("accept4", 100, res=4, a0=3, a3=0, fd=4, laddr="::1", lport=8080, raddr="::1",
+         rport=50000, **v6)
+    r.ev("read", 100, res=5, ppid=1, fd=4, a0=4)
+    r.ev("socket", 100, res=5, ppid=1, a0=10, a1=1, a2=6, fd=5)
+    r.ev("connect", 100, res=0, fd=5, a0=5, laddr="fd00::5", lport=40000, raddr="fd00::80",
+         rport=443, **v6)
+    r.ev("write", 100, res=5, ppid=1, fd=5, a0=5)
+    r.ev("socket", 100, res=6, ppid=1, a0=10, a1=1, a2=6, fd=6)
+    r.ev("bind", 100, res=0, fd=6, a0=6, laddr="::", lport=22, **v6)
+    r.ev("listen", 100, res=0, fd=6, a0=6, a1=5, laddr="::", lport=22, **v6)
+    r.ev("read", 100, res=5, ppid=1, fd=7, a0=7)
+    return r

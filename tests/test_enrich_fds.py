@@ -118,7 +118,7 @@ def test_sendto_with_destination_changes_name() -> None:
     con = build(r)
     assert fields(con, ["evt.type", "fd.l4proto", "fd.connected", "fd.name_changed",
                         "fd.rip", "fd.rport"]) == [
-        ("socket", "udp", False, False, None, None),
+        ("socket", "<NA>", False, False, None, None),  # role none: get_l4proto
         ("sendto", "udp", False, True, "8.8.8.8", 53),
         ("sendto", "udp", False, False, "8.8.8.8", 53),
     ]

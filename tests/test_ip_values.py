@@ -33,8 +33,8 @@ from fcap.analyze.compile import ConditionCompileError
 from fcap.analyze.compile import values as V
 from fcap.analyze.compile.ipv6 import _IPV6_TEXT
 from fcap.analyze.compile.ruleset import compile_condition, compile_ruleset
-from fcap.analyze.regress.runner import bundled_samples_dir
 from fcap.analyze.rules import load_rules
+from fields_fixture import ipv6_server_world, write_capture
 
 import fcap
 
@@ -461,23 +461,25 @@ def test_ipv4_sql_unchanged() -> None:
 # -- a real capture --------------------------------------------------------------------
 
 
-def test_recorded_sample_ipv6_spellings(tmp_path: Path) -> None:
-    """On the ssh-inbound capture (sshd listening on '::'), other spellings of '::' select
-    the same events as the recorded text, and a rule alerts on them."""
-    path = bundled_samples_dir() / "ssh-inbound" / "capture.parquet"
+def test_capture_ipv6_spellings(tmp_path: Path) -> None:
+    """On a capture file with an IPv6 server on '::1' (:func:`fields_fixture.ipv6_server_world`;
+    no bundled sample has an IPv6 address since sshd's listener on '::' is an IPv4 server
+    socket, as in libsinsp's parse_bind_exit), other spellings of '::1' select the same
+    events as the recorded text, and a rule alerts on them."""
+    path = write_capture(ipv6_server_world(), tmp_path / "v6.parquet")
     cap = fcap.open(path)
-    base = [r[0] for r in cap.filter("fd.lip = '::'", columns=["evt.num"]).fetchall()]
+    base = [r[0] for r in cap.filter("fd.lip = '::1'", columns=["evt.num"]).fetchall()]
     assert base
-    for spelling in ("0::0", "0:0:0:0:0:0:0:0", "0000::"):
+    for spelling in ("0::1", "0:0:0:0:0:0:0:1", "0000::0001"):
         got = cap.filter(f"fd.lip = '{spelling}'", columns=["evt.num"]).fetchall()
         assert [r[0] for r in got] == base
-    ne = [r[0] for r in cap.filter("fd.lip != '0::0'", columns=["evt.num"]).fetchall()]
+    ne = [r[0] for r in cap.filter("fd.lip != '0::1'", columns=["evt.num"]).fetchall()]
     assert not set(ne) & set(base)
     rules = tmp_path / "r.yaml"
-    rules.write_text("- rule: any v6 listen\n  desc: t\n  condition: evt.type = listen and "
-                     "fd.lip = '0:0::0'\n  output: l %fd.lip\n  priority: NOTICE\n")
+    rules.write_text("- rule: any v6 server\n  desc: t\n  condition: evt.type = listen and "
+                     "fd.sip = '0:0::1'\n  output: l %fd.sip\n  priority: NOTICE\n")
     alerts = fcap.open(path, rules=rules).con.execute("SELECT rule FROM alerts").fetchall()
-    assert alerts and {a[0] for a in alerts} == {"any v6 listen"}
+    assert alerts and {a[0] for a in alerts} == {"any v6 server"}
 
 
 def test_ipv6_text_pattern_is_exactly_inet_pton() -> None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 from fcap.analyze.compile import ConditionCompileError
 from fcap.analyze.compile.ruleset import compile_condition
-from fcap.analyze.regress.runner import bundled_samples_dir
+from fields_fixture import ipv6_server_world, write_capture
 
 import fcap
 
@@ -324,15 +324,17 @@ def test_one_expansion_per_column_for_a_list() -> None:
 SAMPLE_NETS = ["::/1", "::/8", "::/128", "::1/128", "fc00::/7", "8000::/1", "127.0.0.0/8"]
 
 
-def test_recorded_sample_filter_and_rule() -> None:
-    """On a real capture (sshd listening on '::'): ``Capture.filter`` and a rule's alerts
+def test_capture_filter_and_rule(tmp_path: Path) -> None:
+    """On a capture file with IPv6 sockets (:func:`fields_fixture.ipv6_server_world`; no
+    bundled sample has an IPv6 address since sshd's listener on '::' is an IPv4 server
+    socket, as in libsinsp's parse_bind_exit): ``Capture.filter`` and a rule's alerts
     agree with the oracle applied to the enriched address columns."""
-    path = bundled_samples_dir() / "ssh-inbound" / "capture.parquet"
+    path = write_capture(ipv6_server_world(), tmp_path / "v6.parquet")
     cap = fcap.open(path)
     cap._ensure_events()
     events = cap.con.execute("SELECT evt_num, fd_cip, fd_sip, fd_lip, fd_rip FROM events "
                              "ORDER BY evt_num").fetchall()
-    assert any(r[3] == "::" for r in events)  # the sample has an IPv6 address
+    assert any(r[3] == "::1" for r in events)  # an IPv6 address
     total = 0
     for field, col in (("fd.lnet", 3), ("fd.snet", 2), ("fd.rnet", 4)):
         for net in SAMPLE_NETS:
@@ -343,18 +345,19 @@ def test_recorded_sample_filter_and_rule() -> None:
     assert total > 0
 
 
-def test_recorded_sample_rule_alerts(tmp_path: Path) -> None:
-    """A rule with IPv6 networks loads, compiles and alerts on the sample's listening
-    socket ('::' is in ::/8, not in fc00::/7)."""
+def test_capture_rule_alerts(tmp_path: Path) -> None:
+    """A rule with IPv6 networks loads, compiles and alerts on a listening IPv6 server
+    socket (bound to '::1': in ::/8, not in fc00::/7; the one bound to '::' is an IPv4
+    server socket, 0.0.0.0)."""
     rules = tmp_path / "v6.yaml"
     rules.write_text(
-        "- rule: v6 listen\n  desc: t\n  condition: evt.type = listen and fd.lnet in "
-        "(fc00::/7, ::/8)\n  output: v6 %fd.lip\n  priority: NOTICE\n"
-        "- rule: v6 ula listen\n  desc: t\n  condition: evt.type = listen and fd.lnet = "
-        "fc00::/7\n  output: ula %fd.lip\n  priority: NOTICE\n")
-    cap = fcap.open(bundled_samples_dir() / "ssh-inbound" / "capture.parquet", rules=rules)
+        "- rule: v6 listen\n  desc: t\n  condition: evt.type = listen and fd.snet in "
+        "(fc00::/7, ::/8)\n  output: v6 %fd.sip\n  priority: NOTICE\n"
+        "- rule: v6 ula listen\n  desc: t\n  condition: evt.type = listen and fd.snet = "
+        "fc00::/7\n  output: ula %fd.sip\n  priority: NOTICE\n")
+    cap = fcap.open(write_capture(ipv6_server_world(), tmp_path / "v6.parquet"), rules=rules)
     alerts = cap.con.execute("SELECT rule, output FROM alerts").fetchall()
-    assert [(rule, out.split()[:2]) for rule, out in alerts] == [("v6 listen", ["v6", "::"])]
+    assert [(rule, out.split()[:2]) for rule, out in alerts] == [("v6 listen", ["v6", "::1"])]
 
 
 def _pair(cond: str, cip: str | None, sip: str | None) -> bool:

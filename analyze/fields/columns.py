@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from fcap.analyze.fields import evtargs
+from fcap.analyze.fields import evtargs, sockrole
 from fcap.analyze.fields.caps import caps_sql
 
 ERRNO = {
@@ -93,7 +93,7 @@ _LEADER = "list_position(c.pids, {x})"
 _OPEN_FLAGS = evtargs.open_flags_raw("e.evt_type")
 _FILE_NAME = f"CASE WHEN {_isin(_OPENS)} THEN CAST(e.path AS VARCHAR) END"
 _IS_FILE = f"(r.fd_type = 'file' OR (r.fd_type IS NULL AND {_isin(_OPENS)}))"
-_FDNAME = f"coalesce(r.name, {_FILE_NAME})"
+_FDNAME = f"coalesce({sockrole.NAME}, {_FILE_NAME})"
 
 
 def columns(first_ts: int | str, hostname: str | None) -> dict[str, str]:
@@ -242,17 +242,9 @@ def columns(first_ts: int | str, hostname: str | None) -> dict[str, str]:
         "fd_filename": f"CASE WHEN {_IS_FILE} AND r.fd_type IS NOT NULL THEN "
         f"CASE WHEN strpos({_FDNAME}, '/') = 0 THEN '/' WHEN ends_with({_FDNAME}, '/') "
         f"THEN {_FDNAME} ELSE parse_filename({_FDNAME}, false, 'forward_slash') END END",
-        "fd_cip": "CASE r.role WHEN 'client' THEN r.lip WHEN 'server' THEN r.rip END",
-        "fd_sip": "CASE r.role WHEN 'client' THEN r.rip WHEN 'server' THEN r.lip END",
-        "fd_cport": "CASE r.role WHEN 'client' THEN r.lport WHEN 'server' THEN r.rport END",
-        "fd_sport": "CASE r.role WHEN 'client' THEN r.rport WHEN 'server' THEN r.lport END",
-        "fd_lip": "CASE WHEN r.family = 'ip' THEN r.lip END",
-        "fd_rip": "CASE WHEN r.family = 'ip' THEN r.rip END",
-        "fd_lport": "CASE WHEN r.family = 'ip' THEN r.lport END",
-        "fd_rport": "CASE WHEN r.family = 'ip' THEN r.rport END",
-        "fd_l4proto": "CASE WHEN r.fd_type IS NOT NULL THEN coalesce(r.l4proto, '<NA>') END",
+        **sockrole.COLUMNS,
         "fd_sockfamily": "r.family",
-        "fd_is_server": "CASE WHEN r.family IS NOT NULL THEN coalesce(r.role = 'server', false) END",
+        "fd_is_server": sockrole.IS_SERVER,
         "fd_connected": "CASE WHEN r.family IS NOT NULL THEN coalesce(r.connected, false) END",
         "fd_name_changed": "CASE WHEN r.fd_type IS NOT NULL OR r.family IS NOT NULL THEN "
         "coalesce(r.changed AND r.ts = e.ts AND r.ev_tid = e.tid, false) END",

@@ -107,7 +107,8 @@ EVT_FIELDS = (
     sup("evt.hostname", S, "evt_hostname", "host name recorded in the capture"),
 )
 
-_ROLE = "client/server from the syscall that set the socket up (connect = client, accept = server)"
+_ROLE = ("client/server from the syscall that set the socket up (connect = client, accept and "
+         "bind to a port = server, as libsinsp)")
 
 FD_FIELDS = (
     sup("fd.num", N, "fd_num", "file descriptor number of the event"),

@@ -34,8 +34,9 @@ OPENS = ("open", "openat", "openat2", "creat", "open_by_handle_at")
 _OPEN, _SOCKET, _ACCEPT, _CONNECT, _BINDLISTEN, _CREATE, _DUP = range(1, 8)
 _CLASS = {
     **{s: _OPEN for s in OPENS}, "socket": _SOCKET, "accept": _ACCEPT, "accept4": _ACCEPT,
-    "connect": _CONNECT, "sendto": _CONNECT, "sendmsg": _CONNECT, "bind": _BINDLISTEN,
-    "listen": _BINDLISTEN, **{s: _CREATE for s in CREATES}, "dup": _DUP, "dup2": _DUP,
+    "connect": _CONNECT, "sendto": _CONNECT, "sendmsg": _CONNECT, "recvfrom": _CONNECT,
+    "recvmsg": _CONNECT, "bind": _BINDLISTEN, **{s: _CREATE for s in CREATES}, "dup": _DUP,
+    "dup2": _DUP,
     "dup3": _DUP, "fcntl": _DUP,
 }
 
@@ -94,6 +95,25 @@ def _addr(x: str) -> str:
 
 
 _TUPLE_TYPE = f"CASE WHEN sock_family = 2 OR {_V4PAIR} THEN 'ipv4' WHEN sock_family = 10 THEN 'ipv6' END"
+# bind (libsinsp parse_bind_exit): an IP address with a port > 0 makes the socket a server
+# socket (SCAP_FD_IPV4_SERVSOCK / IPV6_SERVSOCK, role server): its server address is the
+# bound one, an IPv4-mapped address or '::' (is_ipv4_mapped_ipv6) makes it an IPv4 server
+# socket ('::' as 0.0.0.0). Role 'servsock' marks it: the fields read lip/lport as the
+# server address and nothing else (fcap.analyze.fields.sockrole). A later tuple (connect,
+# sendto, recvfrom, update_fd) turns it into a plain socket with the server role.
+_SERVSOCK = ("(syscall = 'bind' AND sock_family IN (2, 10) AND laddr IS NOT NULL "
+             "AND lport > 0)")
+_SERV_V4 = "(sock_family = 2 OR contains(laddr, '.') OR laddr = '::')"
+# bind's name is its address as libsinsp prints the sockaddr parameter (every bind, any
+# port): a.b.c.d:port, the IPv6 text (inet_ntop of the address given: '::ffff:a.b.c.d' for a
+# mapped one, the recorder writes it as IPv4 text) ':port', or the unix path
+_BIND_NAME = ("CASE WHEN syscall <> 'bind' THEN NULL WHEN sock_family = 1 THEN unix_path "
+              "WHEN laddr IS NULL OR lport IS NULL THEN NULL "
+              "WHEN sock_family = 2 THEN concat(laddr, ':', lport) "
+              "WHEN sock_family = 10 THEN concat(CASE WHEN contains(laddr, '.') "
+              "THEN '::ffff:' || laddr ELSE laddr END, ':', lport) END")
+# UDP (connect keeps a server role on a UDP socket: fill_client_socket_info)
+_UDP = "(l4proto = 17 OR (l4proto IS NULL AND (sock_type & 15) = 2))"
 _F = "f"  # the open flags, computed once in the inner select
 #: Per attribute, its value per syscall class (NULL for the classes not given).
 _VALUES: dict[str, dict[str, str]] = {
@@ -106,14 +126,19 @@ _VALUES: dict[str, dict[str, str]] = {
         # mapped pair on an AF_INET6 socket; the other cases keep the socket's own type
         # (and a descriptor libsinsp does not know is left alone: nothing is set then)
         connect=f"CASE WHEN {_V4PAIR} THEN 'ipv4' END",
+        bindlisten=f"CASE WHEN {_SERVSOCK} THEN CASE WHEN {_SERV_V4} THEN 'ipv4' "
+                   "ELSE 'ipv6' END END",
         create="CASE syscall " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in CREATES.items())
         + " END"),
     "name": dict(
         open="path", socket="''",
         accept="CASE WHEN sock_family = 1 THEN unix_path "
                f"ELSE concat({_addr('raddr')}, ':', rport, '->', {_addr('laddr')}, ':', lport) END",
-        connect="CASE WHEN sock_family = 1 THEN unix_path "
-                f"ELSE concat({_addr('laddr')}, ':', lport, '->', {_addr('raddr')}, ':', rport) END",
+        # an IP tuple's name depends on the role the socket already has (the client end
+        # first: fill_client_socket_info, parse_read_exit/parse_write_exit swap for a
+        # server): '' here, the fields write it from the resolved role and addresses
+        connect="CASE sock_family WHEN 1 THEN unix_path WHEN 2 THEN '' WHEN 10 THEN '' END",
+        bindlisten=_BIND_NAME,
         create="CASE WHEN syscall = 'memfd_create' THEN 'memfd:' || coalesce(path, '') "
                "ELSE '' END"),
     "name_raw": dict(open="coalesce(path_raw, path)", socket="''"),
@@ -137,13 +162,21 @@ _VALUES: dict[str, dict[str, str]] = {
         accept=_IP_FAMILY, connect=_IP_FAMILY,
         create="CASE WHEN syscall = 'socketpair' THEN 'unix' END"),
     "lip": dict(accept=_addr("laddr"), connect=_addr("laddr"),
-                bindlisten="CASE WHEN syscall = 'bind' THEN laddr END"),
+                bindlisten=f"CASE WHEN {_SERVSOCK} THEN CASE WHEN sock_family = 10 "
+                           "AND laddr = '::' THEN '0.0.0.0' ELSE laddr END END"),
     "lport": dict(accept="lport", connect="lport",
-                  bindlisten="CASE WHEN syscall = 'bind' THEN lport END"),
+                  bindlisten=f"CASE WHEN {_SERVSOCK} THEN lport END"),
     "rip": dict(accept=_addr("raddr"), connect=_addr("raddr")),
     "rport": dict(accept="rport", connect="rport"),
-    "role": dict(accept="'server'", connect="'client'",
-                 bindlisten="CASE WHEN syscall = 'listen' THEN 'server' END"),
+    # connect makes a socket without a role a client (fill_client_socket_info); sendto,
+    # sendmsg, recvfrom and recvmsg keep the role (update_fd; a socket without one is
+    # guessed a client, see fcap.analyze.fields.sockrole), and so does a UDP connect (a UDP
+    # server's connect keeps it a server). listen changes nothing (libsinsp has no parser
+    # for it).
+    "role": dict(accept="'server'",
+                 connect=f"CASE WHEN syscall = 'connect' AND NOT coalesce({_UDP}, false) "
+                         "THEN 'client' END",
+                 bindlisten=f"CASE WHEN {_SERVSOCK} THEN 'servsock' END"),
     "connected": dict(open="false", socket="false", accept="true",
                       connect="syscall = 'connect'", create="false"),
     # a pipe's inode (flags_aux >> 32; 0 when the recorder could not read it, as libsinsp)
@@ -155,7 +188,7 @@ _EVENT_COLUMNS = (
     ("k", "CAST(mk AS INTEGER)"),
     ("ts", "ts"),
     ("ev_tid", "tid"),
-    ("changed", "c = 3 OR c = 4"),
+    ("changed", f"c = 3 OR c = 4 OR c = {_BINDLISTEN}"),
     *((a, _by_class(**v)) for a, v in _VALUES.items()),
 )
 #: The attributes an update (connect, sendto, sendmsg, bind, listen) may set, other than
@@ -170,8 +203,8 @@ def update_own_sql(when: Any) -> str:
     ``when(names)``: SQL condition "the syscall is one of ``names``".
     """
     parts = []
-    for cls, names in (("connect", ("connect", "sendto", "sendmsg")),
-                       ("bindlisten", ("bind", "listen"))):
+    for cls, names in (("connect", ("connect", "sendto", "sendmsg", "recvfrom", "recvmsg")),
+                       ("bindlisten", ("bind",))):
         bits = " + ".join(
             f"CAST(({_VALUES[a][cls]}) IS NOT NULL AS INTEGER) * {1 << i}"
             for i, a in enumerate(UPDATE_OWN) if cls in _VALUES[a])
@@ -208,20 +241,73 @@ FROM (SELECT *, {cls} AS c, {open_flags()} AS {_F},
       FROM {src}))"""
 
 
+def _mapped(x: str) -> str:
+    """``x`` is IPv4 text (a mapped address) or ``::`` (sinsp_utils::is_ipv4_mapped_ipv6)."""
+    return f"(contains({x}, '.') OR {x} = '::')"
+
+
+def _v6text(x: str) -> str:
+    """IPv6 text of an address of an AF_INET6 socket (a mapped one as ``::ffff:a.b.c.d``)."""
+    return f"CASE WHEN contains({x}, '.') THEN '::ffff:' || {x} ELSE {x} END"
+
+
+def _v4text(x: str) -> str:
+    """IPv4 text of an end of a mapped pair (``::`` is 0.0.0.0)."""
+    return f"CASE WHEN {x} = '::' THEN '0.0.0.0' ELSE {x} END"
+
+
+# The start snapshot's IP sockets as libscap's /proc scan and libsinsp make them
+# (scap_fds.c parse_ipv4/ipv6_socket_table_line, sinsp_threadinfo::add_fd_from_scap,
+# fix_sockets_coming_from_proc):
+# * no remote address (0.0.0.0, or '::' for an AF_INET6 one; a listener): a server socket
+#   (SCAP_FD_IPV4/IPV6_SERVSOCK) without a role ('servsock0': fd.sip missing, fd.sport the
+#   port); an AF_INET6 one stays IPv6 (no mapped conversion), named by its address;
+# * an IPv4 tuple (both ends mapped on an AF_INET6 one): the server role when its local
+#   port is the port of a server socket of the snapshot (addresses swapped), else client;
+# * an IPv6 tuple: no role ('none': no client/server/local/remote fields);
+# * a TCP tuple is connected (FLAGS_SOCKET_CONNECTED), a UDP one is not.
+_SNAP_IP = "(f.type IN ('ipv4', 'ipv6') AND f.sock_family IN (2, 10) AND f.laddr IS NOT NULL)"
+_SNAP_SRV = ("(f.listening OR f.raddr IS NULL OR (f.sock_family = 2 AND f.raddr = '0.0.0.0') "
+             "OR (f.sock_family = 10 AND f.raddr = '::'))")
+_SNAP_V4 = f"(f.sock_family = 2 OR ({_mapped('f.laddr')} AND {_mapped('f.raddr')}))"
+_SNAP_IPCOLS = f"""
+  SELECT *,
+         CASE WHEN NOT ip THEN o_role WHEN srv THEN 'servsock0' WHEN NOT v4 THEN 'none'
+              WHEN server_port THEN 'server' ELSE 'client' END AS s_role,
+         CASE WHEN NOT ip THEN laddr WHEN srv AND sock_family = 10 THEN {_v6text('laddr')}
+              WHEN srv OR sock_family = 2 THEN laddr WHEN v4 THEN {_v4text('laddr')}
+              ELSE {_v6text('laddr')} END AS s_lip,
+         CASE WHEN NOT ip THEN raddr WHEN srv THEN NULL WHEN sock_family = 2 THEN raddr
+              WHEN v4 THEN {_v4text('raddr')} ELSE {_v6text('raddr')} END AS s_rip
+  FROM (SELECT f.*, coalesce({_SNAP_IP}, false) AS ip,
+               coalesce({_SNAP_IP} AND {_SNAP_SRV}, false) AS srv,
+               coalesce({_SNAP_V4}, false) AS v4, sp.lport IS NOT NULL AS server_port,
+               CASE WHEN f.listening THEN 'server'
+                    WHEN f.raddr IS NOT NULL AND f.type IN ('ipv4', 'ipv6') THEN 'client'
+               END AS o_role
+        FROM fc_snapfd f
+        LEFT JOIN (SELECT DISTINCT f.host, f.lport FROM fc_snapfd f
+                   WHERE {_SNAP_IP} AND {_SNAP_SRV}) sp
+          ON sp.host IS NOT DISTINCT FROM f.host AND sp.lport = f.lport)"""
 _SNAPSHOT = f"""
 SELECT f.rid, 1 AS k, {TS_MIN}::BIGINT AS ts, CAST(NULL AS INTEGER) AS ev_tid, false AS changed,
-       f.type AS fd_type, f.name, f.name AS name_raw, f.flags,
+       CASE WHEN NOT f.ip THEN f.type WHEN f.sock_family = 2 OR (NOT f.srv AND f.v4)
+            THEN 'ipv4' ELSE 'ipv6' END AS fd_type,
+       CASE WHEN NOT f.ip THEN f.name
+            WHEN f.srv THEN concat(f.s_lip, ':', f.lport)
+            WHEN f.s_role = 'server' THEN concat(f.s_rip, ':', f.rport, '->', f.s_lip, ':', f.lport)
+            ELSE concat(f.s_lip, ':', f.lport, '->', f.s_rip, ':', f.rport) END AS name,
+       f.name AS name_raw, f.flags,
        coalesce((f.flags & {O_CLOEXEC}) <> 0, false) AS cloexec,
        CASE f.l4proto WHEN 6 THEN 'tcp' WHEN 17 THEN 'udp' WHEN 1 THEN 'icmp'
             WHEN 255 THEN 'raw' END AS l4proto,
        CASE WHEN f.type IN ('ipv4', 'ipv6') THEN 'ip' WHEN f.type = 'unix' THEN 'unix'
        END AS family,
-       f.laddr AS lip, f.lport, f.raddr AS rip, f.rport,
-       CASE WHEN f.listening THEN 'server'
-            WHEN f.raddr IS NOT NULL AND f.type IN ('ipv4', 'ipv6') THEN 'client'
-       END AS role,
-       f.raddr IS NOT NULL AS connected, f.ino
-FROM fc_snapfd f"""
+       f.s_lip AS lip, f.lport, f.s_rip AS rip, CASE WHEN NOT f.srv THEN f.rport END AS rport,
+       f.s_role AS role,
+       CASE WHEN f.ip THEN NOT f.srv AND coalesce(f.l4proto = 6, false)
+            ELSE f.raddr IS NOT NULL END AS connected, f.ino
+FROM ({_SNAP_IPCOLS}) f"""
 
 
 def _events_select(subset: bool = False) -> str:

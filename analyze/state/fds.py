@@ -12,7 +12,8 @@ Records come from:
   row's, with the same attributes);
 * ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD*)``, which copy the state of the
   source descriptor at that moment (a close or nothing there: ``unknown``);
-* updates of sockets (connect, bind, listen, sendto/sendmsg with an address),
+* updates of sockets (connect, bind, sendto/sendmsg with an address, recvfrom/recvmsg
+  of a UDP socket with a peer address; listen changes nothing, as in libsinsp),
   merged with the latest earlier record of the fd that can be a socket;
 * ``close``, effective just after the close event (the close event itself
   still sees the descriptor, as in libsinsp); a close is a record meaning "no
@@ -56,7 +57,7 @@ ATTRS = fdstream.ATTRS
 #: Small codes of the syscalls the record class tests (0: any other).
 _CODE = {n: i + 1 for i, n in enumerate(dict.fromkeys((
     *OPENS, "socket", "accept", "accept4", *CREATES, "close", "dup", "dup2", "dup3", "fcntl",
-    "connect", "sendto", "sendmsg", "bind", "listen", "execve", "execveat", "clone", "clone3",
+    "connect", "sendto", "sendmsg", "recvfrom", "recvmsg", "bind", "listen", "execve", "execveat", "clone", "clone3",
     "fork")))}
 assert len(_CODE) < 63
 #: The row's syscall code (column ``fc_sc``, see :func:`with_code`): the record class tests
@@ -111,7 +112,11 @@ _KIND = f"""CASE
   WHEN {_is('connect')} THEN CASE WHEN fd IS NOT NULL AND (res >= 0 OR res = -115) THEN 4 END
   WHEN {_in("('sendto', 'sendmsg')")}
     THEN CASE WHEN fd IS NOT NULL AND res >= 0 AND raddr IS NOT NULL THEN 4 END
-  WHEN {_in("('bind', 'listen')")} THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
+  WHEN {_in("('recvfrom', 'recvmsg')")}
+    THEN CASE WHEN fd IS NOT NULL AND res >= 0 AND raddr IS NOT NULL AND rport > 0
+              AND {_in("(2, 10)", "sock_family")}
+              AND (l4proto = 17 OR (l4proto IS NULL AND (sock_type & 15) = 2)) THEN 4 END
+  WHEN {_is('bind')} THEN CASE WHEN fd IS NOT NULL AND res = 0 THEN 4 END
   WHEN {_in("('execve', 'execveat')")} THEN CASE WHEN res = 0 THEN 5 END
   WHEN {_in("('clone', 'clone3', 'fork')")}
     THEN CASE WHEN res > 0 AND tid = vtid AND ({_CLONE_FLAGS} & {_NO_CALLER_COPY}) = 0
@@ -146,7 +151,7 @@ _CL = f"""CASE
 _FAM = f"""CASE
   WHEN {_is('socket')} THEN {_in("(1, 2, 10)", "a0")}
   WHEN {_is('socketpair')} THEN true
-  WHEN {_in("('accept', 'accept4', 'connect', 'sendto', 'sendmsg')")}
+  WHEN {_in("('accept', 'accept4', 'connect', 'sendto', 'sendmsg', 'recvfrom', 'recvmsg')")}
     THEN {_in("(1, 2, 10)", "sock_family")}
   END"""
 _FTS = f"""CASE
@@ -155,7 +160,8 @@ _FTS = f"""CASE
   WHEN {_in("('accept', 'accept4')")} THEN {_in("(1, 2, 10, 16)", "sock_family")}
   END"""
 
-_ARG_FD = "('pipe', 'pipe2', 'socketpair', 'connect', 'sendto', 'sendmsg', 'bind', 'listen')"
+_ARG_FD = ("('pipe', 'pipe2', 'socketpair', 'connect', 'sendto', 'sendmsg', 'recvfrom', "
+           "'recvmsg', 'bind', 'listen')")
 _DUPS = "('dup', 'dup2', 'dup3', 'fcntl')"
 
 def _any_of(names: tuple[str, ...]) -> str:
