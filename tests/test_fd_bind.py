@@ -344,3 +344,21 @@ def test_live_dual_stack_tcp_server_accepting_an_ipv4_client(live) -> None:
          "127.0.0.1", acport, "127.0.0.1", q, "127.0.0.1", "127.0.0.1"),
     ]
     assert got[2][0] in ("accept", "accept4")
+
+
+def test_socket_nameraw_is_its_name() -> None:
+    """fd.nameraw of a connected socket is its name (libsinsp keeps no raw name for
+    sockets): the tuple names written once the role is resolved (``fds._name_tuples``)
+    are the raw names too, not the empty name the update rows carry."""
+    import duckdb
+    from fcap.analyze import enrich
+    from fcap.analyze.regress.runner import bundled_samples_dir
+    from fcap.capture.reader import open_capture
+
+    con = duckdb.connect()
+    open_capture(bundled_samples_dir() / "reverse-shell").attach(con)
+    enrich.build(con)
+    rows = con.execute("SELECT fd_name, fd_nameraw FROM events WHERE fd_name LIKE '%->%'"
+                       ).fetchall()
+    assert len(rows) > 10
+    assert all(raw == name for name, raw in rows)

@@ -81,12 +81,12 @@ def test_parts_are_used_and_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_dup_sources_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the dup closure (the records of each dup's source descriptor, for its pid
-    and its ancestors) a part gets dup'ed descriptors wrong: the equality above is not
-    trivial."""
+    and its ancestors at the fork, in time windows) a part gets dup'ed descriptors wrong:
+    the equality above is not trivial."""
 
     def no_closure(con, src, n, fdn, part):
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdclos AS "
-                    "SELECT 0 AS part, 0::BIGINT AS k WHERE false")
+        con.execute("CREATE OR REPLACE TEMP TABLE fc_fdneed AS "
+                    "SELECT 0 AS part, 0::BIGINT AS rn WHERE false")
 
     wrong = 0
     for name in INHERITING:
@@ -96,6 +96,26 @@ def test_dup_sources_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
             parts = _fd_view([SAMPLES / name], m, 3)
         wrong += one.column("fd_name").to_pylist() != parts.column("fd_name").to_pylist()
     assert wrong
+
+
+def test_dup_windows_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part reads a dup source's records from the latest close or dup before the dup,
+    not all of them: the synthetic capture's dup2s onto 0, 1 and 2 (sources: busy
+    descriptors of busy processes) do not make one part read most rows."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        cap = generate(Path(d) / "s.parquet", 100_000, seed=3)
+        con = duckdb.connect()
+        open_capture(cap).attach(con)
+        enrich.prepare(con)
+        n = 4
+        fdparts.plan(con, n)
+        sizes = [con.execute(f"SELECT count(*) FROM {fdparts._wrap(j, 'true')('raw_events_rn')}"
+                             ).fetchone()[0] for j in range(n)]
+        dups = con.execute("SELECT count(*) FROM raw_events WHERE syscall = 'dup2'").fetchone()[0]
+    assert dups > 100
+    assert max(sizes) < 0.4 * 100_000, sizes
 
 
 def test_part_of() -> None:

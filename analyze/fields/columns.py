@@ -93,7 +93,7 @@ _LEADER = "list_position(c.pids, {x})"
 _OPEN_FLAGS = evtargs.open_flags_raw("e.evt_type")
 _FILE_NAME = f"CASE WHEN {_isin(_OPENS)} THEN CAST(e.path AS VARCHAR) END"
 _IS_FILE = f"(r.fd_type = 'file' OR (r.fd_type IS NULL AND {_isin(_OPENS)}))"
-_FDNAME = f"coalesce({sockrole.NAME}, {_FILE_NAME})"
+_FDNAME = f"coalesce(r.name, {_FILE_NAME})"  # sockets: fds._name_tuples
 
 
 def columns(first_ts: int | str, hostname: str | None) -> dict[str, str]:

@@ -29,11 +29,13 @@ ROLE = ("(CASE WHEN r.rip IS NULL THEN r.role WHEN r.role IN ('server', 'servsoc
 
 #: An IP tuple the fields name: the record left its name empty (fdattr: connect, sendto,
 #: recvfrom ... name the tuple by the role the socket has then).
-_TUPLE_NAME = "(r.name = '' AND r.rip IS NOT NULL AND r.family = 'ip')"
+TUPLE_NAME = "(r.name = '' AND r.rip IS NOT NULL AND r.family = 'ip')"
 
 #: fd.name of a socket (NULL for a descriptor without a record): the client end first, the
 #: server end first for a server (libsinsp ``sockinfo_to_str`` after ``swap_addresses``).
-NAME = (f"CASE WHEN {_TUPLE_NAME} THEN CASE WHEN {ROLE} = 'server' "
+#: Written into the records once they are resolved (``fds._name_tuples``): views read
+#: ``r.name``.
+NAME = (f"CASE WHEN {TUPLE_NAME} THEN CASE WHEN {ROLE} = 'server' "
         "THEN concat(r.rip, ':', r.rport, '->', r.lip, ':', r.lport) "
         "ELSE concat(r.lip, ':', r.lport, '->', r.rip, ':', r.rport) END ELSE r.name END")
 

@@ -59,7 +59,7 @@ def instances(con: Any, ev: Events) -> Instances:
 
 #: How long before a child's first row its caller's fork exit may be (as fc_pinst's
 #: parent-side starts).
-_FORK_WINDOW_NS = 5_000_000_000
+FORK_WINDOW_NS = 5_000_000_000
 
 
 def _caller_forks(ev: Events, parent: np.ndarray, fork_ts: np.ndarray, pid: np.ndarray) -> None:
@@ -79,5 +79,5 @@ def _caller_forks(ev: Events, parent: np.ndarray, fork_ts: np.ndarray, pid: np.n
     qts = fork_ts[child]
     i = keys.asof(rkey, rts, (parent[child] << 32) | pid[child], qts)
     ok = i >= 0
-    ok[ok] = qts[ok] - rts[i[ok]] < _FORK_WINDOW_NS
+    ok[ok] = qts[ok] - rts[i[ok]] < FORK_WINDOW_NS
     fork_ts[child[ok]] = rts[i[ok]]

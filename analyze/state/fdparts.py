@@ -11,8 +11,9 @@ every part reads whole or follows:
   gets its parent's table): every part reads all of them;
 * ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD)``: the new descriptor copies the
   source descriptor's state, so a part also reads the records of each source
-  descriptor of its dups, for that pid and its ancestors' pids, and so on
-  through dups of dups (:func:`_closure`);
+  descriptor of its dups, for that pid (from the source's latest close or dup
+  before the dup) and its ancestors (the same, before the fork on the path), and
+  so on through dups of dups (:func:`_closure`);
 * ``pipe``/``pipe2``/``socketpair`` rows make the records of two descriptors: the
   part of either reads the row.
 
@@ -25,7 +26,8 @@ row count; :func:`build` runs the one-piece stage
 ``fc_fdrec`` rows (records read by several parts, such as a dup source's, resolve
 alike in each and are kept once). Peak memory follows the largest part (one
 descriptor number is never split: a process's busiest descriptor, often 3, bounds
-it) plus the appended DuckDB tables; each part scans the capture twice. The rows of
+it) plus the appended DuckDB tables (``fc_rid``, ``fc_fdrec``: ~60 bytes per event);
+each part scans the capture twice. The rows of
 every part are counted first: when the largest would not fit either,
 :func:`fcap.analyze.state.memory.check_part` stops with one line before any work.
 """
@@ -37,8 +39,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fcap.analyze.state import fds, hosts, keys, memory, positions
-from fcap.analyze.state.fdstream import DUP, EXEC, FORK, OPEN
+from fcap.analyze.state import fdinputs, fds, hosts, keys, memory, positions
+from fcap.analyze.state.fdstream import CLOSE, DUP, EXEC, FORK, OPEN
 
 #: The record descriptor of a row (over ``fds.with_code``'s columns) and the second
 #: descriptor of a pipe/socketpair row.
@@ -58,9 +60,9 @@ def _register(con: Any, name: str, table: pa.Table) -> None:
 
 
 def plan(con: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Create ``fc_fdpart(fd, part)`` and ``fc_fdclos(part, k)`` (the dup closure, pid
-    and descriptor packed) for ``n`` parts; return the descriptor numbers (sorted) and
-    their parts.
+    """Create ``fc_fdpart(fd, part)`` and ``fc_fdneed(part, rn)`` (the dup closure's
+    record rows, :func:`_closure`) for ``n`` parts; return the descriptor numbers
+    (sorted) and their parts.
 
     Descriptor numbers go to parts greedily, largest row count first, each to the
     part with the fewest rows so far.
@@ -94,14 +96,15 @@ def part_of(fd: np.ndarray, fdn: np.ndarray, part: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ancestor_pids(con: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (pid, ancestor pid) over the fork tree of the process instances (each pid
-    with itself too)."""
+def _ancestors(con: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triples (pid, ancestor pid, fork time) over the fork tree of the process
+    instances, sorted by pid: for every instance of the pid and every ancestor
+    instance, the time the ancestor's child on the path was forked (its first row)."""
     inst = con.execute(
         """
-        SELECT i.pkey, i.pid, coalesce(f.src_pkey, 0) AS parent
+        SELECT i.pkey, i.pid, coalesce(f.src_pkey, 0) AS parent, coalesce(f.ts, 0) AS ts
         FROM fc_pinst i
-        LEFT JOIN (SELECT pkey, any_value(src_pkey) AS src_pkey FROM fc_seg
+        LEFT JOIN (SELECT pkey, any_value(src_pkey) AS src_pkey, any_value(ts) AS ts FROM fc_seg
                    WHERE src_pkey IS NOT NULL AND kind = 'start' GROUP BY pkey) f
           ON f.pkey = i.pkey
         """).fetchnumpy()
@@ -109,62 +112,114 @@ def _ancestor_pids(con: Any) -> tuple[np.ndarray, np.ndarray]:
     size = int(pk.max()) + 1 if len(pk) else 1
     parent = np.zeros(size, np.int64)
     parent[pk] = inst["parent"].astype(np.int64)
+    fork = np.zeros(size, np.int64)
+    fork[pk] = inst["ts"].astype(np.int64)
     ipid = np.full(size, -1, np.int64)
     ipid[pk] = inst["pid"].astype(np.int64)
-    a, b = [ipid[pk]], [ipid[pk]]
-    cur = pk
+    a, b, f = [], [], []
+    child = pk
     for _ in range(10000):  # one step per generation
-        cur = parent[cur]
-        live = cur > 0
+        up = parent[child]
+        live = up > 0
         if not live.any():
             break
-        pk, cur = pk[live], cur[live]
+        pk, child, up = pk[live], child[live], up[live]
         a.append(ipid[pk])
-        b.append(ipid[cur])
-    pairs = np.unique((np.concatenate(a) << 32) | (np.concatenate(b) & 0xFFFFFFFF))
-    return pairs >> 32, pairs & 0xFFFFFFFF
+        b.append(ipid[up])
+        f.append(fork[child])
+        child = up
+    if not a:
+        return (np.zeros(0, np.int64),) * 3
+    pid, anc, ts = np.concatenate(a), np.concatenate(b), np.concatenate(f)
+    order = np.argsort(pid, kind="stable")
+    return pid[order], anc[order], ts[order]
+
+
+def _expand(qpid: np.ndarray, qfd: np.ndarray, qts: np.ndarray,
+            anc: tuple[np.ndarray, np.ndarray, np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lookups a dup source (pid, descriptor, time) may make: its own key at the
+    time, and each ancestor's key at the fork on the path (forks after the time aside).
+    Returns keys, window ends and window anchors (see :func:`_closure`)."""
+    apid, aanc, ats = anc
+    i = np.searchsorted(apid, qpid, side="left")
+    cnt = np.searchsorted(apid, qpid, side="right") - i
+    rep = np.repeat(np.arange(len(qpid)), cnt)
+    idx = np.repeat(i - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
+    ok = ats[idx] <= qts[rep]
+    rep, idx = rep[ok], idx[ok]
+    key = np.concatenate([(qpid << 32) | (qfd & 0xFFFFFFFF),
+                          (aanc[idx] << 32) | (qfd[rep] & 0xFFFFFFFF)])
+    hi = np.concatenate([qts, ats[idx]])
+    # the fork may be up to _FORK_WINDOW_NS before the child's first row
+    anchor = np.concatenate([qts, ats[idx] - fdinputs.FORK_WINDOW_NS])
+    return key, hi, anchor
 
 
 def _closure(con: Any, src: str, n: int, fdn: np.ndarray, part: np.ndarray) -> None:
-    """``fc_fdclos(part, k)``: the (pid, descriptor) pairs whose records a part reads
-    beyond its own descriptor numbers: the sources of its dups, for the dup's pid and
-    its ancestors, then the sources of the dups among those, until nothing is added."""
+    """``fc_fdneed(part, rn)``: the record rows a part reads beyond its own descriptor
+    numbers, for the sources of its dups.
+
+    A dup at time t of descriptor s by pid P reads the state of (P, s) at t, or, when
+    P's instance has none, its parent's at the fork, and so on up the fork tree. That
+    state is the latest record of the key at the time, chained back through updates to
+    the latest close or dup at most (a dup chains on to its own source). So for each
+    such lookup (key, time) the part reads the key's records from the latest close or
+    dup at or before the time's *anchor* (the time; for an ancestor, the earliest the
+    fork can be) to the time, and repeats for the dups among them.
+    """
     d = con.execute(
-        f"SELECT pid, {_RFD} AS rfd, a0 AS sfd FROM {fds.with_code(src)} "
+        f"SELECT pid, {_RFD} AS rfd, a0 AS sfd, ts FROM {fds.with_code(src)} "
         f"WHERE fc_kind = {DUP} AND pid IS NOT NULL").fetchnumpy()
-    dpid, drfd, dsfd = (d[c].astype(np.int64) for c in ("pid", "rfd", "sfd"))
-    dkey = (dpid << 32) | (drfd & 0xFFFFFFFF)
-    apid, aanc = _ancestor_pids(con)
-    out_part, out_k = [], []
+    dpid, drfd, dsfd, dts = (d[c].astype(np.int64) for c in ("pid", "rfd", "sfd", "ts"))
+    anc = _ancestors(con)
+    # the record rows of every key some lookup may read (sorted by key, time, row)
+    qk = _expand(dpid, dsfd, dts, anc)[0]
+    _register(con, "fc_fdkeys", pa.table({"k": pa.array(keys.unique(qk))}))
+    rel = fds.with_code(src)
+    r = con.execute(
+        f"SELECT _rn AS rn, ts, fc_kind AS kind, {_PACK.format(fd=_RFD)} AS key, "
+        f"CASE WHEN fc_kind = {DUP} THEN a0 END AS sfd FROM {rel} "
+        f"WHERE fc_kind BETWEEN 1 AND 4 AND pid IS NOT NULL AND ({_RFD}) IS NOT NULL "
+        f"AND {_PACK.format(fd=_RFD)} IN (SELECT k FROM fc_fdkeys) "
+        f"UNION ALL SELECT _rn, ts, fc_kind, {_PACK.format(fd=_SFD2)}, NULL FROM {rel} "
+        f"WHERE fc_kind = {OPEN} AND {_PAIRS} AND fd IS NOT NULL AND pid IS NOT NULL "
+        f"AND {_PACK.format(fd=_SFD2)} IN (SELECT k FROM fc_fdkeys)").fetchnumpy()
+    con.execute("DROP TABLE fc_fdkeys")
+    order = np.lexsort((r["rn"], r["ts"], r["key"]))
+    rkey, rts, rkind, rrn = (np.asarray(r[c])[order].astype(np.int64)
+                             for c in ("key", "ts", "kind", "rn"))
+    rsfd = np.ma.filled(r["sfd"], -1)[order].astype(np.int64) if len(order) else rkey
+    stop = np.flatnonzero((rkind == CLOSE) | (rkind == DUP))
+    out_part, out_rn = [], []
     for j in range(n):
-        need = np.zeros(0, np.int64)
-        todo = np.flatnonzero(part_of(drfd, fdn, part) == j)  # the part's own dups
-        done = np.zeros(len(dpid), bool)
-        while len(todo):
-            done[todo] = True
-            pid, sfd = dpid[todo], dsfd[todo]
-            # the source for the dup's pid and the ancestors of its instances
-            i = np.searchsorted(apid, pid, side="left")
-            e = np.searchsorted(apid, pid, side="right")
-            cnt = e - i
-            rep = np.repeat(np.arange(len(pid)), cnt)
-            idx = np.repeat(i - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
-            k = np.concatenate([(pid << 32) | (sfd & 0xFFFFFFFF),
-                                (aanc[idx] << 32) | (sfd[rep] & 0xFFFFFFFF)])
-            k = keys.unique(k)
-            k = k[~np.isin(k, need)]
-            need = keys.unique(np.concatenate([need, k]))
-            todo = np.flatnonzero(np.isin(dkey, k) & ~done)  # dups among those records
-        out_part.append(np.full(len(need), j, np.int32))
-        out_k.append(need)
-    _register(con, "fc_fdclos", pa.table({"part": pa.array(np.concatenate(out_part)),
-                                           "k": pa.array(np.concatenate(out_k))}))
+        mark = np.zeros(len(rkey) + 1, np.int64)
+        own = part_of(drfd, fdn, part) == j  # the part's own dups
+        qpid, qfd, qts = dpid[own], dsfd[own], dts[own]
+        done = np.zeros(len(rkey), bool)
+        while len(qpid) and len(rkey):
+            key, hi, anchor = _expand(qpid, qfd, qts, anc)
+            h = keys.asof(rkey, rts, key, hi)
+            s0 = keys.asof(rkey[stop], rts[stop], key, anchor)
+            lo = np.where(s0 >= 0, stop[np.maximum(s0, 0)], np.searchsorted(rkey, key))
+            ok = (h >= 0) & (h >= lo)
+            np.add.at(mark, lo[ok], 1)
+            np.add.at(mark, h[ok] + 1, -1)
+            sel = np.cumsum(mark[:-1]) > 0
+            new = np.flatnonzero(sel & ~done & (rkind == DUP))  # dups of dups
+            done |= sel
+            qpid, qfd, qts = rkey[new] >> 32, rsfd[new], rts[new]
+        rows = rrn[np.cumsum(mark[:-1]) > 0] if len(rkey) else np.zeros(0, np.int64)
+        out_part.append(np.full(len(rows), j, np.int32))
+        out_rn.append(rows)
+    _register(con, "fc_fdneed", pa.table({"part": pa.array(np.concatenate(out_part)),
+                                           "rn": pa.array(np.concatenate(out_rn))}))
 
 
 def _wrap(j: int, want: str) -> Any:
     """The rows part ``j`` reads (``want``: SQL of the rows whose descriptor it needs)."""
     mine = f"IN (SELECT fd FROM fc_fdpart WHERE part = {j})"
-    clos = f"(SELECT k FROM fc_fdclos WHERE part = {j})"
+    need = f"_rn IN (SELECT rn FROM fc_fdneed WHERE part = {j})"
 
     def wrap(rel: str) -> str:
         return (
@@ -172,8 +227,7 @@ def _wrap(j: int, want: str) -> Any:
             f"OR (fd {mine} AND ({want})) "
             f"OR (fc_kind <> 0 AND ({_RFD}) {mine}) "
             f"OR (fc_kind = {OPEN} AND {_PAIRS} AND {_SFD2} {mine}) "
-            f"OR (fc_kind <> 0 AND {_PACK.format(fd=_RFD)} IN {clos}) "
-            f"OR (fc_kind = {OPEN} AND {_PAIRS} AND {_PACK.format(fd=_SFD2)} IN {clos}))")
+            f"OR (fc_kind <> 0 AND {need}))")
     return wrap
 
 
@@ -213,4 +267,4 @@ def build(con: Any, num_sql: str, n: int, rows: str | None = None,
                         "ANTI JOIN fc_fdrec_acc a ON a.rid = r.rid; DROP TABLE fc_fdrec")
     con.execute("ALTER TABLE fc_rid_acc RENAME TO fc_rid; "
                 "ALTER TABLE fc_fdrec_acc RENAME TO fc_fdrec; "
-                "DROP TABLE fc_fdpart; DROP TABLE fc_fdclos")
+                "DROP TABLE fc_fdpart; DROP TABLE fc_fdneed")

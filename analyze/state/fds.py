@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from fcap.analyze.fields import sockrole
 from fcap.analyze.state import fdattr, fdinputs, fdresolve, fdstream, keys
 from fcap.analyze.state.fdattr import CREATES, O_CLOEXEC, OPENS, open_flags
 from fcap.analyze.state.positions import Events
@@ -298,6 +299,7 @@ def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer,
     crid = _to_rn(res.chained_rid[keep], rn_map)  # ascending; rows of no record dropped
     if not len(crid):
         con.execute("DELETE FROM fc_fdatt WHERE k <> 1; ALTER TABLE fc_fdatt RENAME TO fc_fdrec")
+        _name_tuples(con)
         return
     # attribute a of resolved row x is the attribute a of row src[x, group[a]] (own, or a
     # source's); the chained rows' own ts, ev_tid and changed stay
@@ -332,3 +334,13 @@ def _write(con: Any, res: fdresolve.Result, own: np.ndarray, t: _Timer,
         "ALTER TABLE fc_fdatt RENAME TO fc_fdrec"
     )
     con.unregister("fc_chained_arrow")
+    _name_tuples(con)
+
+
+def _name_tuples(con: Any) -> None:
+    """Name the socket records whose name depends on their resolved role (connect, sendto,
+    recvfrom ... leave it empty, see :data:`fcap.analyze.fields.sockrole.NAME`): once
+    here, so the views read ``fd.name`` as a column; ``fd.nameraw`` is the same name."""
+    name = sockrole.NAME.replace("r.", "")
+    con.execute(f"UPDATE fc_fdrec SET name = {name}, name_raw = {name} "
+                f"WHERE {sockrole.TUPLE_NAME.replace('r.', '')}")
