@@ -32,9 +32,9 @@ def snapshot(con: Any) -> Snapshot:
     )
 
 
-def instances(con: Any, ev: Events) -> Instances:
-    """The fork tree, with the time each child got its parent's descriptors (see
-    :func:`_caller_forks`)."""
+def fork_tree(con: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The process instances' fork tree, indexed by ``pkey``: parent instance (0 = none),
+    the child's fork time (its first row), pid (-1 = no instance); and the pkeys."""
     t = con.sql(
         """
         SELECT i.pkey, i.pid, coalesce(f.src_pkey, 0) AS parent, coalesce(f.ts, 0) AS fork_ts
@@ -49,10 +49,17 @@ def instances(con: Any, ev: Events) -> Instances:
     size = int(pk.max()) + 1 if len(pk) else 1
     parent = np.zeros(size, np.int64)
     fork_ts = np.zeros(size, np.int64)
+    pid = np.full(size, -1, np.int64)
     parent[pk] = t.column("parent").to_numpy().astype(np.int64)
     fork_ts[pk] = t.column("fork_ts").to_numpy().astype(np.int64)
-    pid = np.zeros(size, np.int64)
     pid[pk] = t.column("pid").to_numpy().astype(np.int64)
+    return parent, fork_ts, pid, pk
+
+
+def instances(con: Any, ev: Events) -> Instances:
+    """The fork tree, with the time each child got its parent's descriptors (see
+    :func:`_caller_forks`)."""
+    parent, fork_ts, pid, _ = fork_tree(con)
     _caller_forks(ev, parent, fork_ts, pid)
     return Instances(parent=parent, fork_ts=fork_ts)
 

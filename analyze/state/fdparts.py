@@ -100,22 +100,7 @@ def _ancestors(con: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Triples (pid, ancestor pid, fork time) over the fork tree of the process
     instances, sorted by pid: for every instance of the pid and every ancestor
     instance, the time the ancestor's child on the path was forked (its first row)."""
-    inst = con.execute(
-        """
-        SELECT i.pkey, i.pid, coalesce(f.src_pkey, 0) AS parent, coalesce(f.ts, 0) AS ts
-        FROM fc_pinst i
-        LEFT JOIN (SELECT pkey, any_value(src_pkey) AS src_pkey, any_value(ts) AS ts FROM fc_seg
-                   WHERE src_pkey IS NOT NULL AND kind = 'start' GROUP BY pkey) f
-          ON f.pkey = i.pkey
-        """).fetchnumpy()
-    pk = inst["pkey"].astype(np.int64)
-    size = int(pk.max()) + 1 if len(pk) else 1
-    parent = np.zeros(size, np.int64)
-    parent[pk] = inst["parent"].astype(np.int64)
-    fork = np.zeros(size, np.int64)
-    fork[pk] = inst["ts"].astype(np.int64)
-    ipid = np.full(size, -1, np.int64)
-    ipid[pk] = inst["pid"].astype(np.int64)
+    parent, fork, ipid, pk = fdinputs.fork_tree(con)
     a, b, f = [], [], []
     child = pk
     for _ in range(10000):  # one step per generation
