@@ -23,21 +23,28 @@ from the role and whether a remote end is known.
 
 from __future__ import annotations
 
-#: The effective role: 'client', 'server', 'servsock', 'servsock0', 'none' or NULL.
-ROLE = ("(CASE WHEN r.rip IS NULL THEN r.role WHEN r.role IN ('server', 'servsock') "
-        "THEN 'server' WHEN r.role = 'none' THEN 'none' ELSE 'client' END)")
 
-#: An IP tuple the fields name: the record left its name empty (fdattr: connect, sendto,
-#: recvfrom ... name the tuple by the role the socket has then).
-TUPLE_NAME = "(r.name = '' AND r.rip IS NOT NULL AND r.family = 'ip')"
+def _role(x: str) -> str:
+    """The effective role of the record whose columns are prefixed ``x``: 'client',
+    'server', 'servsock', 'servsock0', 'none' or NULL."""
+    return (f"(CASE WHEN {x}rip IS NULL THEN {x}role WHEN {x}role IN ('server', 'servsock') "
+            f"THEN 'server' WHEN {x}role = 'none' THEN 'none' ELSE 'client' END)")
 
-#: fd.name of a socket (NULL for a descriptor without a record): the client end first, the
-#: server end first for a server (libsinsp ``sockinfo_to_str`` after ``swap_addresses``).
+
+#: The effective role of the view's record ``r``.
+ROLE = _role("r.")
+
+#: The records named here (columns of ``fc_fdrec``): an IP tuple whose record left its
+#: name empty (fdattr: connect, sendto, recvfrom ... name the tuple by the role the
+#: socket has then, known once the records are resolved).
+TUPLE_NAME = "(name = '' AND rip IS NOT NULL AND family = 'ip')"
+
+#: fd.name of such a record (columns of ``fc_fdrec``): the client end first, the server
+#: end first for a server (libsinsp ``sockinfo_to_str`` after ``swap_addresses``).
 #: Written into the records once they are resolved (``fds._name_tuples``): views read
 #: ``r.name``.
-NAME = (f"CASE WHEN {TUPLE_NAME} THEN CASE WHEN {ROLE} = 'server' "
-        "THEN concat(r.rip, ':', r.rport, '->', r.lip, ':', r.lport) "
-        "ELSE concat(r.lip, ':', r.lport, '->', r.rip, ':', r.rport) END ELSE r.name END")
+NAME = (f"CASE WHEN {_role('')} = 'server' THEN concat(rip, ':', rport, '->', lip, ':', lport) "
+        "ELSE concat(lip, ':', lport, '->', rip, ':', rport) END")
 
 
 def _by_role(**values: str) -> str:

@@ -341,6 +341,5 @@ def _name_tuples(con: Any) -> None:
     """Name the socket records whose name depends on their resolved role (connect, sendto,
     recvfrom ... leave it empty, see :data:`fcap.analyze.fields.sockrole.NAME`): once
     here, so the views read ``fd.name`` as a column; ``fd.nameraw`` is the same name."""
-    name = sockrole.NAME.replace("r.", "")
-    con.execute(f"UPDATE fc_fdrec SET name = {name}, name_raw = {name} "
-                f"WHERE {sockrole.TUPLE_NAME.replace('r.', '')}")
+    con.execute(f"UPDATE fc_fdrec SET name = {sockrole.NAME}, name_raw = {sockrole.NAME} "
+                f"WHERE {sockrole.TUPLE_NAME}")
