@@ -32,21 +32,38 @@ def available_memory() -> int | None:
     return sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree") if k in info)
 
 
+#: The end of the hints, for the captures built in parts and for the others.
+_PARTS_HINT = "FCAP_FD_PARTS=N forces N parts; "
+_HOSTS_HINT = "captures of several hosts are replayed one host at a time; "
+
+
+def _shortfall(rows: int) -> tuple[int, int] | None:
+    """(bytes needed, bytes available) when the state of ``rows`` rows would not fit;
+    None when it fits, when the kernel does not say, or with ``FCAP_NO_MEMORY_CHECK=1``."""
+    if os.environ.get("FCAP_NO_MEMORY_CHECK") == "1":
+        return None
+    avail = available_memory()
+    need = rows * STATE_BYTES_PER_EVENT
+    return (need, avail) if avail is not None and need > avail else None
+
+
+def _error(what: str, need: int, avail: int, extra: str, hint: str = "",
+           tail: str = _PARTS_HINT) -> ResourceError:
+    return ResourceError(
+        f"the descriptor state (fd.* fields) {what} needs about {need / 2**30:.1f} GiB of "
+        f"memory; {avail / 2**30:.1f} GiB are available{extra}",
+        hint=f"{hint}free memory or use a larger machine; rules and queries without fd.* "
+             f"fields do not build it; {tail}FCAP_NO_MEMORY_CHECK=1 skips this check")
+
+
 def check(events: int) -> None:
     """Raise :class:`fcap.errors.ResourceError` when the descriptor state of ``events``
-    rows would not fit in memory: a clear error now instead of the OOM killer later.
+    rows would not fit in memory: a clear error now instead of the OOM killer later
+    (captures without a scan position, which are not built in parts).
     ``FCAP_NO_MEMORY_CHECK=1`` skips the check."""
-    if os.environ.get("FCAP_NO_MEMORY_CHECK") == "1":
-        return
-    avail = available_memory()
-    need = events * STATE_BYTES_PER_EVENT
-    if avail is not None and need > avail:
-        raise ResourceError(
-            f"the descriptor state (fd.* fields) of {events:,} events needs about "
-            f"{need / 2**30:.1f} GiB of memory; {avail / 2**30:.1f} GiB are available",
-            hint="free memory or use a larger machine; rules and queries without fd.* "
-                 "fields do not build it; captures of several hosts are replayed one host "
-                 "at a time; FCAP_NO_MEMORY_CHECK=1 skips this check")
+    short = _shortfall(events)
+    if short:
+        raise _error(f"of {events:,} events", *short, "", tail=_HOSTS_HINT)
 
 
 def parts(events: int) -> int:
@@ -63,21 +80,14 @@ def parts(events: int) -> int:
         except ValueError:
             raise ResourceError(f"FCAP_FD_PARTS={forced!r} is not a number of parts",
                                 hint="use a whole number, e.g. FCAP_FD_PARTS=4") from None
-    if os.environ.get("FCAP_NO_MEMORY_CHECK") == "1":
+    short = _shortfall(events)
+    if not short:
         return 1
-    avail = available_memory()
-    need = events * STATE_BYTES_PER_EVENT
-    if avail is None or need <= avail:
-        return 1
+    need, avail = short
     n = math.ceil(need / (avail * PART_SHARE))
     if n > MAX_PARTS:
-        raise ResourceError(
-            f"the descriptor state (fd.* fields) of {events:,} events needs about "
-            f"{need / 2**30:.1f} GiB of memory; {avail / 2**30:.1f} GiB are available, "
-            f"too little even in {MAX_PARTS} parts",
-            hint="free memory or use a larger machine; rules and queries without fd.* "
-                 "fields do not build it; FCAP_FD_PARTS=N forces N parts; "
-                 "FCAP_NO_MEMORY_CHECK=1 skips this check")
+        raise _error(f"of {events:,} events", need, avail,
+                     f", too little even in {MAX_PARTS} parts")
     return n
 
 
@@ -85,15 +95,10 @@ def check_part(rows: int, n: int) -> None:
     """Raise :class:`fcap.errors.ResourceError` when the largest of ``n`` parts of the
     descriptor state (``rows`` rows) would not fit in memory either (unless the parts
     were forced with ``FCAP_FD_PARTS`` or ``FCAP_NO_MEMORY_CHECK=1``)."""
-    if os.environ.get("FCAP_FD_PARTS") or os.environ.get("FCAP_NO_MEMORY_CHECK") == "1":
+    if os.environ.get("FCAP_FD_PARTS"):
         return
-    avail = available_memory()
-    need = rows * STATE_BYTES_PER_EVENT
-    if avail is not None and need > avail:
-        raise ResourceError(
-            f"the descriptor state (fd.* fields) does not fit in memory even in {n} parts: "
-            f"the largest part reads {rows:,} events and needs about {need / 2**30:.1f} GiB; "
-            f"{avail / 2**30:.1f} GiB are available",
-            hint="a part holds whole descriptor numbers and the sources of their dups; "
-                 "free memory or use a larger machine; FCAP_FD_PARTS=N forces N parts; "
-                 "FCAP_NO_MEMORY_CHECK=1 skips this check")
+    short = _shortfall(rows)
+    if short:
+        raise _error(f"does not fit in memory even in {n} parts: the largest part reads "
+                     f"{rows:,} events and", *short, "",
+                     "a part holds whole descriptor numbers and the sources of their dups; ")
