@@ -51,6 +51,11 @@ _PAIRS = "syscall IN ('pipe', 'pipe2', 'socketpair')"
 _PACK = "((CAST(pid AS BIGINT) << 32) | (CAST({fd} AS BIGINT) & 4294967295))"
 
 
+def _source(con: Any) -> str:
+    """The raw rows as the positions scan reads them (several hosts: host pids)."""
+    return hosts.rel(con, "raw_events_rn", positions.KEY_COLUMNS)
+
+
 def _register(con: Any, name: str, table: pa.Table) -> None:
     con.register("fc_part_arrow", table)
     try:
@@ -67,10 +72,11 @@ def plan(con: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     Descriptor numbers go to parts greedily, largest row count first, each to the
     part with the fewest rows so far.
     """
-    src = hosts.rel(con, "raw_events_rn", ("pid",), res=False)
+    src = _source(con)
     t = con.execute(
         f"SELECT f, count(*) AS n FROM (SELECT coalesce(fd, {_RFD}) AS f FROM "
-        f"{fds.with_code(src)}) WHERE f IS NOT NULL GROUP BY f ORDER BY n DESC, f"
+        f"{fds.with_code(src)} WHERE fd IS NOT NULL OR fc_kind BETWEEN 1 AND 4) "
+        "WHERE f IS NOT NULL GROUP BY f ORDER BY n DESC, f"
     ).fetchnumpy()
     fdn = t["f"].astype(np.int64)
     part = np.empty(len(fdn), np.int32)
@@ -223,7 +229,7 @@ def build(con: Any, num_sql: str, n: int, rows: str | None = None,
     ``rows`` (a table of scan positions ``rn``): the state is for those rows only, as
     :func:`fcap.analyze.state.fds.subset` makes it."""
     fdn, part = plan(con, n)
-    src = hosts.rel(con, "raw_events_rn", positions.KEY_COLUMNS)
+    src = _source(con)
     sizes = [con.execute(f"SELECT count(*) FROM {_wrap(j, 'true')(src)}").fetchone()[0]
              for j in range(n)]
     memory.check_part(max(sizes), n)
