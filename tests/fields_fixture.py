@@ -94,6 +94,18 @@ def fields(con: duckdb.DuckDBPyConnection, names: list[str], where: str = "true"
     return con.execute(q).fetchall()
 
 
+def open_events(capture: Any) -> duckdb.DuckDBPyConnection:
+    """A connection with ``capture`` (a file, folder or list of them) attached and its
+    ``events`` view built, for tests over recorded or written captures."""
+    from fcap.analyze import enrich
+    from fcap.capture.reader import open_capture
+
+    con = duckdb.connect()
+    open_capture(capture).attach(con)
+    enrich.build(con)
+    return con
+
+
 def write_capture(raw: Raw, path: Any) -> Any:
     """Write ``raw`` as a capture file (CaptureWriter: events, side tables, meta); returns
     its path. For tests that open a capture (``fcap.open``) with hand-built rows."""

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-import duckdb
 import pytest
-from fields_fixture import bash_world, build, fields
+from fields_fixture import bash_world, build, fields, open_events
 
 COLS = ["evt.type", "fd.num", "fd.name", "fd.type", "fd.typechar", "fd.sockfamily",
         "fd.l4proto", "fd.is_server", "fd.cip", "fd.cport", "fd.sip", "fd.sport", "fd.lip",
@@ -287,22 +285,12 @@ def live(tmp_path_factory) -> dict:
     return res
 
 
-def _events(capture: Path) -> duckdb.DuckDBPyConnection:
-    from fcap.analyze import enrich
-    from fcap.capture.reader import open_capture
-
-    con = duckdb.connect()
-    open_capture(capture).attach(con)
-    enrich.build(con)
-    return con
-
-
 @pytest.mark.live
 def test_live_udp_server_on_loopback(live) -> None:
     """A recorded UDP server: bind(127.0.0.1, P) is a server socket; the datagram it
     receives gives it the client's tuple, client end first, with the server role."""
     ufd, p, cport = live["vals"][:3]
-    con = _events(live["capture"])
+    con = open_events(live["capture"])
     cols = ["evt.type", "fd.name", "fd.type", "fd.typechar", "fd.sockfamily", "fd.l4proto",
             "fd.is_server", "fd.cip", "fd.cport", "fd.sip", "fd.sport"]
     got = fields(con, cols, f"e.proc_pid = {live['pid']} AND e.fd = {ufd} AND "
@@ -329,7 +317,7 @@ def test_live_dual_stack_tcp_server_accepting_an_ipv4_client(live) -> None:
     server address 0.0.0.0 from bind on (listen changes nothing); the accepted IPv4 client
     is an IPv4 tuple."""
     sfd, q, afd, acport = live["vals"][3:]
-    con = _events(live["capture"])
+    con = open_events(live["capture"])
     cols = ["evt.type", "fd.num", "fd.name", "fd.type", "fd.typechar", "fd.l4proto",
             "fd.is_server", "fd.cip", "fd.cport", "fd.sip", "fd.sport", "fd.lip", "fd.rip"]
     srv = (sfd, f":::{q}", "ipv4", "4", "tcp", True, None, None, "0.0.0.0", q, None, None)
@@ -350,14 +338,9 @@ def test_socket_nameraw_is_its_name() -> None:
     """fd.nameraw of a connected socket is its name (libsinsp keeps no raw name for
     sockets): the tuple names written once the role is resolved (``fds._name_tuples``)
     are the raw names too, not the empty name the update rows carry."""
-    import duckdb
-    from fcap.analyze import enrich
     from fcap.analyze.regress.runner import bundled_samples_dir
-    from fcap.capture.reader import open_capture
 
-    con = duckdb.connect()
-    open_capture(bundled_samples_dir() / "reverse-shell").attach(con)
-    enrich.build(con)
+    con = open_events(bundled_samples_dir() / "reverse-shell")
     rows = con.execute("SELECT fd_name, fd_nameraw FROM events WHERE fd_name LIKE '%->%'"
                        ).fetchall()
     assert len(rows) > 10

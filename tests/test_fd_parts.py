@@ -23,6 +23,7 @@ from fcap.analyze.regress.runner import bundled_samples_dir
 from fcap.analyze.state import fdparts, memory
 from fcap.capture.reader import open_capture
 from fcap.capture.synth import generate
+from fields_fixture import open_events
 
 from fcap.errors import ResourceError
 
@@ -34,15 +35,18 @@ INHERITING = ("reverse-shell", "shell-session", "container-shell")
 SHARED_RULES = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "falco-rules"
 
 
-def _fd_view(paths: list[Path], monkeypatch: pytest.MonkeyPatch, parts: int | None
-             ) -> pa.Table:
+def _set_parts(monkeypatch: pytest.MonkeyPatch, parts: int | None) -> None:
+    """Force ``parts`` parts (None: as the available memory decides)."""
     if parts is None:
         monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
     else:
         monkeypatch.setenv("FCAP_FD_PARTS", str(parts))
-    con = duckdb.connect()
-    open_capture(paths if len(paths) > 1 else paths[0]).attach(con)
-    enrich.build(con)
+
+
+def _fd_view(paths: list[Path], monkeypatch: pytest.MonkeyPatch, parts: int | None
+             ) -> pa.Table:
+    _set_parts(monkeypatch, parts)
+    con = open_events(paths if len(paths) > 1 else paths[0])
     cols = [r[0] for r in con.execute("DESCRIBE events").fetchall()
             if r[0].startswith("fd_") or r[0] in ("evt_num", "evt_type")]
     return con.sql(f"SELECT {', '.join(cols)} FROM events ORDER BY evt_num").to_arrow_table()
@@ -140,10 +144,7 @@ def test_several_hosts_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def _alerts(rules: list[str], cap: Path, monkeypatch: pytest.MonkeyPatch,
             parts: int | None) -> list[tuple]:
-    if parts is None:
-        monkeypatch.delenv("FCAP_FD_PARTS", raising=False)
-    else:
-        monkeypatch.setenv("FCAP_FD_PARTS", str(parts))
+    _set_parts(monkeypatch, parts)
     _, comp = load_and_compile(rules)
     return [(a.rule, a.evt_num, a.message) for a in replay_paths([cap], comp,
                                                                  rule_matching="all")]

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import duckdb
 import pytest
-from fields_fixture import Raw, bash_world, build, fields
+from fields_fixture import Raw, bash_world, build, fields, open_events
 
 CLOEXEC = 0o2000000
 FORK_FLAGS = 0x1200011  # glibc fork(): CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD
@@ -199,16 +198,6 @@ def live(tmp_path_factory) -> dict:
     return res
 
 
-def _events(capture: Path) -> duckdb.DuckDBPyConnection:
-    from fcap.analyze import enrich
-    from fcap.capture.reader import open_capture
-
-    con = duckdb.connect()
-    open_capture(capture).attach(con)
-    enrich.build(con)
-    return con
-
-
 @pytest.mark.live
 def test_live_shell_pipeline(live) -> None:
     """``echo hi | (readlink /proc/self/fd/0; cat)``: the writer's stdout and cat's stdin are
@@ -216,7 +205,7 @@ def test_live_shell_pipeline(live) -> None:
     link, text = live["sh"]
     assert text == "hi" and link.startswith("pipe:[")
     ino = int(link[6:-1])
-    con = _events(live["capture"])
+    con = open_events(live["capture"])
     rows = fields(con, ["proc.pid", "evt.arg[fd1]", "evt.arg[fd2]", "evt.arg[ino]", "fd.type"],
                   f"e.evt_type IN ('pipe', 'pipe2') AND e.proc_name = 'sh' AND "
                   f"(e.flags_aux >> 32) = {ino}")
@@ -246,7 +235,7 @@ def test_live_shell_pipeline(live) -> None:
 @pytest.mark.live
 def test_live_pipe2_cloexec_socketpair_fork_and_exec(live) -> None:
     r, w, ino, a, b = live["py"]
-    con = _events(live["capture"])
+    con = open_events(live["capture"])
     (pid,) = con.execute(
         "SELECT pid FROM events WHERE evt_type = 'pipe2' AND fd = ? AND (flags_aux >> 32) = ?",
         [r, ino]).fetchone()
