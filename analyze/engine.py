@@ -42,7 +42,7 @@ from fcap.analyze.compile.plan import (
 )
 from fcap.analyze.fields.columns import needs
 from fcap.analyze.output.format import apply_width, field_text, priority_name
-from fcap.analyze.state import hosts
+from fcap.analyze.state import hosts, stages
 
 __all__ = ["NESTED_MAX_TYPES", "RULE_MATCHING", "Alert", "ReplayStats", "alerts_table",
            "build_sql", "count_events", "replay", "replay_paths", "select_rules",
@@ -365,7 +365,7 @@ def _events_relation(con: Any, rules: Sequence[CompiledRule], name: str,
             if staged is not None and "evt_deltatime" not in pred and any(
                     "fd" in needs()[c] for c in pred):
                 # the descriptor state for the kept rows only (unless it exists)
-                staged.partial_fd = enrich._ensure(con, {"fd"}, rows=staged.rows)
+                staged.partial_fd = stages.ensure(con, {"fd"}, rows=staged.rows)
             enrich.build_view(con, name, sorted(pred), with_rn=True,
                               rows=staged.rows if staged else None)
         except BaseException:

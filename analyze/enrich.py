@@ -38,20 +38,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 from fcap.analyze.fields.columns import columns
-from fcap.analyze.state import (
-    containers,
-    fdattr,
-    fdparts,
-    fds,
-    hosts,
-    keys,
-    memory,
-    positions,
-    processes,
-    users,
-)
+from fcap.analyze.state import containers, fdattr, fds, hosts, positions, processes, users
+from fcap.analyze.state.stages import ensure as _ensure
+from fcap.analyze.state.stages import exists as _exists
 
 from fcap.schema import EVENTS
 
@@ -125,80 +115,6 @@ def _stages(con: Any, timings: dict[str, float] | None, stages: Iterable[tuple])
         fn(con)
         if timings is not None:
             timings[name] = time.perf_counter() - t0
-
-
-def _exists(con: Any, name: str) -> bool:
-    return bool(con.execute(
-        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? UNION ALL "
-        "SELECT 1 FROM duckdb_views() WHERE view_name = ?", [name, name]).fetchall())
-
-
-def _ensure(con: Any, stages: set[str], timings: dict[str, float] | None = None,
-            rows: str | None = None) -> bool:
-    """Build the per-row stages that do not exist yet.
-
-    ``fd``: the descriptor state (``fc_rid``, ``fc_fdrec``); ``pos``: ``fc_pos``
-    (numpy: evt_num, evt_deltatime, chain row, container key), for
-    ``evt_deltatime`` and for captures without a scan position; it then also
-    carries each row's ``rid``.
-
-    ``rows`` (a table of scan positions ``rn``, capture with a scan position):
-    when the descriptor state does not exist yet, build it for those rows only
-    (from the rows that make or end a record and those rows, see
-    :func:`fcap.analyze.state.fds.subset`) and return True: views are then exact
-    for those rows only (and ``fc_pos`` does not carry it), and the caller drops
-    it with :func:`drop_partial` before any other use of the connection.
-    """
-    num_sql = con.execute("SELECT evt_num_sql FROM fc_viewmeta").fetchone()[0]
-    partial = False
-    if "fd" in stages and not _exists(con, "fc_rid"):
-        sub: dict[str, float] = {}
-        partial = bool(rows) and num_sql is not None
-        nrows = int(con.execute("SELECT count(*) FROM raw_events").fetchone()[0])
-        n_parts = memory.parts(nrows) if num_sql is not None else 1
-        if num_sql is None:  # captures without a scan position: one piece
-            memory.check(nrows)
-        t0 = time.perf_counter()
-        with keys.small_pages():
-            if n_parts > 1:
-                fdparts.build(con, num_sql, n_parts, rows if partial else None, sub)
-            elif partial:
-                ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.subset(rows),
-                                       subset=True)
-            elif num_sql is not None:
-                ev = positions.scan_rn(con, fds.record_sql, num_sql, fds.with_code)
-            else:
-                ev = positions.build(con, fds.record_sql, fds.with_code)
-            if n_parts == 1:
-                sub["positions"] = time.perf_counter() - t0
-                keep = None
-                if partial:  # only the rows of ``rows`` read the state
-                    want = con.execute(f"SELECT rn FROM {rows}").fetchnumpy()["rn"]
-                    keep = np.isin(ev.rn, want.astype(np.int64))
-                fds.build(con, ev, sub, keep)
-                del ev, keep
-        if partial:
-            con.execute("CREATE OR REPLACE TEMP TABLE fc_fdpartial AS SELECT 1 AS partial")
-        if timings is not None:
-            timings.update({f"fds.{k}" if not k.startswith("fds.") else k: v
-                            for k, v in sub.items()})
-    pos_cols = positions.table_columns(con, "fc_pos")
-    if "pos" in stages and "evt_deltatime" not in pos_cols:
-        positions.build(con, None)
-        pos_cols = positions.table_columns(con, "fc_pos")
-    if pos_cols and _exists(con, "fc_rid") and "rid" not in pos_cols and not _exists(
-            con, "fc_fdpartial"):
-        # fc_pos carries each row's record: the views join it once (on _rn, or by position)
-        con.execute("CREATE OR REPLACE TEMP TABLE fc_pos AS SELECT k.*, f.rid FROM fc_pos k "
-                    "LEFT JOIN fc_rid f ON f.rn = k.rn ORDER BY k.rn")
-    return partial
-
-
-def drop_partial(con: Any) -> None:
-    """Drop a descriptor state built for some rows only (``_ensure(rows=...)``)."""
-    if _exists(con, "fc_fdpartial"):
-        con.execute("DROP TABLE IF EXISTS fc_rid; DROP TABLE IF EXISTS fc_fdrec; "
-                    "DROP TABLE fc_fdpartial")
 
 
 def _first_ts(con: Any, first_ts: int) -> int | str:

@@ -73,9 +73,9 @@ class Staged:
 
     def drop(self, con: Any) -> None:
         if self.partial_fd:
-            from fcap.analyze import enrich
+            from fcap.analyze.state import stages
 
-            enrich.drop_partial(con)
+            stages.drop_partial(con)
         con.execute(f"DROP TABLE IF EXISTS {self.rows}")
 
 

@@ -24,6 +24,7 @@ from fcap.analyze.engine import replay
 from fcap.analyze.fields.columns import needs
 from fcap.analyze.regress.runner import bundled_rule_files, bundled_samples_dir
 from fcap.analyze.rules import load_rules
+from fcap.analyze.state import stages
 from fcap.capture.reader import open_capture
 
 SAMPLES = bundled_samples_dir()
@@ -140,12 +141,12 @@ def _fd_view_rows(capture: Path, cols: list[str], step: int, partial: bool) -> l
     open_capture(capture).attach(con)
     enrich.prepare(con)
     con.execute(f"CREATE TABLE sub AS SELECT _rn AS rn FROM raw_events_rn WHERE _rn % {step} = 0")
-    built = enrich._ensure(con, {"fd"}, rows="sub" if partial else None)
+    built = stages.ensure(con, {"fd"}, rows="sub" if partial else None)
     assert built == partial
     enrich.build_view(con, "v", cols, with_rn=True, rows="sub")
     out = con.execute(f"SELECT _rn, {', '.join(cols)} FROM v ORDER BY _rn").fetchall()
     if partial:
-        enrich.drop_partial(con)
+        stages.drop_partial(con)
         assert not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name IN "
                                "('fc_rid', 'fc_fdrec', 'fc_fdpartial')").fetchall()
     return out
